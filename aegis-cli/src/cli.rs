@@ -1,0 +1,160 @@
+//! Command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// AEGIS: a multi-tenant AI agent platform.
+#[derive(Debug, Parser)]
+#[command(name = "aegis", version, about)]
+pub struct Cli {
+    /// Configuration file (default: ./aegis.toml when present).
+    #[arg(long, global = true, env = "AEGIS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (the embedded PostgreSQL lives in <data-dir>/postgres).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; when absent, AEGIS runs its own embedded cluster.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Log progress to stderr.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and background workers.
+    Serve(ServeArgs),
+    /// Manage the embedded PostgreSQL cluster.
+    Db {
+        /// What to do with it.
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Apply pending migrations: the public set, then every tenant.
+    Migrate(MigrateArgs),
+    /// Manage tenants.
+    Tenant {
+        /// What to do.
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// Configuration helpers.
+    Config {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+/// `aegis serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default from config: 127.0.0.1:8080).
+    #[arg(long)]
+    pub bind: Option<std::net::SocketAddr>,
+}
+
+/// `aegis db …`.
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Start the cluster (creating it on first use).
+    Start,
+    /// Stop the cluster.
+    Stop,
+    /// Show whether it runs.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the owner role's connection URL (it contains the password).
+    Url,
+}
+
+/// `aegis migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// `status` shows each tenant's version instead of migrating.
+    #[command(subcommand)]
+    pub action: Option<MigrateAction>,
+    /// Tenants migrated at once (default from config).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aegis migrate status`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// Show each tenant's schema version.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `aegis tenant …`.
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Create a tenant: schema, role and tables, all or nothing.
+    Create {
+        /// Tenant id: ^[a-z][a-z0-9_]{0,39}$.
+        id: String,
+        /// free, trial, pro, business or enterprise.
+        #[arg(long)]
+        tier: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one tenant.
+    Show {
+        /// Tenant id.
+        id: String,
+        /// Print JSON (includes schema and role names).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a tenant's tier.
+    SetTier {
+        /// Tenant id.
+        id: String,
+        /// The new tier.
+        tier: String,
+    },
+    /// Delete a tenant and all its data.
+    Delete {
+        /// Tenant id.
+        id: String,
+        /// Confirm: the tenant's schema, role and platform rows are dropped.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `aegis config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print a commented example aegis.toml.
+    Example,
+    /// Print the effective configuration (secrets redacted).
+    Show,
+}

@@ -1,0 +1,339 @@
+//! Configuration: defaults in code, then `aegis.toml`, then `AEGIS_*` environment variables
+//! (`__` separates nesting levels: `AEGIS_SERVER__BIND=0.0.0.0:8080`).
+//!
+//! Two short aliases exist because people type them: `AEGIS_DATABASE_URL` for
+//! `database.url` and `AEGIS_PG_BIN` for `database.embedded.pg_bin`.
+
+mod example;
+
+pub use example::EXAMPLE_TOML;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A source could not be parsed or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(Box<figment::Error>),
+    /// A value parsed but makes no sense.
+    #[error("invalid configuration value `{key}`: {reason}")]
+    Value {
+        /// The offending key.
+        key: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+}
+
+/// The whole AEGIS configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Where AEGIS keeps its state (the embedded cluster lives in `<data_dir>/postgres`).
+    pub data_dir: PathBuf,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Background worker settings.
+    pub workers: WorkerConfig,
+    /// Migration settings.
+    pub migrate: MigrateConfig,
+    /// Platform secrets.
+    pub secrets: SecretsConfig,
+}
+
+/// Where the database is and how to reach it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    /// A PostgreSQL URL. When absent, AEGIS runs its own embedded cluster.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub url: Option<SecretString>,
+    /// Maximum pooled connections.
+    pub max_connections: u32,
+    /// Prefix of tenant role names (roles are cluster-wide). Default: derived from the
+    /// database name.
+    pub installation_prefix: Option<String>,
+    /// The embedded cluster.
+    pub embedded: EmbeddedConfig,
+}
+
+/// Settings of the embedded PostgreSQL cluster.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EmbeddedConfig {
+    /// A directory holding `pg_ctl`, `initdb` and `postgres` (PostgreSQL 16 with pgvector).
+    pub pg_bin: Option<PathBuf>,
+    /// Preferred port; another free port is used when it is taken.
+    pub port: u16,
+    /// The system user that runs PostgreSQL when AEGIS runs as root.
+    pub system_user: String,
+    /// Where downloaded binaries are kept. Default: `/var/cache/aegis` as root, else the
+    /// user's cache directory.
+    pub cache_dir: Option<PathBuf>,
+    /// The `pgserver` release installed when no other binaries are found.
+    pub pgserver_version: String,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_secs: u64,
+}
+
+/// Background worker settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Run the worker loop inside `aegis serve`.
+    pub enabled: bool,
+    /// Jobs processed at once by one worker.
+    pub concurrency: usize,
+    /// Milliseconds between polls when the queue is empty.
+    pub poll_interval_ms: u64,
+    /// Seconds between heartbeats.
+    pub heartbeat_secs: u64,
+    /// Seconds a claimed job stays leased before another worker may retry it.
+    pub lease_secs: u64,
+}
+
+/// Migration settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MigrateConfig {
+    /// Tenants migrated at once.
+    pub parallelism: usize,
+}
+
+/// Platform secrets. They print redacted.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SecretsConfig {
+    /// Master key of the encrypted token vault (32 bytes, base64 or hex).
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub master_key: Option<SecretString>,
+    /// Operator API key accepted by the server for platform administration.
+    #[serde(serialize_with = "serialize_secret_opt")]
+    pub operator_key: Option<SecretString>,
+}
+
+fn serialize_secret_opt<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            workers: WorkerConfig::default(),
+            migrate: MigrateConfig::default(),
+            secrets: SecretsConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: None, max_connections: 16, installation_prefix: None, embedded: EmbeddedConfig::default() }
+    }
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            pg_bin: None,
+            port: 5544,
+            system_user: "aegis-pg".into(),
+            cache_dir: None,
+            pgserver_version: "0.1.4".into(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_secs: 10 }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { enabled: true, concurrency: 4, poll_interval_ms: 500, heartbeat_secs: 10, lease_secs: 60 }
+    }
+}
+
+impl Default for MigrateConfig {
+    fn default() -> Self {
+        Self { parallelism: 4 }
+    }
+}
+
+/// Whether this process runs as root (PostgreSQL then runs as a dedicated system user).
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The name of the user running this process, from `/etc/passwd`.
+pub fn os_user_name() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_owned())
+    })
+}
+
+fn home_dir() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+}
+
+/// `/var/lib/aegis` as root (reachable by the PostgreSQL system user), else
+/// `$XDG_DATA_HOME/aegis` or `~/.local/share/aegis`.
+pub fn default_data_dir() -> PathBuf {
+    if running_as_root() {
+        return PathBuf::from("/var/lib/aegis");
+    }
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home_dir().map(|h| h.join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("aegis")
+}
+
+/// `/var/cache/aegis` as root, else `$XDG_CACHE_HOME/aegis` or `~/.cache/aegis`.
+pub fn default_cache_dir() -> PathBuf {
+    if running_as_root() {
+        return PathBuf::from("/var/cache/aegis");
+    }
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| home_dir().map(|h| h.join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("aegis")
+}
+
+/// Values given on a command line; they win over every other source.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `config_file` (or `./aegis.toml` when it exists), then the
+    /// environment, then `overrides`.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match config_file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("aegis.toml")),
+        }
+        figment = figment.merge(Env::prefixed("AEGIS_").map(|key| match key.as_str() {
+            "database_url" => "database.url".into(),
+            "pg_bin" => "database.embedded.pg_bin".into(),
+            other => other.replace("__", ".").into(),
+        }));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(url) = &overrides.database_url {
+            figment = figment.merge(("database.url", url));
+        }
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::Value { key: "database.max_connections", reason: "must be at least 1".into() });
+        }
+        if self.migrate.parallelism == 0 {
+            return Err(ConfigError::Value { key: "migrate.parallelism", reason: "must be at least 1".into() });
+        }
+        if self.workers.concurrency == 0 {
+            return Err(ConfigError::Value { key: "workers.concurrency", reason: "must be at least 1".into() });
+        }
+        if let Some(prefix) = &self.database.installation_prefix {
+            crate::tenancy::InstallationPrefix::parse(prefix)
+                .map_err(|e| ConfigError::Value { key: "database.installation_prefix", reason: e.to_string() })?;
+        }
+        Ok(())
+    }
+
+    /// The cache directory for downloaded PostgreSQL binaries.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.database.embedded.cache_dir.clone().unwrap_or_else(default_cache_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn overrides_win_and_secrets_print_redacted() {
+        let overrides = Overrides {
+            data_dir: Some("/tmp/aegis-x".into()),
+            database_url: Some("postgres://u:secretpw@h/db".into()),
+        };
+        let config = Config::load(Some(Path::new("/nonexistent/aegis.toml")), &overrides);
+        // An explicitly named file must exist.
+        assert!(config.is_err());
+        let config = Config::load(None, &overrides).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/aegis-x"));
+        let url = config.database.url.as_ref().unwrap();
+        assert_eq!(url.expose_secret(), "postgres://u:secretpw@h/db");
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("secretpw"), "{printed}");
+        let toml = toml::to_string(&config).unwrap();
+        assert!(!toml.contains("secretpw"), "{toml}");
+    }
+
+    #[test]
+    fn file_then_env_layering() {
+        let dir = std::env::temp_dir().join(format!("aegis-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("aegis.toml");
+        std::fs::write(&file, "[server]\nbind = \"127.0.0.1:9999\"\n[migrate]\nparallelism = 7\n").unwrap();
+        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(config.server.bind.port(), 9999);
+        assert_eq!(config.migrate.parallelism, 7);
+        std::fs::write(&file, "[migrate]\nparallelism = 0\n").unwrap();
+        let err = Config::load(Some(&file), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("migrate.parallelism"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_example_parses() {
+        let config: Config = toml::from_str(EXAMPLE_TOML).unwrap();
+        assert_eq!(config.server.bind.port(), 8080);
+    }
+}

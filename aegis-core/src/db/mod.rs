@@ -1,0 +1,115 @@
+//! The database: connection pool, migrations, the embedded PostgreSQL manager and the
+//! platform (owner-role) transaction helper.
+//!
+//! Tenant data is never touched from here: it goes through [`crate::tenancy::TenantTx`].
+
+pub mod embedded;
+pub mod migrate;
+
+use std::{str::FromStr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{
+    PgPool, Postgres, Transaction,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A query failed.
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    /// The URL could not be parsed (the URL itself is not echoed: it may hold a password).
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// The embedded cluster could not be managed.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(String),
+    /// A migration failed.
+    #[error("migration {version} (`{name}`) failed in schema `{schema}`: {source}")]
+    Migration {
+        /// The schema being migrated.
+        schema: String,
+        /// The failing migration's version.
+        version: i32,
+        /// Its name.
+        name: String,
+        /// The underlying error.
+        source: sqlx::Error,
+    },
+    /// A schema holds a migration this binary does not know, or one whose text changed.
+    #[error("schema `{schema}` migration {version}: {reason}")]
+    MigrationMismatch {
+        /// The schema.
+        schema: String,
+        /// The version concerned.
+        version: i32,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// A pool of connections as the AEGIS owner role.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: PgPool,
+}
+
+/// A transaction as the owner role, for platform tables (always schema-qualified).
+pub type PlatformTx = Transaction<'static, Postgres>;
+
+impl Database {
+    /// Connects to `url` with at most `max_connections` pooled connections.
+    pub async fn connect(url: &SecretString, max_connections: u32) -> Result<Self, DbError> {
+        let options = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|e| DbError::InvalidUrl(redact_url_error(&e)))?
+            .application_name("aegis");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool, for platform queries.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Begins a transaction as the owner role. Only for platform tables and for DDL in the
+    /// tenancy module; tenant data goes through `TenantTx`.
+    #[allow(clippy::disallowed_methods)]
+    pub async fn begin_platform(&self) -> Result<PlatformTx, DbError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The name of the connected database.
+    pub async fn database_name(&self) -> Result<String, DbError> {
+        Ok(sqlx::query_scalar("SELECT current_database()").fetch_one(&self.pool).await?)
+    }
+
+    /// Closes every pooled connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn redact_url_error(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Configuration(inner) => inner.to_string(),
+        _ => "could not parse it".into(),
+    }
+}

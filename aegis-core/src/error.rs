@@ -1,0 +1,29 @@
+//! The crate-wide error type: one enum per module, gathered here with `#[from]`.
+
+use crate::{config::ConfigError, db::DbError, jobs::JobError, tenancy::TenancyError};
+
+/// Every error `aegis-core` returns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Configuration could not be loaded or is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database, its migrations or the embedded cluster failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A tenant operation failed.
+    #[error(transparent)]
+    Tenancy(#[from] TenancyError),
+    /// The job queue failed.
+    #[error(transparent)]
+    Job(#[from] JobError),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Error::Db(DbError::Sql(err))
+    }
+}
+
+/// `Result` with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

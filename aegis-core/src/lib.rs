@@ -1,0 +1,184 @@
+//! # aegis-core
+//!
+//! The AEGIS library: a multi-tenant AI agent platform on PostgreSQL 16 + pgvector, with
+//! each tenant in its own schema and role. Frontends (`aegis-server`, the `aegis` CLI,
+//! `aegis-py`) are thin layers over this crate.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use aegis_core::{Aegis, config::Config, tenancy::{Caller, NewTenant, TenantId, Tier}};
+//!
+//! # async fn demo() -> aegis_core::Result<()> {
+//! // With no database URL configured, AEGIS starts its own embedded PostgreSQL.
+//! let aegis = Aegis::builder().config(Config::default()).build().await?;
+//! let tenant = NewTenant { id: TenantId::parse("acme")?, tier: Tier::Pro, name: Some("Acme".into()) };
+//! aegis.tenants().create(&tenant, &Caller::local_operator()).await?;
+//! for t in aegis.tenants().list().await? {
+//!     println!("{} ({})", t.id, t.tier.0);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Tenant data is reached only through [`tenancy::TenantScope::begin`], which opens a short
+//! transaction as the tenant's own role: PostgreSQL, not the query, keeps tenants apart.
+
+pub mod config;
+pub mod db;
+mod error;
+pub mod jobs;
+pub mod tenancy;
+
+pub use error::{Error, Result};
+
+use std::sync::Arc;
+
+use config::Config;
+use db::{Database, embedded::EmbeddedPostgres, migrate::MigrationSet};
+use jobs::Jobs;
+use tenancy::{InstallationPrefix, Tenants};
+
+/// The AEGIS platform: a database plus the services over it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Aegis {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    db: Database,
+    embedded: Option<EmbeddedPostgres>,
+    tenants: Tenants,
+    tenant_migrations: MigrationSet,
+}
+
+/// What `Aegis::migrate` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MigrateReport {
+    /// Public migrations applied in this run.
+    pub public_applied: Vec<i32>,
+    /// The tenants' upgrade.
+    pub tenants: tenancy::UpgradeReport,
+}
+
+/// Builds an [`Aegis`].
+#[derive(Debug, Default)]
+pub struct AegisBuilder {
+    config: Option<Config>,
+    database: Option<Database>,
+    tenant_migrations: Option<MigrationSet>,
+    migrate_public: Option<bool>,
+}
+
+impl AegisBuilder {
+    /// Uses `config` (default: [`Config::default`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Uses an existing pool instead of `config.database`.
+    pub fn database(mut self, db: Database) -> Self {
+        self.database = Some(db);
+        self
+    }
+
+    /// Replaces the tenant migration set (tests and extensions).
+    pub fn tenant_migrations(mut self, set: MigrationSet) -> Self {
+        self.tenant_migrations = Some(set);
+        self
+    }
+
+    /// Whether `build` applies pending public migrations (default: yes).
+    pub fn migrate_public(mut self, yes: bool) -> Self {
+        self.migrate_public = Some(yes);
+        self
+    }
+
+    /// Connects (starting the embedded cluster when no URL is configured) and applies the
+    /// public migrations.
+    pub async fn build(self) -> Result<Aegis> {
+        let config = self.config.unwrap_or_default();
+        let (db, embedded) = match self.database {
+            Some(db) => (db, None),
+            None => match &config.database.url {
+                Some(url) => (Database::connect(url, config.database.max_connections).await?, None),
+                None => {
+                    let cluster = EmbeddedPostgres::prepare(&config).await?;
+                    let running = cluster.start().await?;
+                    (Database::connect(&running.url, config.database.max_connections).await?, Some(cluster))
+                }
+            },
+        };
+        if self.migrate_public.unwrap_or(true) {
+            db::migrate::migrate_public(&db, &MigrationSet::public()).await?;
+        }
+        let prefix = match &config.database.installation_prefix {
+            Some(p) => InstallationPrefix::parse(p).map_err(Error::from)?,
+            None => InstallationPrefix::from_database_name(&db.database_name().await?),
+        };
+        let tenant_migrations = self.tenant_migrations.unwrap_or_else(MigrationSet::tenant);
+        let tenants = Tenants::new(db.clone(), prefix, tenant_migrations.clone());
+        Ok(Aegis { inner: Arc::new(Inner { config, db, embedded, tenants, tenant_migrations }) })
+    }
+}
+
+impl Aegis {
+    /// A builder.
+    pub fn builder() -> AegisBuilder {
+        AegisBuilder::default()
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The database.
+    pub fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// The embedded cluster, when AEGIS runs its own.
+    pub fn embedded(&self) -> Option<&EmbeddedPostgres> {
+        self.inner.embedded.as_ref()
+    }
+
+    /// Tenants.
+    pub fn tenants(&self) -> &Tenants {
+        &self.inner.tenants
+    }
+
+    /// The durable job queue.
+    pub fn jobs(&self) -> Jobs {
+        Jobs::new(self.inner.db.clone())
+    }
+
+    /// The tenant migration set in use.
+    pub fn tenant_migrations(&self) -> &MigrationSet {
+        &self.inner.tenant_migrations
+    }
+
+    /// Applies pending public migrations, then upgrades every tenant, `parallelism` at a
+    /// time. One tenant's failure is reported in the result, not returned as an error; a
+    /// rerun continues where this one stopped. Recorded in `platform_audit`.
+    pub async fn migrate(&self, parallelism: usize, caller: &tenancy::Caller) -> Result<MigrateReport> {
+        let public_applied = db::migrate::migrate_public(&self.inner.db, &MigrationSet::public()).await?;
+        let tenants = self.inner.tenants.upgrade_all(parallelism).await?;
+        let mut conn = self.inner.db.pool().acquire().await?;
+        let detail = serde_json::json!({
+            "public_applied": public_applied,
+            "latest": tenants.latest,
+            "upgraded": tenants.upgraded(),
+            "failed": tenants.failed(),
+        });
+        tenancy::record_platform_audit(&mut conn, caller, "migrate", None, detail).await?;
+        Ok(MigrateReport { public_applied, tenants })
+    }
+
+    /// Whether the public schema is fully migrated (for readiness checks).
+    pub async fn public_schema_current(&self) -> Result<bool> {
+        Ok(db::migrate::public_version(&self.inner.db).await? >= MigrationSet::public().latest())
+    }
+}

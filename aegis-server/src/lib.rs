@@ -1,0 +1,84 @@
+//! # aegis-server
+//!
+//! The reference HTTP server over `aegis-core` (axum). Handlers are thin: they extract
+//! inputs, make one core call, and map the result. It also runs the background worker.
+//!
+//! Embed it with [`launch`] (binds the configured address) or [`launch_with_listener`]
+//! (tests bind `127.0.0.1:0`).
+
+mod health;
+mod routes;
+
+use std::time::Duration;
+
+use aegis_core::{
+    Aegis,
+    jobs::{Worker, WorkerOptions},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use routes::router;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The platform.
+    pub aegis: Aegis,
+}
+
+/// A server failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Binding or serving failed.
+    #[error("server I/O error on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The worker failed.
+    #[error(transparent)]
+    Core(#[from] aegis_core::Error),
+}
+
+/// Binds `aegis.config().server.bind` and serves until `shutdown` is cancelled.
+pub async fn launch(aegis: Aegis, shutdown: CancellationToken) -> Result<(), ServerError> {
+    let addr = aegis.config().server.bind;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| ServerError::Io { addr: addr.to_string(), source })?;
+    launch_with_listener(aegis, listener, shutdown).await
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then lets in-flight requests finish
+/// (up to `server.shutdown_grace_secs`) and stops the worker.
+pub async fn launch_with_listener(
+    aegis: Aegis,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let worker = aegis.config().workers.enabled.then(|| {
+        let options = WorkerOptions::from_config(&aegis.config().workers, "serve");
+        Worker::new(aegis.db().clone(), options).spawn(shutdown.clone())
+    });
+    let grace = Duration::from_secs(aegis.config().server.shutdown_grace_secs);
+    let app = router(AppState { aegis });
+    tracing::info!(%addr, "aegis serving");
+    let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = async {
+        tokio::select! {
+            result = serve.into_future() => result,
+            () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("shutdown grace ran out; dropping open connections");
+                Ok(())
+            }
+        }
+    }
+    .await;
+    if let Some(worker) = worker {
+        worker.join().await.map_err(aegis_core::Error::from)?;
+    }
+    served.map_err(|source| ServerError::Io { addr, source })
+}

@@ -1,0 +1,1 @@
+//! Runnable programs that embed `aegis-core` live beside this file as cargo examples.

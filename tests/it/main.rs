@@ -1,0 +1,11 @@
+//! AEGIS integration tests: one binary, modules by area. Each test gets a fresh database
+//! on the throwaway cluster started by scripts/test.sh.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod cli;
+mod embedded;
+mod isolation;
+mod jobs;
+mod migrate;
+mod server;
+mod tenancy;
