@@ -77,7 +77,8 @@ async fn run(args: &Args, config: &Config, url: &str) -> anyhow::Result<()> {
     config.database.url = Some(url.to_owned().into());
     let aegis = Aegis::builder().config(config.clone()).build().await?;
     let db = aegis.db().clone();
-    let size_before: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(db.pool()).await?;
+    let size_before: i64 =
+        sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(db.pool()).await?;
 
     // 1. Provisioning, one tenant after another.
     let caller = Caller::system("bench");
@@ -91,7 +92,8 @@ async fn run(args: &Args, config: &Config, url: &str) -> anyhow::Result<()> {
     }
     let total = total.elapsed();
     times.sort();
-    let size_after: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(db.pool()).await?;
+    let size_after: i64 =
+        sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(db.pool()).await?;
     println!("\n## provisioning {} tenants (sequential)", args.tenants);
     println!(
         "total {}  mean {}  p50 {}  p95 {}  p99 {}  max {}",

@@ -20,7 +20,10 @@ async fn main() -> anyhow::Result<()> {
     let aegis = Aegis::builder().config(config).build().await?;
     let caller = Caller::system("example");
     let tenant = aegis.tenants().create(&NewTenant { id: id.clone(), tier, name: None }, &caller).await?;
-    println!("created {} ({}) in schema {} with role {}", tenant.id, tenant.tier.0, tenant.schema_name, tenant.role_name);
+    println!(
+        "created {} ({}) in schema {} with role {}",
+        tenant.id, tenant.tier.0, tenant.schema_name, tenant.role_name
+    );
 
     // Tenant data only through a scope: one short transaction as the tenant's role.
     let scope = aegis.tenants().scope(&id, caller).await?;

@@ -62,7 +62,12 @@ fn config_example_is_printed() {
 async fn the_embedding_example_creates_a_tenant() {
     let db = fresh_db().await;
     let example = aegis_bin().parent().unwrap().join("examples/create_tenant");
-    let out = std::process::Command::new(example).arg("embedded").arg("pro").env("AEGIS_DATABASE_URL", &db.url).output().unwrap();
+    let out = std::process::Command::new(example)
+        .arg("embedded")
+        .arg("pro")
+        .env("AEGIS_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("created embedded (pro) in schema tenant_embedded"), "{text}");

@@ -110,6 +110,12 @@ async fn picks_another_port_when_the_preferred_one_is_taken() {
     let url = cluster.ok(&["db", "url"]);
     assert!(url.contains(&format!(":{port}/")), "{url}");
     can_query(&url).await;
+    // Once the port is free again, the preferred port is used: the setting is applied.
+    cluster.ok(&["db", "stop"]);
+    drop(squatter);
+    let out = cluster.cmd(&["db", "start"]).env("AEGIS_DATABASE__EMBEDDED__PORT", taken.to_string()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(cluster.status()["port"].as_u64(), Some(u64::from(taken)));
 }
 
 #[tokio::test]

@@ -253,7 +253,8 @@ impl Config {
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None => figment = figment.merge(Toml::file("aegis.toml")),
         }
-        figment = figment.merge(Env::prefixed("AEGIS_").map(|key| match key.as_str() {
+        // Keys reach `map` in their original case.
+        figment = figment.merge(Env::prefixed("AEGIS_").map(|key| match key.as_str().to_ascii_lowercase().as_str() {
             "database_url" => "database.url".into(),
             "pg_bin" => "database.embedded.pg_bin".into(),
             other => other.replace("__", ".").into(),
@@ -299,6 +300,13 @@ mod tests {
 
     #[test]
     fn overrides_win_and_secrets_print_redacted() {
+        figment::Jail::expect_with(|_| {
+            overrides_win_and_secrets_print_redacted_inner();
+            Ok(())
+        });
+    }
+
+    fn overrides_win_and_secrets_print_redacted_inner() {
         let overrides = Overrides {
             data_dir: Some("/tmp/aegis-x".into()),
             database_url: Some("postgres://u:secretpw@h/db".into()),
@@ -318,17 +326,38 @@ mod tests {
 
     #[test]
     fn file_then_env_layering() {
-        let dir = std::env::temp_dir().join(format!("aegis-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("aegis.toml");
-        std::fs::write(&file, "[server]\nbind = \"127.0.0.1:9999\"\n[migrate]\nparallelism = 7\n").unwrap();
-        let config = Config::load(Some(&file), &Overrides::default()).unwrap();
-        assert_eq!(config.server.bind.port(), 9999);
-        assert_eq!(config.migrate.parallelism, 7);
-        std::fs::write(&file, "[migrate]\nparallelism = 0\n").unwrap();
-        let err = Config::load(Some(&file), &Overrides::default()).unwrap_err();
-        assert!(err.to_string().contains("migrate.parallelism"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
+        // Jail serialises tests that touch the environment and gives a scratch directory.
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("aegis.toml", "[server]\nbind = \"127.0.0.1:9999\"\n[migrate]\nparallelism = 7\n")?;
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.bind.port(), 9999);
+            assert_eq!(config.migrate.parallelism, 7);
+            jail.set_env("AEGIS_MIGRATE__PARALLELISM", "3");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.migrate.parallelism, 3, "the environment wins over the file");
+            jail.create_file("bad.toml", "[migrate]\nparallelism = 0\n")?;
+            jail.set_env("AEGIS_MIGRATE__PARALLELISM", "0");
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("migrate.parallelism"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_variables_apply_with_aliases() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AEGIS_DATABASE_URL", "postgres://a:b@h/envdb");
+            jail.set_env("AEGIS_PG_BIN", "/opt/pg16/bin");
+            jail.set_env("AEGIS_SERVER__BIND", "127.0.0.1:7070");
+            jail.set_env("AEGIS_DATABASE__EMBEDDED__PORT", "6001");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let url = config.database.url.as_ref().map(|u| u.expose_secret().to_owned());
+            assert_eq!(url.as_deref(), Some("postgres://a:b@h/envdb"));
+            assert_eq!(config.database.embedded.pg_bin, Some(PathBuf::from("/opt/pg16/bin")));
+            assert_eq!(config.server.bind.port(), 7070);
+            assert_eq!(config.database.embedded.port, 6001);
+            Ok(())
+        });
     }
 
     #[test]
