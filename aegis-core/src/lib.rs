@@ -23,10 +23,13 @@
 //! Tenant data is reached only through [`tenancy::TenantScope::begin`], which opens a short
 //! transaction as the tenant's own role: PostgreSQL, not the query, keeps tenants apart.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 mod error;
 pub mod jobs;
+pub mod llm;
+pub mod policy;
 pub mod tenancy;
 
 pub use error::{Error, Result};
@@ -48,6 +51,7 @@ pub struct Aegis {
 struct Inner {
     config: Config,
     db: Database,
+    models: llm::Models,
     embedded: Option<EmbeddedPostgres>,
     tenants: Tenants,
     tenant_migrations: MigrationSet,
@@ -69,6 +73,7 @@ pub struct AegisBuilder {
     database: Option<Database>,
     tenant_migrations: Option<MigrationSet>,
     migrate_public: Option<bool>,
+    clock: Option<clock::SharedClock>,
 }
 
 impl AegisBuilder {
@@ -87,6 +92,12 @@ impl AegisBuilder {
     /// Replaces the tenant migration set (tests and extensions).
     pub fn tenant_migrations(mut self, set: MigrationSet) -> Self {
         self.tenant_migrations = Some(set);
+        self
+    }
+
+    /// Uses `clock` for cooldowns and reservations (tests move time with a `ManualClock`).
+    pub fn clock(mut self, clock: clock::SharedClock) -> Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -120,7 +131,10 @@ impl AegisBuilder {
         };
         let tenant_migrations = self.tenant_migrations.unwrap_or_else(MigrationSet::tenant);
         let tenants = Tenants::new(db.clone(), prefix, tenant_migrations.clone());
-        Ok(Aegis { inner: Arc::new(Inner { config, db, embedded, tenants, tenant_migrations }) })
+        config.models.validate().map_err(config::ConfigError::from)?;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(clock::SystemClock));
+        let models = llm::Models::new(db.clone(), Arc::new(config.models.clone()), clock);
+        Ok(Aegis { inner: Arc::new(Inner { config, db, models, embedded, tenants, tenant_migrations }) })
     }
 }
 
@@ -148,6 +162,11 @@ impl Aegis {
     /// Tenants.
     pub fn tenants(&self) -> &Tenants {
         &self.inner.tenants
+    }
+
+    /// The model service: policy, quotas, routing, ledger.
+    pub fn models(&self) -> &llm::Models {
+        &self.inner.models
     }
 
     /// The durable job queue.

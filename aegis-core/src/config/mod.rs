@@ -26,6 +26,9 @@ pub enum ConfigError {
     /// A source could not be parsed or a value has the wrong type.
     #[error("invalid configuration: {0}")]
     Invalid(Box<figment::Error>),
+    /// The models section is inconsistent.
+    #[error(transparent)]
+    Models(#[from] crate::llm::config::ModelsConfigError),
     /// A value parsed but makes no sense.
     #[error("invalid configuration value `{key}`: {reason}")]
     Value {
@@ -52,6 +55,8 @@ pub struct Config {
     pub migrate: MigrateConfig,
     /// Platform secrets.
     pub secrets: SecretsConfig,
+    /// Providers, models, aliases and the tier × intent policy.
+    pub models: crate::llm::config::ModelsConfig,
 }
 
 /// Where the database is and how to reach it.
@@ -133,7 +138,11 @@ pub struct SecretsConfig {
     pub operator_key: Option<SecretString>,
 }
 
-fn serialize_secret_opt<S: serde::Serializer>(value: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+/// Serializes a secret as `[redacted]`.
+pub(crate) fn serialize_secret_opt<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => serializer.serialize_some("[redacted]"),
         None => serializer.serialize_none(),
@@ -149,6 +158,7 @@ impl Default for Config {
             workers: WorkerConfig::default(),
             migrate: MigrateConfig::default(),
             secrets: SecretsConfig::default(),
+            models: crate::llm::config::ModelsConfig::default(),
         }
     }
 }
@@ -280,6 +290,7 @@ impl Config {
         if self.workers.concurrency == 0 {
             return Err(ConfigError::Value { key: "workers.concurrency", reason: "must be at least 1".into() });
         }
+        self.models.validate()?;
         if let Some(prefix) = &self.database.installation_prefix {
             crate::tenancy::InstallationPrefix::parse(prefix)
                 .map_err(|e| ConfigError::Value { key: "database.installation_prefix", reason: e.to_string() })?;

@@ -68,6 +68,7 @@ impl MigrationSet {
             migrations: Arc::new(vec![
                 migration!(1, "platform", "../../../migrations/public/0001_platform.sql"),
                 migration!(2, "jobs", "../../../migrations/public/0002_jobs.sql"),
+                migration!(3, "models", "../../../migrations/public/0003_models.sql"),
             ]),
         }
     }

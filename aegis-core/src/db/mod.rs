@@ -3,6 +3,7 @@
 //!
 //! Tenant data is never touched from here: it goes through [`crate::tenancy::TenantTx`].
 
+pub mod batch;
 pub mod embedded;
 pub mod migrate;
 

@@ -169,6 +169,11 @@ impl Tier {
     /// Every tier, cheapest first.
     pub const ALL: [Tier; 5] = [Tier::Free, Tier::Trial, Tier::Pro, Tier::Business, Tier::Enterprise];
 
+    /// Whether the tier may reach premium models (metered).
+    pub fn may_use_premium(self) -> bool {
+        matches!(self, Tier::Business | Tier::Enterprise)
+    }
+
     /// The tier's name as stored.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -79,6 +79,15 @@ impl Tenants {
         if deleted.rows_affected() == 0 {
             return Err(TenancyError::NotFound(id.to_string()));
         }
+        // Append-only platform rows carry the tenant id without a foreign key.
+        for delete in [
+            "DELETE FROM public.ai_audit_log WHERE tenant_id = $1",
+            "DELETE FROM public.provider_ledger WHERE tenant_id = $1",
+            "DELETE FROM public.usage_reservations WHERE tenant_id = $1",
+            "DELETE FROM public.usage_meters WHERE tenant_id = $1",
+        ] {
+            sqlx::query(delete).bind(id.as_str()).execute(&mut *tx).await?;
+        }
         let ddl =
             format!("DROP SCHEMA IF EXISTS {} CASCADE; DROP ROLE IF EXISTS {};", id.schema().quoted(), role.quoted());
         tx.execute(ddl.as_str()).await.map_err(DbError::from)?;

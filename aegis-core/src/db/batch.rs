@@ -1,0 +1,137 @@
+//! A batching writer for append-only platform rows (decisions, ledger rows) that should not
+//! cost a database round trip on the request path.
+//!
+//! Rows go into a bounded channel (a full channel makes the caller wait: back-pressure,
+//! never loss) and a background task inserts them in batches every `interval` or when a
+//! batch is full. `flush` waits until everything sent before it is written. What a crash
+//! can lose: rows still in the channel, at most one `interval` (default 50 ms) of them.
+//! A failed insert is retried three times, then logged and counted as lost.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Database, DbError};
+
+/// Writes a batch of rows.
+pub type InsertBatch<R> =
+    Arc<dyn Fn(Database, Vec<R>) -> Pin<Box<dyn Future<Output = Result<(), DbError>> + Send>> + Send + Sync>;
+
+enum Message<R> {
+    Row(R),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side; cheap to clone.
+pub struct BatchWriter<R> {
+    sender: mpsc::Sender<Message<R>>,
+    lost: Arc<AtomicU64>,
+    name: &'static str,
+}
+
+impl<R> Clone for BatchWriter<R> {
+    fn clone(&self) -> Self {
+        Self { sender: self.sender.clone(), lost: self.lost.clone(), name: self.name }
+    }
+}
+
+impl<R> std::fmt::Debug for BatchWriter<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWriter").field("name", &self.name).finish()
+    }
+}
+
+const MAX_BATCH: usize = 500;
+
+impl<R: Clone + Send + 'static> BatchWriter<R> {
+    /// Starts the background task on the current runtime.
+    pub fn spawn(db: Database, name: &'static str, interval: Duration, insert: InsertBatch<R>) -> Self {
+        let (sender, mut receiver) = mpsc::channel::<Message<R>>(16_384);
+        let lost = Arc::new(AtomicU64::new(0));
+        let lost_in_task = lost.clone();
+        tokio::spawn(async move {
+            let mut rows = Vec::with_capacity(MAX_BATCH);
+            let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+            loop {
+                let first = receiver.recv().await;
+                let Some(first) = first else { break };
+                let deadline = tokio::time::Instant::now() + interval;
+                let mut next = Some(first);
+                loop {
+                    match next.take() {
+                        Some(Message::Row(row)) => rows.push(row),
+                        Some(Message::Flush(ack)) => {
+                            acks.push(ack);
+                            break;
+                        }
+                        None => {}
+                    }
+                    if rows.len() >= MAX_BATCH {
+                        break;
+                    }
+                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                        Ok(Some(message)) => next = Some(message),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                if !rows.is_empty() {
+                    let batch = std::mem::take(&mut rows);
+                    write_with_retry(&db, name, &insert, batch, &lost_in_task).await;
+                }
+                for ack in acks.drain(..) {
+                    let _ = ack.send(());
+                }
+            }
+        });
+        Self { sender, lost, name }
+    }
+
+    /// Queues a row (waits only when the queue is full).
+    pub async fn send(&self, row: R) {
+        if self.sender.send(Message::Row(row)).await.is_err() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(writer = self.name, "batch writer stopped; row lost");
+        }
+    }
+
+    /// Waits until every row sent before this call is written.
+    pub async fn flush(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.sender.send(Message::Flush(ack)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Rows that could not be written.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+async fn write_with_retry<R: Clone + Send + 'static>(
+    db: &Database,
+    name: &str,
+    insert: &InsertBatch<R>,
+    batch: Vec<R>,
+    lost: &AtomicU64,
+) {
+    for attempt in 1..=3u32 {
+        match insert(db.clone(), batch.clone()).await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::warn!(writer = name, attempt, error = %err, "batch insert failed");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+            }
+        }
+    }
+    lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+    tracing::error!(writer = name, rows = batch.len(), "rows could not be written and are lost");
+}

@@ -1,0 +1,299 @@
+//! Usage meters: one primitive, (tenant, meter, window, limit), for spend quotas now and
+//! rate limits later.
+//!
+//! A call reserves an estimate before it runs and settles the real amount after. Each is
+//! one SQL statement: the reservation's `UPDATE … WHERE used + reserved + amount <= limit`
+//! takes the meter row's lock, and PostgreSQL re-checks the condition on the latest row
+//! after waiting for it, so concurrent reservations can never together pass the limit.
+//! A call that ends without usage settles as `unpriced`: it stays charged at its
+//! reservation. Reservations never settled (a crash) are freed by [`Meters::sweep_expired`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    clock::SharedClock,
+    db::{Database, DbError},
+};
+
+/// The meter of premium model spend, in micro-USD.
+pub const PREMIUM_SPEND: &str = "premium_spend_micro_usd";
+
+/// A meter's window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The UTC calendar month.
+    CalendarMonth,
+    /// Fixed windows of this length, aligned to the Unix epoch.
+    Fixed(Duration),
+}
+
+impl Window {
+    /// The window containing `now`: [start, end).
+    pub fn bounds(self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        match self {
+            Window::CalendarMonth => {
+                let start = Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0).single().unwrap_or(now);
+                let (y, m) = if now.month() == 12 { (now.year() + 1, 1) } else { (now.year(), now.month() + 1) };
+                let end = Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(now);
+                (start, end)
+            }
+            Window::Fixed(length) => {
+                let secs = i64::try_from(length.as_secs().max(1)).unwrap_or(i64::MAX);
+                let start_ts = now.timestamp().div_euclid(secs) * secs;
+                let start = Utc.timestamp_opt(start_ts, 0).single().unwrap_or(now);
+                (start, start + chrono::Duration::seconds(secs))
+            }
+        }
+    }
+}
+
+/// A meter's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MeterUsage {
+    /// Settled usage.
+    pub used: i64,
+    /// Held by reservations not yet settled.
+    pub reserved: i64,
+    /// The limit.
+    pub limit_value: i64,
+    /// Calls settled without usage.
+    pub unpriced_calls: i64,
+}
+
+/// A held reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reservation {
+    /// Its id.
+    pub id: Uuid,
+    /// The amount held.
+    pub amount: i64,
+}
+
+/// A meter failure.
+#[derive(Debug, thiserror::Error)]
+pub enum MeterError {
+    /// The reservation would pass the limit.
+    #[error("quota `{meter}` exceeded: {used} used + {reserved} reserved + {requested} requested > limit {limit}")]
+    Exceeded {
+        /// The meter.
+        meter: String,
+        /// Settled usage.
+        used: i64,
+        /// Reserved by calls in flight.
+        reserved: i64,
+        /// This request's estimate.
+        requested: i64,
+        /// The limit.
+        limit: i64,
+    },
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for MeterError {
+    fn from(err: sqlx::Error) -> Self {
+        MeterError::Db(DbError::Sql(err))
+    }
+}
+
+/// The meters. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Meters {
+    db: Database,
+    clock: SharedClock,
+}
+
+impl Meters {
+    /// Meters on `db`, timed by `clock`.
+    pub fn new(db: Database, clock: SharedClock) -> Self {
+        Self { db, clock }
+    }
+
+    /// The tenant's override of `meter`'s limit, if one is set.
+    pub async fn limit_override(&self, tenant: &str, meter: &str) -> Result<Option<i64>, MeterError> {
+        Ok(sqlx::query_scalar("SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
+            .bind(tenant)
+            .bind(meter)
+            .fetch_optional(self.db.pool())
+            .await?)
+    }
+
+    /// Sets (or with `None` removes) a tenant's override of `meter`'s limit.
+    pub async fn set_limit_override(&self, tenant: &str, meter: &str, limit: Option<i64>) -> Result<(), MeterError> {
+        match limit {
+            Some(limit) => {
+                sqlx::query(
+                    "INSERT INTO public.usage_limits (tenant_id, meter, limit_value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, meter) DO UPDATE SET limit_value = EXCLUDED.limit_value",
+                )
+                .bind(tenant)
+                .bind(meter)
+                .bind(limit)
+                .execute(self.db.pool())
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
+                    .bind(tenant)
+                    .bind(meter)
+                    .execute(self.db.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Holds `amount` against the limit, or fails with [`MeterError::Exceeded`].
+    #[tracing::instrument(skip_all, fields(tenant, meter))]
+    pub async fn reserve(
+        &self,
+        tenant: &str,
+        meter: &str,
+        window: Window,
+        limit: i64,
+        amount: i64,
+        ttl: Duration,
+    ) -> Result<Reservation, MeterError> {
+        let now = self.clock.now();
+        let (start, end) = window.bounds(now);
+        sqlx::query(
+            "INSERT INTO public.usage_meters (tenant_id, meter, window_start, window_end, limit_value) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, meter, window_start) DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(meter)
+        .bind(start)
+        .bind(end)
+        .bind(limit)
+        .execute(self.db.pool())
+        .await?;
+        let id = Uuid::now_v7();
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
+        let reserved: Option<Uuid> = sqlx::query_scalar(
+            "WITH held AS ( \
+               UPDATE public.usage_meters SET reserved = reserved + $5, limit_value = $4 \
+               WHERE tenant_id = $1 AND meter = $2 AND window_start = $3 AND used + reserved + $5 <= $4 \
+               RETURNING tenant_id) \
+             INSERT INTO public.usage_reservations (id, tenant_id, meter, window_start, amount, status, created_at, expires_at) \
+             SELECT $6, $1, $2, $3, $5, 'held', $7, $8 FROM held RETURNING id",
+        )
+        .bind(tenant)
+        .bind(meter)
+        .bind(start)
+        .bind(limit)
+        .bind(amount)
+        .bind(id)
+        .bind(now)
+        .bind(expires)
+        .fetch_optional(self.db.pool())
+        .await?;
+        if reserved.is_some() {
+            return Ok(Reservation { id, amount });
+        }
+        let usage = self.usage(tenant, meter, window).await?;
+        Err(MeterError::Exceeded {
+            meter: meter.to_owned(),
+            used: usage.used,
+            reserved: usage.reserved,
+            requested: amount,
+            limit,
+        })
+    }
+
+    /// Settles a reservation with the real amount, or with `None` (no usage reported): then
+    /// it stays charged at its reservation and is counted as unpriced. Returns false if the
+    /// reservation was no longer held (already settled, or freed by the sweeper).
+    pub async fn settle(&self, reservation: &Reservation, actual: Option<i64>) -> Result<bool, MeterError> {
+        let settled = sqlx::query(
+            "WITH r AS ( \
+               UPDATE public.usage_reservations SET status = 'settled', actual = COALESCE($2, amount), \
+                 unpriced = ($2 IS NULL), settled_at = $3 \
+               WHERE id = $1 AND status = 'held' \
+               RETURNING tenant_id, meter, window_start, amount, actual, unpriced) \
+             UPDATE public.usage_meters m SET reserved = m.reserved - r.amount, used = m.used + r.actual, \
+               unpriced_calls = m.unpriced_calls + CASE WHEN r.unpriced THEN 1 ELSE 0 END \
+             FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
+        )
+        .bind(reservation.id)
+        .bind(actual)
+        .bind(self.clock.now())
+        .execute(self.db.pool())
+        .await?;
+        Ok(settled.rows_affected() == 1)
+    }
+
+    /// Frees a reservation whose call spent nothing (it failed before reaching a model).
+    pub async fn release(&self, reservation: &Reservation) -> Result<bool, MeterError> {
+        let released = sqlx::query(
+            "WITH r AS ( \
+               UPDATE public.usage_reservations SET status = 'released', actual = 0, settled_at = $2 \
+               WHERE id = $1 AND status = 'held' RETURNING tenant_id, meter, window_start, amount) \
+             UPDATE public.usage_meters m SET reserved = m.reserved - r.amount \
+             FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
+        )
+        .bind(reservation.id)
+        .bind(self.clock.now())
+        .execute(self.db.pool())
+        .await?;
+        Ok(released.rows_affected() == 1)
+    }
+
+    /// Frees every reservation held past its expiry (its process died before settling).
+    /// Returns how many were freed.
+    pub async fn sweep_expired(&self) -> Result<u64, MeterError> {
+        let freed: Option<i64> = sqlx::query_scalar(
+            "WITH r AS ( \
+               UPDATE public.usage_reservations SET status = 'expired', settled_at = $1 \
+               WHERE status = 'held' AND expires_at < $1 RETURNING tenant_id, meter, window_start, amount), \
+             agg AS (SELECT tenant_id, meter, window_start, sum(amount) AS amount, count(*) AS n FROM r GROUP BY 1, 2, 3), \
+             upd AS (UPDATE public.usage_meters m SET reserved = m.reserved - agg.amount FROM agg \
+               WHERE m.tenant_id = agg.tenant_id AND m.meter = agg.meter AND m.window_start = agg.window_start RETURNING agg.n) \
+             SELECT COALESCE(sum(n), 0)::bigint FROM upd",
+        )
+        .bind(self.clock.now())
+        .fetch_one(self.db.pool())
+        .await?;
+        let freed = u64::try_from(freed.unwrap_or(0)).unwrap_or(0);
+        if freed > 0 {
+            tracing::warn!(freed, "freed reservations that were never settled");
+        }
+        Ok(freed)
+    }
+
+    /// The meter's current window.
+    pub async fn usage(&self, tenant: &str, meter: &str, window: Window) -> Result<MeterUsage, MeterError> {
+        let (start, _) = window.bounds(self.clock.now());
+        let usage: Option<MeterUsage> = sqlx::query_as(
+            "SELECT used, reserved, limit_value, unpriced_calls FROM public.usage_meters \
+             WHERE tenant_id = $1 AND meter = $2 AND window_start = $3",
+        )
+        .bind(tenant)
+        .bind(meter)
+        .bind(start)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(usage.unwrap_or(MeterUsage { used: 0, reserved: 0, limit_value: 0, unpriced_calls: 0 }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        let (s, e) = Window::CalendarMonth.bounds(t);
+        assert_eq!(s, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(e, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        let (s, e) =
+            Window::Fixed(Duration::from_secs(600)).bounds(Utc.with_ymd_and_hms(2026, 1, 1, 10, 17, 3).unwrap());
+        assert_eq!(s, Utc.with_ymd_and_hms(2026, 1, 1, 10, 10, 0).unwrap());
+        assert_eq!(e, Utc.with_ymd_and_hms(2026, 1, 1, 10, 20, 0).unwrap());
+    }
+}
