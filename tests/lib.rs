@@ -12,6 +12,8 @@ use aegis_core::{
 use secrecy_url::url_for_database;
 use sqlx::{Connection, PgConnection};
 
+pub mod provider;
+
 /// The variable holding the owner URL of the test cluster.
 pub const TEST_DATABASE_URL: &str = "AEGIS_TEST_DATABASE_URL";
 
@@ -98,4 +100,112 @@ mod secrecy_url {
 /// Parses a URL-ish string into connect options (for tests that need raw connections).
 pub fn connect_options(url: &str) -> sqlx::postgres::PgConnectOptions {
     sqlx::postgres::PgConnectOptions::from_str(url).expect("valid url")
+}
+
+/// Model configuration for tests: providers `alpha` and `beta` at `provider`, aliases
+/// `fast` = [alpha/m1, beta/m2] (funded) and `premium` = [alpha/p1 (premium), alpha/m1],
+/// the offline `embed`; free and trial get `fast`, pro `fast`, business and enterprise
+/// `premium` then `fast`. Backoff is 1 ms so retries are quick.
+pub fn test_models(provider: &provider::TestProvider) -> aegis_core::llm::config::ModelsConfig {
+    use aegis_core::{
+        llm::config::{AliasConfig, ModelConfig, ModelKind, ModelsConfig, ProviderConfig, RouterConfig},
+        policy::Intent,
+        tenancy::Tier,
+    };
+    use std::collections::BTreeMap;
+    let openai = |key: &str| ProviderConfig::Openai {
+        base_url: provider.base_url.clone(),
+        api_key_env: None,
+        api_key: Some(key.to_owned().into()),
+        enabled: true,
+        timeout_secs: 1,
+    };
+    let model = |provider: &str, name: &str, premium: bool, input: f64, output: f64| ModelConfig {
+        provider: provider.into(),
+        name: name.into(),
+        kind: ModelKind::Chat,
+        input_price_per_mtok: input,
+        output_price_per_mtok: output,
+        context_window: 8192,
+        premium,
+        dimensions: None,
+    };
+    let defaults = ModelsConfig::default();
+    let mut models = BTreeMap::from([
+        ("alpha/m1".to_owned(), model("alpha", "m1", false, 1.0, 2.0)),
+        ("beta/m2".to_owned(), model("beta", "m2", false, 0.5, 1.0)),
+        ("alpha/p1".to_owned(), model("alpha", "p1", true, 1000.0, 4000.0)),
+    ]);
+    models.insert("offline/hash-768".into(), defaults.models["offline/hash-768"].clone());
+    let alias = |models: &[&str]| AliasConfig {
+        models: models.iter().map(|m| (*m).to_owned()).collect(),
+        description: String::new(),
+    };
+    let aliases = BTreeMap::from([
+        ("fast".to_owned(), alias(&["alpha/m1", "beta/m2"])),
+        ("premium".to_owned(), alias(&["alpha/p1", "alpha/m1"])),
+        ("embed".to_owned(), alias(&["offline/hash-768"])),
+    ]);
+    let matrix = |chat: &[&str]| -> BTreeMap<Intent, Vec<String>> {
+        Intent::ALL
+            .into_iter()
+            .map(|i| {
+                (
+                    i,
+                    if i == Intent::Embedding {
+                        vec!["embed".to_owned()]
+                    } else {
+                        chat.iter().map(|a| (*a).to_owned()).collect()
+                    },
+                )
+            })
+            .collect()
+    };
+    let policy = BTreeMap::from([
+        (Tier::Free, matrix(&["fast"])),
+        (Tier::Trial, matrix(&["fast"])),
+        (Tier::Pro, matrix(&["fast"])),
+        (Tier::Business, matrix(&["premium", "fast"])),
+        (Tier::Enterprise, matrix(&["premium", "fast"])),
+    ]);
+    ModelsConfig {
+        providers: BTreeMap::from([
+            ("alpha".to_owned(), openai("alpha-key")),
+            ("beta".to_owned(), openai("beta-key")),
+            ("offline".to_owned(), ProviderConfig::Offline),
+        ]),
+        models,
+        aliases,
+        policy,
+        router: RouterConfig {
+            attempts_per_model: 2,
+            backoff_ms: 1,
+            max_backoff_ms: 5,
+            cooldown_after_failures: 3,
+            cooldown_secs: 30,
+        },
+        premium: defaults.premium,
+    }
+}
+
+/// A platform on a fresh database whose models are served by `provider`, with one tenant
+/// per tier (`free_t`, `trial_t`, `pro_t`, `business_t`, `enterprise_t`).
+pub async fn aegis_with_models(
+    provider: &provider::TestProvider,
+    clock: Option<aegis_core::clock::SharedClock>,
+) -> Aegis {
+    use aegis_core::tenancy::{Caller, NewTenant, TenantId, Tier};
+    let db = fresh_db().await;
+    let mut config = config_for(&db);
+    config.models = test_models(provider);
+    let mut builder = Aegis::builder().config(config);
+    if let Some(clock) = clock {
+        builder = builder.clock(clock);
+    }
+    let aegis = builder.build().await.expect("build aegis");
+    for tier in Tier::ALL {
+        let new = NewTenant { id: TenantId::parse(&format!("{tier}_t")).unwrap(), tier, name: None };
+        aegis.tenants().create(&new, &Caller::system("test")).await.unwrap();
+    }
+    aegis
 }

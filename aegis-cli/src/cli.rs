@@ -44,6 +44,12 @@ pub enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Manage tenant API keys.
+    Apikey {
+        /// What to do.
+        #[command(subcommand)]
+        action: ApikeyAction,
+    },
     /// Configuration helpers.
     Config {
         /// What to do.
@@ -157,4 +163,38 @@ pub enum ConfigAction {
     Example,
     /// Print the effective configuration (secrets redacted).
     Show,
+}
+
+/// `aegis apikey …`.
+#[derive(Debug, Subcommand)]
+pub enum ApikeyAction {
+    /// Create a key; it is printed once and never stored.
+    Create {
+        /// Tenant id.
+        tenant: String,
+        /// A label.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// Comma-separated scopes: gateway, api.
+        #[arg(long, default_value = "gateway,api", value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Days until it expires (never, by default).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List a tenant's keys (never their secrets).
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key.
+    Revoke {
+        /// Tenant id.
+        tenant: String,
+        /// The key's id (from `apikey list`).
+        key_id: String,
+    },
 }

@@ -1,6 +1,8 @@
 //! The crate-wide error type: one enum per module, gathered here with `#[from]`.
 
-use crate::{config::ConfigError, db::DbError, jobs::JobError, tenancy::TenancyError};
+use crate::{
+    auth::AuthError, config::ConfigError, db::DbError, jobs::JobError, llm::ModelError, tenancy::TenancyError,
+};
 
 /// Every error `aegis-core` returns.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +16,12 @@ pub enum Error {
     /// A tenant operation failed.
     #[error(transparent)]
     Tenancy(#[from] TenancyError),
+    /// Authentication failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A model call was refused or failed.
+    #[error(transparent)]
+    Model(#[from] ModelError),
     /// The job queue failed.
     #[error(transparent)]
     Job(#[from] JobError),

@@ -23,6 +23,7 @@
 //! Tenant data is reached only through [`tenancy::TenantScope::begin`], which opens a short
 //! transaction as the tenant's own role: PostgreSQL, not the query, keeps tenants apart.
 
+pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
@@ -52,6 +53,7 @@ struct Inner {
     config: Config,
     db: Database,
     models: llm::Models,
+    api_keys: auth::ApiKeys,
     embedded: Option<EmbeddedPostgres>,
     tenants: Tenants,
     tenant_migrations: MigrationSet,
@@ -134,7 +136,8 @@ impl AegisBuilder {
         config.models.validate().map_err(config::ConfigError::from)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(clock::SystemClock));
         let models = llm::Models::new(db.clone(), Arc::new(config.models.clone()), clock);
-        Ok(Aegis { inner: Arc::new(Inner { config, db, models, embedded, tenants, tenant_migrations }) })
+        let api_keys = auth::ApiKeys::new(db.clone());
+        Ok(Aegis { inner: Arc::new(Inner { config, db, models, api_keys, embedded, tenants, tenant_migrations }) })
     }
 }
 
@@ -167,6 +170,11 @@ impl Aegis {
     /// The model service: policy, quotas, routing, ledger.
     pub fn models(&self) -> &llm::Models {
         &self.inner.models
+    }
+
+    /// Tenant API keys.
+    pub fn api_keys(&self) -> &auth::ApiKeys {
+        &self.inner.api_keys
     }
 
     /// The durable job queue.

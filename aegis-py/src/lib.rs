@@ -15,6 +15,13 @@ create_exception!(_aegis, AegisError, PyException, "Base class of every AEGIS er
 create_exception!(_aegis, ConfigError, AegisError, "The configuration is invalid.");
 create_exception!(_aegis, DatabaseError, AegisError, "The database failed.");
 create_exception!(_aegis, TenantError, AegisError, "A tenant operation failed (bad id, unknown tenant, …).");
+create_exception!(_aegis, AuthError, AegisError, "An API key was invalid, expired or revoked.");
+create_exception!(
+    _aegis,
+    ModelError,
+    AegisError,
+    "A model call was denied by policy, over quota, or failed at every provider."
+);
 
 fn to_py(err: aegis_core::Error) -> PyErr {
     let message = err.to_string();
@@ -22,6 +29,8 @@ fn to_py(err: aegis_core::Error) -> PyErr {
         aegis_core::Error::Config(_) => ConfigError::new_err(message),
         aegis_core::Error::Tenancy(_) => TenantError::new_err(message),
         aegis_core::Error::Db(_) | aegis_core::Error::Job(_) => DatabaseError::new_err(message),
+        aegis_core::Error::Auth(_) => AuthError::new_err(message),
+        aegis_core::Error::Model(_) => ModelError::new_err(message),
     }
 }
 
@@ -111,5 +120,7 @@ fn _aegis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;
     m.add("TenantError", m.py().get_type::<TenantError>())?;
+    m.add("AuthError", m.py().get_type::<AuthError>())?;
+    m.add("ModelError", m.py().get_type::<ModelError>())?;
     Ok(())
 }

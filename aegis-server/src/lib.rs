@@ -6,15 +6,27 @@
 //! Embed it with [`launch`] (binds the configured address) or [`launch_with_listener`]
 //! (tests bind `127.0.0.1:0`).
 
+mod error;
+mod gateway;
 mod health;
+mod identity;
 mod routes;
+mod tenant_api;
+mod tiers;
 
-use std::time::Duration;
+pub use error::ApiError;
+pub use identity::Identity;
+
+use std::{sync::Arc, time::Duration};
 
 use aegis_core::{
     Aegis,
     jobs::{Worker, WorkerOptions},
+    policy::meters::ReservationSweeper,
 };
+
+/// Advisory-lock key electing the one server that runs platform sweeps.
+const LEADER_KEY: i64 = 0x4145_4749_535f_4c44;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +37,15 @@ pub use routes::router;
 pub struct AppState {
     /// The platform.
     pub aegis: Aegis,
+    /// Tenant tiers, cached for the gateway.
+    pub tiers: tiers::TierCache,
+}
+
+impl AppState {
+    /// State over a platform.
+    pub fn new(aegis: Aegis) -> Self {
+        Self { aegis, tiers: tiers::TierCache::default() }
+    }
 }
 
 /// A server failure.
@@ -60,11 +81,13 @@ pub async fn launch_with_listener(
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let worker = aegis.config().workers.enabled.then(|| {
-        let options = WorkerOptions::from_config(&aegis.config().workers, "serve");
-        Worker::new(aegis.db().clone(), options).spawn(shutdown.clone())
+        let mut options = WorkerOptions::from_config(&aegis.config().workers, "serve");
+        options.leader_key = Some(LEADER_KEY);
+        let sweeper = Arc::new(ReservationSweeper(aegis.models().meters().clone()));
+        Worker::new(aegis.db().clone(), options).periodic(Duration::from_secs(60), sweeper).spawn(shutdown.clone())
     });
     let grace = Duration::from_secs(aegis.config().server.shutdown_grace_secs);
-    let app = router(AppState { aegis });
+    let app = router(AppState::new(aegis));
     tracing::info!(%addr, "aegis serving");
     let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = async {

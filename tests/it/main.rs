@@ -7,5 +7,6 @@ mod embedded;
 mod isolation;
 mod jobs;
 mod migrate;
+mod models;
 mod server;
 mod tenancy;

@@ -1,5 +1,6 @@
 //! Command implementations: each loads what it needs and makes one core call.
 
+mod apikey;
 mod db;
 mod migrate;
 mod serve;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Migrate(args) => migrate::run(config, args).await,
         Command::Tenant { action } => tenant::run(config, action).await,
+        Command::Apikey { action } => apikey::run(config, action).await,
     }
 }
 

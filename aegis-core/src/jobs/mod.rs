@@ -12,7 +12,7 @@
 
 mod worker;
 
-pub use worker::{JobHandler, Worker, WorkerHandle, WorkerOptions};
+pub use worker::{JobHandler, PeriodicTask, Worker, WorkerHandle, WorkerOptions};
 
 use std::time::Duration;
 

@@ -31,6 +31,16 @@ pub trait JobHandler: Send + Sync + 'static {
     async fn handle(&self, job: &Job) -> Outcome;
 }
 
+/// Work a worker repeats on a period (sweeps). With leadership configured, only the
+/// leader runs it.
+#[async_trait]
+pub trait PeriodicTask: Send + Sync + 'static {
+    /// Its name, for logs.
+    fn name(&self) -> &str;
+    /// One run.
+    async fn run(&self);
+}
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -78,6 +88,7 @@ pub struct Worker {
     jobs: Jobs,
     options: WorkerOptions,
     handlers: HashMap<String, Arc<dyn JobHandler>>,
+    periodic: Vec<(Duration, Arc<dyn PeriodicTask>)>,
 }
 
 /// A running worker.
@@ -113,12 +124,18 @@ impl WorkerHandle {
 impl Worker {
     /// A worker with no handlers yet.
     pub fn new(db: Database, options: WorkerOptions) -> Self {
-        Self { jobs: Jobs::new(db.clone()), db, options, handlers: HashMap::new() }
+        Self { jobs: Jobs::new(db.clone()), db, options, handlers: HashMap::new(), periodic: Vec::new() }
     }
 
     /// Adds a handler for its queue.
     pub fn handler(mut self, handler: Arc<dyn JobHandler>) -> Self {
         self.handlers.insert(handler.queue().to_owned(), handler);
+        self
+    }
+
+    /// Adds a task run every `every` (by the leader only, when leadership is configured).
+    pub fn periodic(mut self, every: Duration, task: Arc<dyn PeriodicTask>) -> Self {
+        self.periodic.push((every, task));
         self
     }
 
@@ -134,6 +151,19 @@ impl Worker {
         let this = Arc::new(self);
         this.beat("running", false).await?;
         let beats = tokio::spawn(this.clone().heartbeat_loop(shutdown.clone(), leader.clone()));
+        let periodic: Vec<_> = this
+            .periodic
+            .iter()
+            .map(|(every, task)| {
+                tokio::spawn(periodic_loop(
+                    *every,
+                    task.clone(),
+                    this.options.leader_key.is_some(),
+                    leader.clone(),
+                    shutdown.clone(),
+                ))
+            })
+            .collect();
         let queues: Vec<String> = this.handlers.keys().cloned().collect();
         let permits = Arc::new(Semaphore::new(this.options.concurrency));
         // Running jobs belong to this task: if it is aborted (a crash), they stop with it.
@@ -178,6 +208,9 @@ impl Worker {
         }
         running.shutdown().await;
         let _ = beats.await;
+        for task in periodic {
+            let _ = task.await;
+        }
         leader.store(false, Ordering::Relaxed);
         this.beat("stopped", false).await
     }
@@ -273,5 +306,24 @@ impl Worker {
         .execute(self.db.pool())
         .await?;
         Ok(())
+    }
+}
+
+async fn periodic_loop(
+    every: Duration,
+    task: Arc<dyn PeriodicTask>,
+    needs_leader: bool,
+    leader: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(every) => {}
+        }
+        if !needs_leader || leader.load(Ordering::Relaxed) {
+            tracing::debug!(task = task.name(), "periodic task");
+            task.run().await;
+        }
     }
 }

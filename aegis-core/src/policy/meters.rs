@@ -297,3 +297,20 @@ mod tests {
         assert_eq!(e, Utc.with_ymd_and_hms(2026, 1, 1, 10, 20, 0).unwrap());
     }
 }
+
+/// Frees expired reservations; run periodically by the server's worker.
+#[derive(Debug, Clone)]
+pub struct ReservationSweeper(pub Meters);
+
+#[async_trait::async_trait]
+impl crate::jobs::PeriodicTask for ReservationSweeper {
+    fn name(&self) -> &str {
+        "reservation-sweeper"
+    }
+
+    async fn run(&self) {
+        if let Err(err) = self.0.sweep_expired().await {
+            tracing::error!(error = %err, "sweeping reservations failed");
+        }
+    }
+}

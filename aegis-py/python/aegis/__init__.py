@@ -1,5 +1,14 @@
 """AEGIS: a multi-tenant AI agent platform (Python bindings over aegis-core)."""
 
-from ._aegis import AegisError, ConfigError, DatabaseError, Platform, Tenant, TenantError
+from ._aegis import AegisError, AuthError, ConfigError, DatabaseError, ModelError, Platform, Tenant, TenantError
 
-__all__ = ["AegisError", "ConfigError", "DatabaseError", "Platform", "Tenant", "TenantError"]
+__all__ = [
+    "AegisError",
+    "AuthError",
+    "ConfigError",
+    "DatabaseError",
+    "ModelError",
+    "Platform",
+    "Tenant",
+    "TenantError",
+]

@@ -1,0 +1,106 @@
+//! Errors as HTTP responses, in OpenAI's JSON error shape
+//! (`{"error": {"message", "type", "param", "code"}}`) so OpenAI clients raise the right
+//! exception. Database internals are never echoed.
+
+use aegis_core::{auth::AuthError, llm::ModelError, policy::meters::MeterError, tenancy::TenancyError};
+use axum::{
+    Json,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    code: String,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with a status, OpenAI error type, code and message.
+    pub fn new(status: StatusCode, kind: &'static str, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, kind, code: code.into(), message: message.into() }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+    }
+
+    /// 401.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", message)
+    }
+
+    /// 403.
+    pub fn forbidden(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "permission_error", code, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found_error", "not_found", message)
+    }
+
+    /// 500, logging the cause and telling the client nothing about it.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal_error", "internal error")
+    }
+
+    /// The body, also used inside streams.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "message": self.message, "type": self.kind, "param": null, "code": self.code } })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(err: ModelError) -> Self {
+        match err {
+            ModelError::Denied { reason, message, .. } => ApiError::forbidden(reason, message),
+            ModelError::Quota(quota @ MeterError::Exceeded { .. }) => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "insufficient_quota",
+                quota.to_string(),
+            ),
+            ModelError::AllFailed(err) if err.is_bad_request() => ApiError::bad_request(err.to_string()),
+            ModelError::AllFailed(err) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "upstream_error", "all_providers_failed", err.to_string())
+            }
+            ModelError::Quota(other) => ApiError::internal(&other),
+            ModelError::Db(db) => ApiError::internal(&db),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match err {
+            AuthError::InvalidKey | AuthError::Expired | AuthError::Revoked => ApiError::unauthorized(err.to_string()),
+            AuthError::NotFound(_) => ApiError::not_found(err.to_string()),
+            AuthError::InvalidScope(_) => ApiError::bad_request(err.to_string()),
+            AuthError::Tenancy(t) => t.into(),
+            AuthError::Db(db) => ApiError::internal(&db),
+        }
+    }
+}
+
+impl From<TenancyError> for ApiError {
+    fn from(err: TenancyError) -> Self {
+        match err {
+            TenancyError::NotFound(_) => ApiError::not_found(err.to_string()),
+            TenancyError::InvalidId { .. } | TenancyError::InvalidTier(_) => ApiError::bad_request(err.to_string()),
+            other => ApiError::internal(&other),
+        }
+    }
+}
