@@ -74,3 +74,32 @@ async fn the_embedding_example_creates_a_tenant() {
     let list: serde_json::Value = serde_json::from_str(&ok(&db.url, &["tenant", "list", "--json"])).unwrap();
     assert_eq!(list[0]["id"], "embedded");
 }
+
+#[tokio::test]
+async fn api_keys_from_the_shell() {
+    let db = fresh_db().await;
+    let url = db.url.as_str();
+    ok(url, &["tenant", "create", "acme", "--tier", "pro"]);
+    let out = aegis(url, &["apikey", "create", "acme", "--name", "ci"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(key.starts_with("aegis_") && key.len() > 40, "{key}");
+    let list: serde_json::Value = serde_json::from_str(&ok(url, &["apikey", "list", "acme", "--json"])).unwrap();
+    assert_eq!(list[0]["name"], "ci");
+    assert!(key.contains(list[0]["prefix"].as_str().unwrap()));
+    assert!(!list.to_string().contains(&key), "the key itself is never listed");
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    ok(url, &["apikey", "revoke", "acme", &id]);
+    let list: serde_json::Value = serde_json::from_str(&ok(url, &["apikey", "list", "acme", "--json"])).unwrap();
+    assert!(!list[0]["revoked_at"].is_null());
+    let bad = aegis(url, &["apikey", "create", "acme", "--scopes", "root"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+    let audit: Vec<String> = {
+        let pool = aegis_it::pool(&db, 1).await;
+        sqlx::query_scalar("SELECT action FROM public.platform_audit WHERE action LIKE 'apikey.%' ORDER BY at")
+            .fetch_all(pool.pool())
+            .await
+            .unwrap()
+    };
+    assert_eq!(audit, ["apikey.create", "apikey.revoke"]);
+}

@@ -4,6 +4,7 @@
 
 mod cli;
 mod embedded;
+mod gateway;
 mod isolation;
 mod jobs;
 mod migrate;

@@ -1,0 +1,267 @@
+//! The OpenAI-compatible gateway and the tenant API over real HTTP: identities, policy
+//! refusals in OpenAI's error shape, streaming, quotas, upstream failures.
+
+use std::collections::HashMap;
+
+use aegis_core::{
+    Aegis,
+    auth::{NewApiKey, Scope, reveal},
+    policy::meters::PREMIUM_SPEND,
+    tenancy::{Caller, NewTenant, TenantId, Tier},
+};
+use aegis_it::{
+    config_for, fresh_db,
+    provider::{Reply, TestProvider},
+    test_models,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const OPERATOR: &str = "operator-secret-for-tests";
+
+struct Gateway {
+    aegis: Aegis,
+    base: String,
+    keys: HashMap<Tier, String>,
+    http: reqwest::Client,
+    _shutdown: tokio_util::sync::DropGuard,
+}
+
+impl Gateway {
+    async fn start(provider: &TestProvider) -> Self {
+        let db = fresh_db().await;
+        let mut config = config_for(&db);
+        config.models = test_models(provider);
+        config.secrets.operator_key = Some(OPERATOR.to_owned().into());
+        let aegis = Aegis::builder().config(config).build().await.unwrap();
+        let op = Caller::system("test");
+        let mut keys = HashMap::new();
+        for tier in Tier::ALL {
+            let id = TenantId::parse(&format!("{tier}_t")).unwrap();
+            aegis.tenants().create(&NewTenant { id: id.clone(), tier, name: None }, &op).await.unwrap();
+            let key = NewApiKey {
+                tenant: id,
+                name: "test".into(),
+                scopes: vec![Scope::Gateway, Scope::Api],
+                expires_at: None,
+            };
+            keys.insert(tier, reveal(&aegis.api_keys().create(&key, &op).await.unwrap()).to_owned());
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown.clone()));
+        Self { aegis, base, keys, http: reqwest::Client::new(), _shutdown: shutdown.drop_guard() }
+    }
+
+    async fn post(&self, tier: Tier, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.keys[&tier])
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, token: Option<&str>, path: &str) -> (StatusCode, Value) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn chat(model: &str) -> Value {
+    json!({ "model": model, "messages": [{ "role": "user", "content": "hello" }] })
+}
+
+#[tokio::test]
+async fn keys_are_required_and_checked() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let (status, body) = gw.get(None, "/v1/models").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["type"], "authentication_error");
+    let (status, _) = gw.get(Some("aegis_not-a-real-key-at-all-xxxxxxxxxxxxxxxxxx"), "/v1/models").await;
+    assert_eq!(status, 401);
+    let (status, _) = gw.get(Some("garbage"), "/v1/models").await;
+    assert_eq!(status, 401);
+
+    // A revoked key stops working at once.
+    let tenant = TenantId::parse("pro_t").unwrap();
+    let key_id = gw.aegis.api_keys().list(&tenant).await.unwrap()[0].id;
+    assert_eq!(gw.get(Some(&gw.keys[&Tier::Pro]), "/v1/models").await.0, 200);
+    gw.aegis.api_keys().revoke(&tenant, key_id, &Caller::system("test")).await.unwrap();
+    let (status, body) = gw.get(Some(&gw.keys[&Tier::Pro]), "/v1/models").await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
+    // Health needs no identity.
+    assert_eq!(gw.http.get(format!("{}/healthz", gw.base)).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn the_model_list_follows_the_tier() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let ids = |body: &Value| {
+        body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect::<Vec<_>>()
+    };
+    let (_, free) = gw.get(Some(&gw.keys[&Tier::Free]), "/v1/models").await;
+    assert_eq!(ids(&free), ["embed", "fast"]);
+    let (_, business) = gw.get(Some(&gw.keys[&Tier::Business]), "/v1/models").await;
+    assert_eq!(ids(&business), ["embed", "fast", "premium"]);
+    assert_eq!(business["data"][2]["metered"], true);
+}
+
+#[tokio::test]
+async fn a_free_tenant_asking_for_premium_is_refused_with_the_reason() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let (status, body) = gw.post(Tier::Free, "/v1/chat/completions", chat("premium")).await;
+    assert_eq!(status, 403);
+    assert_eq!(body["error"]["code"], "alias_not_allowed");
+    assert!(body["error"]["message"].as_str().unwrap().contains("may not use `premium`"), "{body}");
+    assert!(provider.received().is_empty(), "refused before any call, never downgraded");
+    let (status, body) = gw.post(Tier::Business, "/v1/chat/completions", chat("premium")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(provider.received_for("p1").len(), 1);
+}
+
+#[tokio::test]
+async fn chat_completions_by_alias_and_intent() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    provider.push("m1", [Reply::text("hi there", 9, 2)]);
+    let r = gw
+        .http
+        .post(format!("{}/v1/chat/completions", gw.base))
+        .bearer_auth(&gw.keys[&Tier::Pro])
+        .json(&chat("fast"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-aegis-model"], "alpha/m1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["choices"][0]["message"]["content"], "hi there");
+    assert_eq!(body["usage"]["total_tokens"], 11);
+    let (status, _) = gw.post(Tier::Pro, "/v1/chat/completions", chat("intent:code")).await;
+    assert_eq!(status, 200);
+    let (status, body) = gw.post(Tier::Pro, "/v1/chat/completions", chat("intent:dreaming")).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown intent"));
+    let (status, body) = gw.post(Tier::Pro, "/v1/chat/completions", json!({ "model": "fast" })).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = gw.post(Tier::Pro, "/v1/chat/completions", chat("no-such-alias")).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn streamed_chat_is_server_sent_events_ending_in_done() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    provider.push("m1", [Reply::text("one two three", 5, 3), Reply::text("four five", 5, 2)]);
+    let read = |with_usage: bool| {
+        let mut body = chat("fast");
+        body["stream"] = json!(true);
+        if with_usage {
+            body["stream_options"] = json!({ "include_usage": true });
+        }
+        let request =
+            gw.http.post(format!("{}/v1/chat/completions", gw.base)).bearer_auth(&gw.keys[&Tier::Free]).json(&body);
+        async move {
+            let text = request.send().await.unwrap().text().await.unwrap();
+            text.lines().filter_map(|l| l.strip_prefix("data: ")).map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    let events = read(false).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(text, "one two three");
+    assert!(chunks.iter().all(|c| c.get("usage").is_none() && !c["choices"].as_array().unwrap().is_empty()));
+    let events = read(true).await;
+    let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
+    assert_eq!(usage["usage"]["total_tokens"], 7);
+}
+
+#[tokio::test]
+async fn quota_and_upstream_failures_have_their_status_codes() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    gw.aegis.models().meters().set_limit_override("business_t", PREMIUM_SPEND, Some(0)).await.unwrap();
+    let (status, body) = gw.post(Tier::Business, "/v1/chat/completions", chat("premium")).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["error"]["type"], "insufficient_quota");
+    assert!(provider.received_for("p1").is_empty());
+
+    let down = || Reply::Status(500, "down".into());
+    provider.push("m1", [down(), down()]);
+    provider.push("m2", [down(), down()]);
+    let (status, body) = gw.post(Tier::Free, "/v1/chat/completions", chat("fast")).await;
+    assert_eq!(status, 502);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("alpha/m1 #2") && message.contains("beta/m2 #2"), "{message}");
+}
+
+#[tokio::test]
+async fn embeddings_are_768_dimensions() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let (status, body) =
+        gw.post(Tier::Free, "/v1/embeddings", json!({ "model": "embed", "input": ["a", "b c"] })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(body["data"][1]["embedding"].as_array().unwrap().len(), 768);
+    let (status, _) = gw.post(Tier::Free, "/v1/embeddings", json!({ "input": "x", "dimensions": 1536 })).await;
+    assert_eq!(status, 400);
+    let (status, _) = gw.post(Tier::Free, "/v1/embeddings", json!({ "model": "fast", "input": "x" })).await;
+    assert_eq!(status, 403, "a chat alias is not allowed for embeddings");
+}
+
+#[tokio::test]
+async fn the_tenant_api_requires_an_identity_allowed_on_the_tenant() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let (status, body) = gw.get(Some(&gw.keys[&Tier::Pro]), "/api/tenants/pro_t").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["tier"], "pro");
+    let (status, body) = gw.get(Some(&gw.keys[&Tier::Pro]), "/api/tenants/free_t").await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(gw.get(None, "/api/tenants/pro_t").await.0, 401);
+    assert_eq!(gw.get(Some(OPERATOR), "/api/tenants/free_t").await.0, 200);
+    assert_eq!(gw.get(Some(OPERATOR), "/api/tenants/nobody").await.0, 404);
+    assert_eq!(gw.get(Some(OPERATOR), "/api/tenants/BAD").await.0, 400);
+    let (status, body) = gw.get(Some(&gw.keys[&Tier::Business]), "/api/tenants/business_t/usage").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["meter"], PREMIUM_SPEND);
+
+    // A gateway-only key cannot use the tenant API.
+    let key = NewApiKey {
+        tenant: TenantId::parse("pro_t").unwrap(),
+        name: "gw".into(),
+        scopes: vec![Scope::Gateway],
+        expires_at: None,
+    };
+    let created = gw.aegis.api_keys().create(&key, &Caller::system("test")).await.unwrap();
+    assert_eq!(gw.get(Some(reveal(&created)), "/api/tenants/pro_t").await.0, 403);
+    assert_eq!(gw.get(Some(reveal(&created)), "/v1/models").await.0, 200);
+    // The operator acts for a tenant on the gateway through a header.
+    let r = gw
+        .http
+        .get(format!("{}/v1/models", gw.base))
+        .bearer_auth(OPERATOR)
+        .header("x-aegis-tenant", "business_t")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
