@@ -10,9 +10,9 @@ export RUST_BACKTRACE=${RUST_BACKTRACE:-1}
 
 # Python tools for the pytest suite, in a venv of their own.
 VENV=${AEGIS_TEST_VENV:-$HOME/.cache/aegis-test-venv}
-if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c "import psycopg" 2>/dev/null; then
+if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c "import psycopg, openai" 2>/dev/null; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check pytest "psycopg[binary]"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check pytest "psycopg[binary]" openai
 fi
 
 cargo build --workspace --all-targets

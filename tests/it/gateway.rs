@@ -221,6 +221,14 @@ async fn embeddings_are_768_dimensions() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"][1]["embedding"].as_array().unwrap().len(), 768);
+    let (status, encoded) =
+        gw.post(Tier::Free, "/v1/embeddings", json!({ "input": "b c", "encoding_format": "base64" })).await;
+    assert_eq!(status, 200);
+    let bytes = base64_decode(encoded["data"][0]["embedding"].as_str().unwrap());
+    let floats: Vec<f64> = bytes.chunks(4).map(|b| f64::from(f32::from_le_bytes(b.try_into().unwrap()))).collect();
+    let plain: Vec<f64> =
+        body["data"][1]["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert_eq!(floats, plain, "base64 carries the same little-endian f32 vector");
     let (status, _) = gw.post(Tier::Free, "/v1/embeddings", json!({ "input": "x", "dimensions": 1536 })).await;
     assert_eq!(status, 400);
     let (status, _) = gw.post(Tier::Free, "/v1/embeddings", json!({ "model": "fast", "input": "x" })).await;
@@ -264,4 +272,9 @@ async fn the_tenant_api_requires_an_identity_allowed_on_the_tenant() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
 }
