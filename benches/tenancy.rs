@@ -13,14 +13,14 @@ use std::{
 use aegis_core::{
     Aegis,
     config::Config,
-    db::{
-        Database,
-        embedded::EmbeddedPostgres,
-        migrate::{Migration, MigrationSet},
-    },
+    db::migrate::{Migration, MigrationSet},
     tenancy::{Caller, NewTenant, TenantId, Tier},
 };
-use secrecy::ExposeSecret;
+use common::{Cluster, ms, percentile};
+
+// Shared by the bench binaries; each uses part of it.
+#[allow(dead_code)]
+mod common;
 
 struct Args {
     tenants: usize,
@@ -45,36 +45,17 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let data_dir = std::env::temp_dir().join(format!("aegis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&data_dir)?;
-    set_mode_755(&data_dir)?;
-    let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
-    config.workers.enabled = false;
-    let cluster = EmbeddedPostgres::prepare(&config).await?;
-    let t0 = Instant::now();
-    let running = cluster.start().await?;
-    println!("cluster: PostgreSQL {} started in {}", cluster.binaries().version, ms(t0.elapsed()));
-    let result = run(&args, &config, running.url.expose_secret()).await;
+    let cluster = Cluster::start().await?;
+    let result = run(&args, &cluster.config).await;
     cluster.stop().await?;
-    std::fs::remove_dir_all(&data_dir).ok();
     result
 }
 
-async fn run(args: &Args, config: &Config, url: &str) -> anyhow::Result<()> {
-    let mut config = config.clone();
-    config.database.url = Some(url.to_owned().into());
+async fn run(args: &Args, config: &Config) -> anyhow::Result<()> {
+    let config = config.clone();
     let aegis = Aegis::builder().config(config.clone()).build().await?;
     let db = aegis.db().clone();
     let size_before: i64 =
@@ -154,13 +135,13 @@ async fn run(args: &Args, config: &Config, url: &str) -> anyhow::Result<()> {
     );
 
     if let Some(bin) = &args.aegis_bin {
-        serve_ready(bin, &config, &db).await?;
+        serve_ready(bin, &config).await?;
     }
     Ok(())
 }
 
 /// Time from spawning `aegis serve` (the cluster already running) to `/readyz` answering 200.
-async fn serve_ready(bin: &PathBuf, config: &Config, _db: &Database) -> anyhow::Result<()> {
+async fn serve_ready(bin: &PathBuf, config: &Config) -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/readyz");
@@ -183,9 +164,4 @@ async fn serve_ready(bin: &PathBuf, config: &Config, _db: &Database) -> anyhow::
     println!("\n## aegis serve ready (embedded cluster already running): {}", ms(t.elapsed()));
     child.kill().await?;
     Ok(())
-}
-
-fn set_mode_755(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
 }

@@ -135,7 +135,7 @@ impl AegisBuilder {
         let tenants = Tenants::new(db.clone(), prefix, tenant_migrations.clone());
         config.models.validate().map_err(config::ConfigError::from)?;
         let clock = self.clock.unwrap_or_else(|| Arc::new(clock::SystemClock));
-        let models = llm::Models::new(db.clone(), Arc::new(config.models.clone()), clock);
+        let models = llm::Models::new(&db, Arc::new(config.models.clone()), clock);
         let api_keys = auth::ApiKeys::new(db.clone());
         Ok(Aegis { inner: Arc::new(Inner { config, db, models, api_keys, embedded, tenants, tenant_migrations }) })
     }

@@ -143,12 +143,14 @@ struct Inner {
 
 impl Models {
     /// Builds the service. `config` must have passed [`ModelsConfig::validate`].
-    pub fn new(db: Database, config: Arc<ModelsConfig>, clock: SharedClock) -> Self {
-        let ledger = Ledger::spawn(db.clone(), Duration::from_millis(50));
-        let decisions = DecisionLog::spawn(db.clone(), Duration::from_millis(50));
+    pub fn new(db: &Database, config: Arc<ModelsConfig>, clock: SharedClock) -> Self {
+        // Meters and the append-only logs commit asynchronously (see Database::async_commit).
+        let fast = db.async_commit(8);
+        let ledger = Ledger::spawn(fast.clone(), Duration::from_millis(50));
+        let decisions = DecisionLog::spawn(fast.clone(), Duration::from_millis(50));
         let http = super::openai::OpenAiClient::http_client(Duration::from_secs(10));
         let router = Router::new(&config, http, clock.clone(), ledger.clone());
-        let meters = Meters::new(db, clock);
+        let meters = Meters::new(fast, clock);
         Self { inner: Arc::new(Inner { resolver: PolicyResolver::new(config), router, meters, decisions, ledger }) }
     }
 

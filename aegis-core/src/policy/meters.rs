@@ -106,12 +106,14 @@ impl From<sqlx::Error> for MeterError {
 pub struct Meters {
     db: Database,
     clock: SharedClock,
+    /// Meter rows known to exist, so the insert that creates one runs once per window.
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String, DateTime<Utc>)>>>,
 }
 
 impl Meters {
     /// Meters on `db`, timed by `clock`.
     pub fn new(db: Database, clock: SharedClock) -> Self {
-        Self { db, clock }
+        Self { db, clock, known: std::sync::Arc::default() }
     }
 
     /// The tenant's override of `meter`'s limit, if one is set.
@@ -161,17 +163,26 @@ impl Meters {
     ) -> Result<Reservation, MeterError> {
         let now = self.clock.now();
         let (start, end) = window.bounds(now);
-        sqlx::query(
-            "INSERT INTO public.usage_meters (tenant_id, meter, window_start, window_end, limit_value) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, meter, window_start) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(meter)
-        .bind(start)
-        .bind(end)
-        .bind(limit)
-        .execute(self.db.pool())
-        .await?;
+        let key = (tenant.to_owned(), meter.to_owned(), start);
+        if !self.known.lock().is_ok_and(|known| known.contains(&key)) {
+            sqlx::query(
+                "INSERT INTO public.usage_meters (tenant_id, meter, window_start, window_end, limit_value) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, meter, window_start) DO NOTHING",
+            )
+            .bind(tenant)
+            .bind(meter)
+            .bind(start)
+            .bind(end)
+            .bind(limit)
+            .execute(self.db.pool())
+            .await?;
+            if let Ok(mut known) = self.known.lock() {
+                if known.len() > 100_000 {
+                    known.clear();
+                }
+                known.insert(key.clone());
+            }
+        }
         let id = Uuid::now_v7();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
         let reserved: Option<Uuid> = sqlx::query_scalar(
@@ -196,6 +207,14 @@ impl Meters {
             return Ok(Reservation { id, amount });
         }
         let usage = self.usage(tenant, meter, window).await?;
+        if usage.limit_value == 0 && usage.used == 0 && usage.reserved == 0 && limit > 0 {
+            // The row this process believed in is gone (the tenant was deleted and made
+            // again): forget it and try once more.
+            let forgotten = self.known.lock().is_ok_and(|mut known| known.remove(&key));
+            if forgotten {
+                return Box::pin(self.reserve(tenant, meter, window, limit, amount, ttl)).await;
+            }
+        }
         Err(MeterError::Exceeded {
             meter: meter.to_owned(),
             used: usage.used,

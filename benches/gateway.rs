@@ -1,0 +1,270 @@
+//! Gateway overhead: the same loopback upstream called directly and through `aegis serve`
+//! (API key check, policy decision row, ledger row — the production path), open-loop at a
+//! fixed request rate. Reports p50/p90/p99 latency of both, the difference, the gateway
+//! process's CPU per request and its peak RSS; a metered alias (reservation and settlement
+//! on the request path) is measured separately.
+//!
+//! `cargo run --release -p aegis-benches --bin bench-gateway -- --aegis-bin target/release/aegis [--rps 1000] [--seconds 10]`
+//!
+//! `--other <base-url>` also measures another OpenAI-compatible proxy pointed at the same
+//! upstream (`--upstream-port` fixes the upstream's port so it can be configured first).
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use aegis_core::{
+    Aegis,
+    auth::{NewApiKey, Scope, reveal},
+    tenancy::{Caller, NewTenant, TenantId, Tier},
+};
+use axum::{Json, Router, routing::post};
+use common::{Cluster, ms, percentile};
+use serde_json::{Value, json};
+
+// Shared by the bench binaries; each uses part of it.
+#[allow(dead_code)]
+mod common;
+
+struct Args {
+    aegis_bin: PathBuf,
+    rps: u64,
+    seconds: u64,
+    upstream_port: u16,
+    other: Option<String>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args =
+        Args { aegis_bin: "target/release/aegis".into(), rps: 1000, seconds: 10, upstream_port: 0, other: None };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
+        match flag.as_str() {
+            "--aegis-bin" => args.aegis_bin = value()?.into(),
+            "--rps" => args.rps = value()?.parse()?,
+            "--seconds" => args.seconds = value()?.parse()?,
+            "--upstream-port" => args.upstream_port = value()?.parse()?,
+            "--other" => args.other = Some(value()?),
+            other => anyhow::bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+const ANSWER: &str = r#"{"id":"up","object":"chat.completion","created":1,"model":"loop-1","choices":[{"index":0,"message":{"role":"assistant","content":"pong"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}}"#;
+
+async fn upstream(port: u16) -> anyhow::Result<u16> {
+    let answer: Value = serde_json::from_str(ANSWER)?;
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move || {
+            let a = answer.clone();
+            async move { Json(a) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(port)
+}
+
+/// Process CPU seconds (user + system) and peak RSS in MB, from /proc.
+fn process_usage(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // After the ')' : state is field 0, utime 11, stime 12 (in clock ticks, 100/s here).
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (cpu, hwm / 1024.0)
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+}
+
+/// Open loop: one request every 1/rps seconds regardless of answers.
+async fn load(http: &reqwest::Client, url: &str, key: &str, model: &str, rps: u64, seconds: u64) -> Run {
+    let body =
+        json!({ "model": model, "messages": [{ "role": "user", "content": "ping" }], "max_tokens": 8 }).to_string();
+    let results = Arc::new(Mutex::new(Run { latencies: Vec::new(), errors: 0 }));
+    let total = rps * seconds;
+    let period = Duration::from_nanos(1_000_000_000 / rps.max(1));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..total {
+        ticker.tick().await;
+        let (http, url, key, body, results) =
+            (http.clone(), url.to_owned(), key.to_owned(), body.clone(), results.clone());
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let ok = match http
+                .post(&url)
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+            {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            let elapsed = t.elapsed();
+            let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
+            if ok { r.latencies.push(elapsed) } else { r.errors += 1 }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut run = std::mem::replace(
+        &mut *results.lock().unwrap_or_else(|e| e.into_inner()),
+        Run { latencies: Vec::new(), errors: 0 },
+    );
+    run.latencies.sort();
+    run
+}
+
+fn report(name: &str, run: &Run) -> (Duration, Duration) {
+    let (p50, p90, p99) =
+        (percentile(&run.latencies, 0.5), percentile(&run.latencies, 0.9), percentile(&run.latencies, 0.99));
+    println!(
+        "{name:<28} n={:<6} errors={:<4} p50 {:>8}  p90 {:>8}  p99 {:>8}  max {:>8}",
+        run.latencies.len(),
+        run.errors,
+        format!("{:.3} ms", p50.as_secs_f64() * 1e3),
+        format!("{:.3} ms", p90.as_secs_f64() * 1e3),
+        format!("{:.3} ms", p99.as_secs_f64() * 1e3),
+        ms(*run.latencies.last().unwrap_or(&Duration::ZERO))
+    );
+    (p50, p99)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let cluster = Cluster::start().await?;
+    let result = run(&args, &cluster).await;
+    cluster.stop().await?;
+    result
+}
+
+async fn run(args: &Args, cluster: &Cluster) -> anyhow::Result<()> {
+    let port = upstream(args.upstream_port).await?;
+    let config_path = cluster.data_dir().join("bench.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            r#"
+[workers]
+enabled = false
+[models.providers.up]
+type = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+api_key = "upstream-key"
+[models.models."up/m1"]
+provider = "up"
+name = "loop-1"
+input_price_per_mtok = 0.5
+output_price_per_mtok = 1.5
+[models.models."up/p1"]
+provider = "up"
+name = "loop-1"
+premium = true
+input_price_per_mtok = 2.5
+output_price_per_mtok = 10.0
+[models.aliases.up-fast]
+models = ["up/m1"]
+[models.aliases.up-premium]
+models = ["up/p1"]
+[models.policy.pro]
+chat = ["up-fast"]
+[models.policy.business]
+chat = ["up-premium", "up-fast"]
+"#
+        ),
+    )?;
+    let mut config = aegis_core::config::Config::load(Some(&config_path), &Default::default())?;
+    config.database.url = Some(cluster.url.clone().into());
+    let aegis = Aegis::builder().config(config).build().await?;
+    let op = Caller::system("bench");
+    let mut keys = Vec::new();
+    for (id, tier) in [("bench_pro", Tier::Pro), ("bench_biz", Tier::Business)] {
+        let tenant = TenantId::parse(id)?;
+        aegis.tenants().create(&NewTenant { id: tenant.clone(), tier, name: None }, &op).await?;
+        let key = aegis
+            .api_keys()
+            .create(&NewApiKey { tenant, name: "bench".into(), scopes: vec![Scope::Gateway], expires_at: None }, &op)
+            .await?;
+        keys.push(reveal(&key).to_owned());
+    }
+    let gateway_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut server = tokio::process::Command::new(&args.aegis_bin)
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--database-url", &cluster.url, "serve", "--bind", &format!("127.0.0.1:{gateway_port}")])
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = server.id().ok_or_else(|| anyhow::anyhow!("aegis serve exited"))?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(512).tcp_nodelay(true).build()?;
+    let ready = format!("http://127.0.0.1:{gateway_port}/readyz");
+    while !http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let direct_url = format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let gateway_url = format!("http://127.0.0.1:{gateway_port}/v1/chat/completions");
+    // Warm both paths (connections, caches).
+    load(&http, &direct_url, "k", "loop-1", 200, 1).await;
+    load(&http, &gateway_url, &keys[0], "up-fast", 200, 1).await;
+    load(&http, &gateway_url, &keys[1], "up-premium", 200, 1).await;
+
+    println!("\n## {} rps for {} s, open loop, non-streamed chat completions", args.rps, args.seconds);
+    let direct = load(&http, &direct_url, "k", "loop-1", args.rps, args.seconds).await;
+    let (d50, d99) = report("upstream directly", &direct);
+    let (cpu0, _) = process_usage(pid);
+    let gateway = load(&http, &gateway_url, &keys[0], "up-fast", args.rps, args.seconds).await;
+    let (cpu1, rss) = process_usage(pid);
+    let (g50, g99) = report("gateway, non-metered alias", &gateway);
+    let metered = load(&http, &gateway_url, &keys[1], "up-premium", args.rps, args.seconds).await;
+    let (cpu2, rss_metered) = process_usage(pid);
+    let (m50, m99) = report("gateway, metered alias", &metered);
+    let per = |cpu: f64, run: &Run| cpu * 1e3 / (run.latencies.len() + run.errors).max(1) as f64;
+    println!(
+        "\nadded latency, non-metered: p50 {:+.3} ms  p99 {:+.3} ms",
+        (g50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
+        (g99.as_secs_f64() - d99.as_secs_f64()) * 1e3
+    );
+    println!(
+        "added latency, metered:     p50 {:+.3} ms  p99 {:+.3} ms",
+        (m50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
+        (m99.as_secs_f64() - d99.as_secs_f64()) * 1e3
+    );
+    println!(
+        "gateway CPU per request: non-metered {:.3} ms, metered {:.3} ms",
+        per(cpu1 - cpu0, &gateway),
+        per(cpu2 - cpu1, &metered)
+    );
+    println!("gateway peak RSS: {rss:.1} MB after the non-metered run, {rss_metered:.1} MB after the metered run");
+    if let Some(other) = &args.other {
+        let url = format!("{}/chat/completions", other.trim_end_matches('/'));
+        load(&http, &url, "sk-bench", "loop-1", 100, 1).await;
+        let run = load(&http, &url, "sk-bench", "loop-1", args.rps, args.seconds).await;
+        let (o50, o99) = report("other proxy", &run);
+        println!(
+            "added latency, other proxy: p50 {:+.3} ms  p99 {:+.3} ms",
+            (o50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
+            (o99.as_secs_f64() - d99.as_secs_f64()) * 1e3
+        );
+    }
+    server.kill().await?;
+    Ok(())
+}
