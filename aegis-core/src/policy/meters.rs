@@ -101,13 +101,16 @@ impl From<sqlx::Error> for MeterError {
     }
 }
 
+/// (tenant, meter, window start).
+type MeterKey = (String, String, DateTime<Utc>);
+
 /// The meters. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Meters {
     db: Database,
     clock: SharedClock,
     /// Meter rows known to exist, so the insert that creates one runs once per window.
-    known: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<(String, String, DateTime<Utc>)>>>,
+    known: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<MeterKey>>>,
 }
 
 impl Meters {
