@@ -60,26 +60,30 @@ impl<R: Clone + Send + 'static> BatchWriter<R> {
         tokio::spawn(async move {
             let mut rows = Vec::with_capacity(MAX_BATCH);
             let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-            loop {
-                let first = receiver.recv().await;
-                let Some(first) = first else { break };
-                let deadline = tokio::time::Instant::now() + interval;
-                let mut next = Some(first);
+            // Wake once per batch, not once per row: after the first message, sleep through
+            // the interval (unless a flush is waiting) and then drain what arrived.
+            while let Some(first) = receiver.recv().await {
+                let mut closed = false;
+                match first {
+                    Message::Row(row) => {
+                        rows.push(row);
+                        tokio::time::sleep(interval).await;
+                    }
+                    Message::Flush(ack) => acks.push(ack),
+                }
                 loop {
-                    match next.take() {
-                        Some(Message::Row(row)) => rows.push(row),
-                        Some(Message::Flush(ack)) => {
-                            acks.push(ack);
+                    match receiver.try_recv() {
+                        Ok(Message::Row(row)) => rows.push(row),
+                        Ok(Message::Flush(ack)) => acks.push(ack),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => {
+                            closed = true;
                             break;
                         }
-                        None => {}
                     }
                     if rows.len() >= MAX_BATCH {
-                        break;
-                    }
-                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                        Ok(Some(message)) => next = Some(message),
-                        Ok(None) | Err(_) => break,
+                        let batch = std::mem::take(&mut rows);
+                        write_with_retry(&db, name, &insert, batch, &lost_in_task).await;
                     }
                 }
                 if !rows.is_empty() {
@@ -88,6 +92,9 @@ impl<R: Clone + Send + 'static> BatchWriter<R> {
                 }
                 for ack in acks.drain(..) {
                     let _ = ack.send(());
+                }
+                if closed {
+                    break;
                 }
             }
         });

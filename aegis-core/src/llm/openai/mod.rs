@@ -45,6 +45,9 @@ pub struct OpenAiClient {
     http: reqwest::Client,
     provider: String,
     base_url: String,
+    /// Parsed once: URL parsing (with IDNA) showed up in the gateway's profile.
+    chat_url: Option<reqwest::Url>,
+    embeddings_url: Option<reqwest::Url>,
     api_key: Option<SecretString>,
     timeouts: Timeouts,
 }
@@ -59,7 +62,10 @@ impl OpenAiClient {
         api_key: Option<SecretString>,
         timeouts: Timeouts,
     ) -> Self {
-        Self { http, provider: provider.into(), base_url: base_url.trim_end_matches('/').to_owned(), api_key, timeouts }
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let chat_url = reqwest::Url::parse(&format!("{base_url}/chat/completions")).ok();
+        let embeddings_url = reqwest::Url::parse(&format!("{base_url}/embeddings")).ok();
+        Self { http, provider: provider.into(), base_url, chat_url, embeddings_url, api_key, timeouts }
     }
 
     /// A plain HTTP client suitable for sharing between providers.
@@ -78,7 +84,16 @@ impl OpenAiClient {
     }
 
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.post(format!("{}{path}", self.base_url));
+        let parsed = match path {
+            "/chat/completions" => self.chat_url.clone(),
+            "/embeddings" => self.embeddings_url.clone(),
+            _ => None,
+        };
+        // An unparsable base URL still goes through reqwest, which reports the error.
+        let request = match parsed {
+            Some(url) => self.http.post(url),
+            None => self.http.post(format!("{}{path}", self.base_url)),
+        };
         match &self.api_key {
             Some(key) => request.bearer_auth(key.expose_secret()),
             None => request,
