@@ -10,6 +10,7 @@ mod error;
 mod gateway;
 mod health;
 mod identity;
+mod metrics;
 mod routes;
 mod tenant_api;
 mod tiers;

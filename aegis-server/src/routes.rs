@@ -5,13 +5,14 @@ use axum::{
     routing::{get, post},
 };
 
-use crate::{AppState, gateway, health, tenant_api};
+use crate::{AppState, gateway, health, metrics, tenant_api};
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/chat/completions", post(gateway::chat_completions))
         .route("/v1/embeddings", post(gateway::embeddings))
         .route("/v1/models", get(gateway::list_models))

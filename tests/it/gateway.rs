@@ -200,6 +200,13 @@ async fn quota_and_upstream_failures_have_their_status_codes() {
     gw.aegis.models().meters().set_limit_override("business_t", PREMIUM_SPEND, Some(0)).await.unwrap();
     let (status, body) = gw.post(Tier::Business, "/v1/chat/completions", chat("premium")).await;
     assert_eq!(status, 429);
+    // A call without usage is counted on /metrics (operator only).
+    provider.push("m1", [Reply::Text { text: "no usage".into(), usage: None }]);
+    assert_eq!(gw.post(Tier::Free, "/v1/chat/completions", chat("fast")).await.0, 200);
+    let metrics =
+        gw.http.get(format!("{}/metrics", gw.base)).bearer_auth(OPERATOR).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("aegis_provider_calls_unpriced_total 1"), "{metrics}");
+    assert_eq!(gw.get(Some(&gw.keys[&Tier::Free]), "/metrics").await.0, 403);
     assert_eq!(body["error"]["type"], "insufficient_quota");
     assert!(provider.received_for("p1").is_empty());
 

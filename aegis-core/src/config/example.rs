@@ -52,4 +52,91 @@ parallelism = 4
 # master_key = "..."
 # Operator API key for platform administration over HTTP.
 # operator_key = "..."
+
+# ---------------------------------------------------------------------------------------
+# Models. Every provider speaks the OpenAI-compatible API. Entries here are merged with the
+# built-in defaults shown below (set `enabled = false` to switch a provider off); a list in
+# [models.policy.<tier>] replaces the default list for that intent. The configuration is
+# checked at load: unknown providers, models or aliases, an embedding model that is not
+# 768-dimensional, or a free/trial/pro tier that could reach a premium model (even through
+# a fallback) are refused with a message saying which.
+
+[models.providers.groq]
+type = "openai"
+base_url = "https://api.groq.com/openai/v1"
+api_key_env = "GROQ_API_KEY"      # the key is read from this variable
+timeout_secs = 120
+
+[models.providers.gemini]
+type = "openai"
+base_url = "https://generativelanguage.googleapis.com/v1beta/openai"
+api_key_env = "GEMINI_API_KEY"
+
+[models.providers.openrouter]
+type = "openai"
+base_url = "https://openrouter.ai/api/v1"
+api_key_env = "OPENROUTER_API_KEY"
+
+[models.providers.ollama]
+type = "openai"
+base_url = "http://127.0.0.1:11434/v1"
+enabled = false                   # enable when an Ollama server runs here
+
+[models.providers.offline]
+type = "offline"                  # the built-in deterministic embedder, no network
+
+# A model: its provider, the provider's name for it, USD per million tokens, context
+# window, and whether it is premium (business and enterprise only, metered).
+[models.models."groq/llama-3.3-70b"]
+provider = "groq"
+name = "llama-3.3-70b-versatile"
+input_price_per_mtok = 0.59
+output_price_per_mtok = 0.79
+context_window = 131072
+
+[models.models."openrouter/gpt-4o"]
+provider = "openrouter"
+name = "openai/gpt-4o"
+input_price_per_mtok = 2.5
+output_price_per_mtok = 10.0
+context_window = 128000
+premium = true
+
+[models.models."offline/hash-768"]
+provider = "offline"
+name = "aegis-offline-hash-768-v1"
+kind = "embedding"
+dimensions = 768
+
+# An alias is an ordered fallback chain. Shipped: groq-llama (free, fast), gemini-flash
+# (free fallback), openrouter-mini (funded: pro and up), openrouter-gpt4o (premium),
+# ollama-local, embed (768 dimensions, offline by default).
+[models.aliases.groq-llama]
+models = ["groq/llama-3.3-70b", "gemini/flash"]
+description = "free tier, fast"
+
+# The tier x intent matrix: allowed aliases, preferred first. Intents: chat, reasoning,
+# extraction, routing, creative, code, embedding. Clients ask for an alias or
+# `intent:<name>`; an alias not listed for the tier is refused with its reason.
+[models.policy.free]
+chat = ["groq-llama", "gemini-flash", "ollama-local"]
+embedding = ["embed"]
+
+[models.policy.business]
+reasoning = ["openrouter-gpt4o", "openrouter-mini", "groq-llama"]
+
+[models.router]
+attempts_per_model = 2            # retries of retryable errors (429, 5xx, timeouts)
+backoff_ms = 200                  # doubled per retry, with jitter; Retry-After wins
+max_backoff_ms = 2000
+cooldown_after_failures = 3       # consecutive failures that bench a model ...
+cooldown_secs = 30                # ... for this long
+
+[models.premium]
+# Premium spend per calendar month, micro-USD, by tier (per-tenant overrides in the
+# database). Free, trial and pro never reach premium models.
+business = 50000000               # $50
+enterprise = 500000000            # $500
+reservation_ttl_secs = 900        # an unsettled reservation is freed after this
+default_max_output_tokens = 4096  # assumed when a request sets no limit
 "#;

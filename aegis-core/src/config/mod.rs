@@ -373,8 +373,14 @@ mod tests {
     }
 
     #[test]
-    fn the_example_parses() {
-        let config: Config = toml::from_str(EXAMPLE_TOML).unwrap();
-        assert_eq!(config.server.bind.port(), 8080);
+    fn the_example_loads_over_the_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("aegis.toml", EXAMPLE_TOML)?;
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.bind.port(), 8080);
+            assert_eq!(config.models.premium.business, 50_000_000);
+            assert!(config.models.aliases.contains_key("openrouter-mini"), "defaults are kept");
+            Ok(())
+        });
     }
 }

@@ -169,6 +169,11 @@ impl Models {
         &self.inner.ledger
     }
 
+    /// Decision rows the batched writer could not write (a metric).
+    pub fn decisions_lost(&self) -> u64 {
+        self.inner.decisions.lost_rows()
+    }
+
     /// The router.
     pub fn router(&self) -> &Router {
         &self.inner.router

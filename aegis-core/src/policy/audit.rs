@@ -40,6 +40,11 @@ impl DecisionLog {
         self.writer.send(DecisionRecord { decision: decision.clone(), caller: caller.to_owned() }).await;
     }
 
+    /// Rows that could not be written (a metric).
+    pub fn lost_rows(&self) -> u64 {
+        self.writer.lost()
+    }
+
     /// Waits until queued decisions are written.
     pub async fn flush(&self) {
         self.writer.flush().await;
