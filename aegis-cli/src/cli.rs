@@ -44,6 +44,58 @@ pub enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// Ingest files and folders (recursively) into a tenant's knowledge base.
+    Ingest {
+        /// Tenant id.
+        tenant: String,
+        /// Files and folders.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// Print a JSON summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Search a tenant's knowledge base.
+    Search {
+        /// Tenant id.
+        tenant: String,
+        /// The query.
+        query: String,
+        /// Hits.
+        #[arg(long, default_value_t = 8)]
+        k: usize,
+        /// hybrid, vector or keyword.
+        #[arg(long, default_value = "hybrid")]
+        mode: String,
+        /// Only within these documents (source key or id; repeatable).
+        #[arg(long = "doc")]
+        documents: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tenant's documents.
+    Docs {
+        /// What to do.
+        #[command(subcommand)]
+        action: DocsAction,
+    },
+    /// Extract one file and print its sections (no database).
+    Extract {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Internal: extraction child process (`<format> <path>`), answers JSON on stdout.
+    #[command(hide = true)]
+    ExtractWorker {
+        /// Format.
+        format: String,
+        /// Path.
+        path: std::path::PathBuf,
+    },
     /// Manage tenant API keys.
     Apikey {
         /// What to do.
@@ -196,5 +248,25 @@ pub enum ApikeyAction {
         tenant: String,
         /// The key's id (from `apikey list`).
         key_id: String,
+    },
+}
+
+/// `aegis docs …`.
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// List documents.
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a document (source key or id) and its chunks.
+    Delete {
+        /// Tenant id.
+        tenant: String,
+        /// Source key or id.
+        document: String,
     },
 }

@@ -29,6 +29,7 @@ pub mod config;
 pub mod db;
 mod error;
 pub mod jobs;
+pub mod knowledge;
 pub mod llm;
 pub mod policy;
 pub mod tenancy;
@@ -53,6 +54,7 @@ struct Inner {
     config: Config,
     db: Database,
     models: llm::Models,
+    knowledge: knowledge::Knowledge,
     api_keys: auth::ApiKeys,
     embedded: Option<EmbeddedPostgres>,
     tenants: Tenants,
@@ -76,6 +78,7 @@ pub struct AegisBuilder {
     tenant_migrations: Option<MigrationSet>,
     migrate_public: Option<bool>,
     clock: Option<clock::SharedClock>,
+    extraction: Option<knowledge::extract::isolate::Isolation>,
 }
 
 impl AegisBuilder {
@@ -100,6 +103,13 @@ impl AegisBuilder {
     /// Uses `clock` for cooldowns and reservations (tests move time with a `ManualClock`).
     pub fn clock(mut self, clock: clock::SharedClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// How documents are extracted. Default: in this process (panics caught, but no hard
+    /// time limit); the `aegis` binary uses a child process per file.
+    pub fn extraction(mut self, isolation: knowledge::extract::isolate::Isolation) -> Self {
+        self.extraction = Some(isolation);
         self
     }
 
@@ -137,7 +147,11 @@ impl AegisBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(clock::SystemClock));
         let models = llm::Models::new(&db, Arc::new(config.models.clone()), clock);
         let api_keys = auth::ApiKeys::new(db.clone());
-        Ok(Aegis { inner: Arc::new(Inner { config, db, models, api_keys, embedded, tenants, tenant_migrations }) })
+        let isolation = self.extraction.unwrap_or(knowledge::extract::isolate::Isolation::InProcess);
+        let knowledge = knowledge::Knowledge::new(models.clone(), config.knowledge.clone(), isolation);
+        Ok(Aegis {
+            inner: Arc::new(Inner { config, db, models, knowledge, api_keys, embedded, tenants, tenant_migrations }),
+        })
     }
 }
 
@@ -170,6 +184,11 @@ impl Aegis {
     /// The model service: policy, quotas, routing, ledger.
     pub fn models(&self) -> &llm::Models {
         &self.inner.models
+    }
+
+    /// The knowledge base.
+    pub fn knowledge(&self) -> &knowledge::Knowledge {
+        &self.inner.knowledge
     }
 
     /// Tenant API keys.

@@ -4,6 +4,7 @@
 
 mod cli;
 mod embedded;
+mod extraction;
 mod gateway;
 mod isolation;
 mod jobs;

@@ -11,7 +11,7 @@ use aegis_it::{config_for, fresh_db};
 
 fn widgets() -> Migration {
     Migration {
-        version: 2,
+        version: 100,
         name: Cow::Borrowed("widgets"),
         sql: Cow::Borrowed(
             "CREATE TABLE widgets (id bigserial PRIMARY KEY, name text NOT NULL); CREATE INDEX widgets_name ON widgets (name);",
@@ -50,7 +50,7 @@ async fn one_failing_tenant_does_not_stop_the_others_and_a_rerun_resumes() {
 
     let versions = v2.tenants().versions().await.unwrap();
     for v in &versions {
-        assert_eq!(v.version, if v.tenant == "t3" { 1 } else { 2 }, "{v:?}");
+        assert_eq!(v.version, if v.tenant == "t3" { 2 } else { 100 }, "{v:?}");
     }
     let applied_at_before: Vec<(String, chrono::DateTime<chrono::Utc>)> = applied_at(&v2).await;
 
@@ -64,7 +64,7 @@ async fn one_failing_tenant_does_not_stop_the_others_and_a_rerun_resumes() {
             .tenants
             .tenants
             .iter()
-            .any(|t| matches!(t, TenantUpgrade::Upgraded { tenant, from: 1, to: 2 } if tenant == "t3"))
+            .any(|t| matches!(t, TenantUpgrade::Upgraded { tenant, from: 2, to: 100 } if tenant == "t3"))
     );
     let applied_at_after = applied_at(&v2).await;
     for (schema, at) in &applied_at_before {
@@ -81,7 +81,7 @@ async fn one_failing_tenant_does_not_stop_the_others_and_a_rerun_resumes() {
 async fn applied_at(aegis: &Aegis) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
     let mut out = Vec::new();
     for v in aegis.tenants().versions().await.unwrap() {
-        let sql = format!("SELECT applied_at FROM tenant_{}.schema_migrations WHERE version = 2", v.tenant);
+        let sql = format!("SELECT applied_at FROM tenant_{}.schema_migrations WHERE version = 100", v.tenant);
         if let Some(at) = sqlx::query_scalar(&sql).fetch_optional(aegis.db().pool()).await.unwrap() {
             out.push((format!("tenant_{}", v.tenant), at));
         }
@@ -105,10 +105,9 @@ async fn an_edited_migration_is_refused() {
         .unwrap();
     let mut edited = widgets();
     edited.sql = Cow::Borrowed("CREATE TABLE widgets (id int)");
-    edited.version = 2;
     let mut all = MigrationSet::tenant().migrations().to_vec();
     all.push(edited);
-    all.push(Migration { version: 3, name: Cow::Borrowed("more"), sql: Cow::Borrowed("CREATE TABLE more (id int)") });
+    all.push(Migration { version: 101, name: Cow::Borrowed("more"), sql: Cow::Borrowed("CREATE TABLE more (id int)") });
     let v3 = Aegis::builder()
         .config(config_for(&db))
         .tenant_migrations(MigrationSet::new(all).unwrap())

@@ -2,6 +2,7 @@
 
 mod apikey;
 mod db;
+mod knowledge;
 mod migrate;
 mod serve;
 mod tenant;
@@ -22,6 +23,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         print!("{EXAMPLE_TOML}");
         return Ok(ExitCode::SUCCESS);
     }
+    if let Command::ExtractWorker { format, path } = &cli.command {
+        let code = aegis_core::knowledge::extract::isolate::child_main(format, path);
+        return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+    }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Config { action: ConfigAction::Show } => {
@@ -34,6 +39,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(config, args).await,
         Command::Tenant { action } => tenant::run(config, action).await,
         Command::Apikey { action } => apikey::run(config, action).await,
+        Command::Ingest { tenant, paths, json } => knowledge::ingest(config, &tenant, &paths, json).await,
+        Command::Search { tenant, query, k, mode, documents, json } => {
+            knowledge::search(config, &tenant, &query, k, &mode, documents, json).await
+        }
+        Command::Docs { action } => knowledge::docs(config, action).await,
+        Command::Extract { path, json } => knowledge::extract(&config, &path, json).await,
+        Command::ExtractWorker { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -43,6 +55,11 @@ fn toml_of(config: &Config) -> anyhow::Result<String> {
 }
 
 /// Connects to the platform (starting the embedded cluster when no URL is configured).
+/// Documents are extracted in child processes of this binary.
 pub async fn connect(config: Config) -> anyhow::Result<Aegis> {
-    Ok(Aegis::builder().config(config).build().await?)
+    let mut builder = Aegis::builder().config(config);
+    if let Some(isolation) = aegis_core::knowledge::extract::isolate::Isolation::current_exe_worker() {
+        builder = builder.extraction(isolation);
+    }
+    Ok(builder.build().await?)
 }

@@ -57,6 +57,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     /// Providers, models, aliases and the tier × intent policy.
     pub models: crate::llm::config::ModelsConfig,
+    /// The knowledge base: extraction limits, chunking, search.
+    pub knowledge: crate::knowledge::KnowledgeConfig,
 }
 
 /// Where the database is and how to reach it.
@@ -159,6 +161,7 @@ impl Default for Config {
             migrate: MigrateConfig::default(),
             secrets: SecretsConfig::default(),
             models: crate::llm::config::ModelsConfig::default(),
+            knowledge: crate::knowledge::KnowledgeConfig::default(),
         }
     }
 }

@@ -75,7 +75,12 @@ impl MigrationSet {
 
     /// The per-tenant set shipped in `migrations/tenant`.
     pub fn tenant() -> Self {
-        Self { migrations: Arc::new(vec![migration!(1, "settings", "../../../migrations/tenant/0001_settings.sql")]) }
+        Self {
+            migrations: Arc::new(vec![
+                migration!(1, "settings", "../../../migrations/tenant/0001_settings.sql"),
+                migration!(2, "knowledge", "../../../migrations/tenant/0002_knowledge.sql"),
+            ]),
+        }
     }
 
     /// The migrations, oldest first.

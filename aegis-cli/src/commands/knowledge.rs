@@ -1,0 +1,161 @@
+//! `aegis ingest`, `aegis search`, `aegis docs list | delete`, `aegis extract`.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use aegis_core::{
+    config::Config,
+    knowledge::{
+        IngestOutcome, SearchOptions, collect_files,
+        extract::{
+            Format,
+            isolate::{Isolation, extract_file},
+        },
+    },
+    tenancy::{Caller, TenantId},
+};
+
+use crate::{cli::DocsAction, output};
+
+pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let tenant = TenantId::parse(tenant)?;
+    let files = collect_files(paths)?;
+    let aegis = super::connect(config).await?;
+    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    let total = files.len();
+    let outcomes = aegis
+        .knowledge()
+        .ingest_files(&scope, files, |progress, outcome| {
+            if !json {
+                let (mark, key) = match outcome {
+                    IngestOutcome::Stored { source_key, .. } => ("stored", source_key),
+                    IngestOutcome::Unchanged { source_key, .. } => ("unchanged", source_key),
+                    IngestOutcome::Failed { source_key, .. } => ("FAILED", source_key),
+                };
+                let width = 30;
+                let filled = progress.done * width / progress.total.max(1);
+                eprint!(
+                    "\r[{}{}] {}/{} {mark:<9} {key:.60}\x1b[K",
+                    "#".repeat(filled),
+                    " ".repeat(width - filled),
+                    progress.done,
+                    progress.total
+                );
+                let _ = std::io::stderr().flush();
+            }
+        })
+        .await;
+    if !json {
+        eprintln!();
+    }
+    let failed: Vec<&IngestOutcome> = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Failed { .. })).collect();
+    if json {
+        output::json(&outcomes)?;
+    } else {
+        let stored = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Stored { .. })).count();
+        let unchanged = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Unchanged { .. })).count();
+        for outcome in &outcomes {
+            if let IngestOutcome::Stored { source_key, notes, .. } = outcome {
+                for note in notes {
+                    println!("note   {source_key}: {note}");
+                }
+            }
+        }
+        for outcome in &failed {
+            if let IngestOutcome::Failed { source_key, error } = outcome {
+                println!("failed {source_key}: {error}");
+            }
+        }
+        println!("{total} files: {stored} stored, {unchanged} unchanged, {} failed", failed.len());
+    }
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+pub async fn search(
+    config: Config,
+    tenant: &str,
+    query: &str,
+    k: usize,
+    mode: &str,
+    documents: Vec<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let tenant = TenantId::parse(tenant)?;
+    let mode = mode.parse().map_err(anyhow::Error::msg)?;
+    let aegis = super::connect(config).await?;
+    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    let options = SearchOptions { k, mode, documents: (!documents.is_empty()).then_some(documents) };
+    let hits = aegis.knowledge().search(&scope, query, &options).await?;
+    if json {
+        output::json(&hits)?;
+    } else if hits.is_empty() {
+        println!("no hits");
+    } else {
+        for (i, hit) in hits.iter().enumerate() {
+            println!("{:>2}. {} ({})  score {:.4}", i + 1, hit.source_key, hit.anchor, hit.score);
+            println!("    {}", hit.span.replace('\n', " "));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode> {
+    match action {
+        DocsAction::List { tenant, json } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let aegis = super::connect(config).await?;
+            let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+            let docs = aegis.knowledge().list(&scope).await?;
+            if json {
+                output::json(&docs)?;
+            } else {
+                let rows: Vec<Vec<String>> = docs
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.source_key.clone(),
+                            d.format.clone(),
+                            d.version.to_string(),
+                            d.chunks.to_string(),
+                            d.bytes.to_string(),
+                            d.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+                        ]
+                    })
+                    .collect();
+                output::table(&["document", "format", "version", "chunks", "bytes", "updated"], &rows);
+            }
+        }
+        DocsAction::Delete { tenant, document } => {
+            let tenant = TenantId::parse(&tenant)?;
+            let aegis = super::connect(config).await?;
+            let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+            aegis.knowledge().delete(&scope, &document).await?;
+            println!("deleted {document}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn extract(config: &Config, path: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let head = std::fs::read(path).map(|b| b[..b.len().min(1024)].to_vec()).unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let format =
+        Format::detect(&name, &head).ok_or_else(|| anyhow::anyhow!("`{}`: unsupported format", path.display()))?;
+    let isolation = Isolation::current_exe_worker().unwrap_or(Isolation::InProcess);
+    let extracted = extract_file(&isolation, format, path, &config.knowledge.limits).await?;
+    if json {
+        output::json(&extracted)?;
+    } else {
+        for section in &extracted.sections {
+            println!("--- {} [{}]", section.anchor, format!("{:?}", section.kind).to_lowercase());
+            println!("{}", section.text);
+        }
+        for note in &extracted.notes {
+            println!("note: {note}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

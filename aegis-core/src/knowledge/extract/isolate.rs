@@ -1,0 +1,142 @@
+//! Extraction in a child process: the only way to stop a CPU-bound parser that never
+//! returns (a thread cannot be killed) and to survive a stack overflow or an abort (which
+//! `catch_unwind` cannot catch). The parent sends the format, the path and the limits; the
+//! child answers with one JSON document on stdout; the parent kills it at the time limit.
+//!
+//! The child is any program that calls [`child_main`]: the `aegis` binary does, as
+//! `aegis extract-worker <format> <path>`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+};
+
+use tokio::io::AsyncReadExt;
+
+use super::{ExtractError, Extracted, Format, Limits, extract};
+
+/// The environment variable carrying the limits (JSON) to the child.
+pub const LIMITS_ENV: &str = "AEGIS_EXTRACT_LIMITS";
+
+/// How to run extraction.
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// In this process, on a blocking thread: panics are caught, but a parser that never
+    /// returns keeps its thread and a stack overflow aborts the process. For embedders
+    /// that trust their files.
+    InProcess,
+    /// In a child process (`program args… <format> <path>`), killed at the time limit.
+    ChildProcess {
+        /// The program (e.g. the `aegis` binary).
+        program: PathBuf,
+        /// Arguments before the format and path (e.g. `["extract-worker"]`).
+        args: Vec<String>,
+    },
+}
+
+impl Isolation {
+    /// The current executable as `<exe> extract-worker`, for the `aegis` binary.
+    pub fn current_exe_worker() -> Option<Self> {
+        std::env::current_exe()
+            .ok()
+            .map(|program| Isolation::ChildProcess { program, args: vec!["extract-worker".into()] })
+    }
+}
+
+/// Extracts `path` under `isolation`.
+pub async fn extract_file(
+    isolation: &Isolation,
+    format: Format,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Extracted, ExtractError> {
+    let size = tokio::fs::metadata(path)
+        .await
+        .map_err(|e| ExtractError::Malformed(format!("cannot read the file: {e}")))?
+        .len();
+    if size > limits.max_file_bytes {
+        return Err(ExtractError::TooLarge(format!("{size} bytes, limit {}", limits.max_file_bytes)));
+    }
+    match isolation {
+        Isolation::InProcess => {
+            let bytes = tokio::fs::read(path)
+                .await
+                .map_err(|e| ExtractError::Malformed(format!("cannot read the file: {e}")))?;
+            let (timeout, limits) = (limits.timeout, limits.clone());
+            let work = tokio::task::spawn_blocking(move || extract(format, &bytes, &limits));
+            match tokio::time::timeout(timeout, work).await {
+                Ok(joined) => joined.map_err(|e| ExtractError::Crashed(e.to_string()))?,
+                // The blocking thread cannot be stopped; it finishes (or not) on its own.
+                Err(_) => Err(ExtractError::Timeout(timeout.as_secs())),
+            }
+        }
+        Isolation::ChildProcess { program, args } => run_child(program, args, format, path, limits).await,
+    }
+}
+
+async fn run_child(
+    program: &Path,
+    args: &[String],
+    format: Format,
+    path: &Path,
+    limits: &Limits,
+) -> Result<Extracted, ExtractError> {
+    let limits_json = serde_json::to_string(limits).map_err(|e| ExtractError::Crashed(e.to_string()))?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .arg(format.as_str())
+        .arg(path)
+        .env(LIMITS_ENV, limits_json)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            ExtractError::Crashed(format!("cannot start the extraction process {}: {e}", program.display()))
+        })?;
+    let mut stdout = child.stdout.take().ok_or_else(|| ExtractError::Crashed("no stdout".into()))?;
+    let work = async {
+        let mut output = Vec::new();
+        stdout.read_to_end(&mut output).await.map_err(|e| ExtractError::Crashed(e.to_string()))?;
+        let status = child.wait().await.map_err(|e| ExtractError::Crashed(e.to_string()))?;
+        Ok::<_, ExtractError>((status, output))
+    };
+    let (status, output) = match tokio::time::timeout(limits.timeout, work).await {
+        Ok(result) => result?,
+        Err(_) => {
+            // Dropping the child kills it (kill_on_drop); the CPU is released.
+            return Err(ExtractError::Timeout(limits.timeout.as_secs()));
+        }
+    };
+    match serde_json::from_slice::<Result<Extracted, ExtractError>>(&output) {
+        Ok(result) => result,
+        Err(_) => Err(ExtractError::Crashed(format!("the extraction process ended without an answer ({status})"))),
+    }
+}
+
+/// The child's side: extracts `path` as `format` with the limits from [`LIMITS_ENV`] and
+/// prints the JSON result. Returns the process exit code.
+pub fn child_main(format: &str, path: &Path) -> i32 {
+    let limits =
+        std::env::var(LIMITS_ENV).ok().and_then(|j| serde_json::from_str::<Limits>(&j).ok()).unwrap_or_default();
+    let result = match parse_format(format) {
+        Some(format) => std::fs::read(path)
+            .map_err(|e| ExtractError::Malformed(format!("cannot read the file: {e}")))
+            .and_then(|bytes| extract(format, &bytes, &limits)),
+        None => Err(ExtractError::Unsupported(format!("format `{format}`"))),
+    };
+    match serde_json::to_string(&result) {
+        Ok(json) => {
+            println!("{json}");
+            0
+        }
+        Err(_) => 2,
+    }
+}
+
+fn parse_format(name: &str) -> Option<Format> {
+    [Format::Pdf, Format::Docx, Format::Xlsx, Format::Pptx, Format::Text, Format::Markdown, Format::Csv, Format::Html]
+        .into_iter()
+        .find(|f| f.as_str() == name)
+}

@@ -1,0 +1,363 @@
+//! Extraction: a file becomes sections of text, each with an anchor saying where it came
+//! from (page, slide, sheet and cell range, heading path). One trait, one implementation
+//! per format; [`extract`] picks by format and contains failures: a parser's panic becomes
+//! that file's error. For hard isolation (a parser that never returns, or overflows its
+//! stack) run extraction in a child process: see [`isolate`].
+
+#[cfg(feature = "office-docs")]
+mod docx;
+mod html;
+pub mod isolate;
+#[cfg(feature = "office-docs")]
+mod ooxml;
+#[cfg(feature = "office-docs")]
+mod pdf;
+#[cfg(feature = "office-docs")]
+mod pptx;
+mod text;
+#[cfg(feature = "office-docs")]
+mod xlsx;
+
+use std::{fmt, path::Path, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// A document format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// PDF.
+    Pdf,
+    /// Word (docx, docm).
+    Docx,
+    /// Excel (xlsx, xlsm).
+    Xlsx,
+    /// PowerPoint (pptx, pptm).
+    Pptx,
+    /// Plain text.
+    Text,
+    /// Markdown.
+    Markdown,
+    /// Comma-separated values.
+    Csv,
+    /// HTML.
+    Html,
+}
+
+impl Format {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Pdf => "pdf",
+            Format::Docx => "docx",
+            Format::Xlsx => "xlsx",
+            Format::Pptx => "pptx",
+            Format::Text => "text",
+            Format::Markdown => "markdown",
+            Format::Csv => "csv",
+            Format::Html => "html",
+        }
+    }
+
+    /// The format of a file, from its extension (and its first bytes when the extension
+    /// says nothing).
+    pub fn detect(name: &str, head: &[u8]) -> Option<Format> {
+        let ext = Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        let by_ext = match ext.as_deref() {
+            Some("pdf") => Some(Format::Pdf),
+            Some("docx" | "docm" | "dotx" | "dotm") => Some(Format::Docx),
+            Some("xlsx" | "xlsm" | "xltx" | "xltm") => Some(Format::Xlsx),
+            Some("pptx" | "pptm" | "potx" | "potm") => Some(Format::Pptx),
+            Some("txt" | "text" | "log") => Some(Format::Text),
+            Some("md" | "markdown") => Some(Format::Markdown),
+            Some("csv" | "tsv") => Some(Format::Csv),
+            Some("html" | "htm" | "xhtml") => Some(Format::Html),
+            _ => None,
+        };
+        by_ext.or_else(|| head.starts_with(b"%PDF").then_some(Format::Pdf))
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a section came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// 1-based page (PDF).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<u32>,
+    /// 1-based slide (PPTX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slide: Option<u32>,
+    /// Sheet name (XLSX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sheet: Option<String>,
+    /// Cell range (`A1:F50`) or row range (`rows 1-50`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// Headings above the section, outermost first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headings: Vec<String>,
+    /// A part of the document other than its body (`notes`, `header`, `footnotes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part: Option<String>,
+}
+
+impl fmt::Display for Anchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(p) = self.page {
+            parts.push(format!("page {p}"));
+        }
+        if let Some(s) = self.slide {
+            parts.push(format!("slide {s}"));
+        }
+        if let Some(s) = &self.sheet {
+            parts.push(format!("sheet {s}"));
+        }
+        if let Some(r) = &self.range {
+            parts.push(r.clone());
+        }
+        if !self.headings.is_empty() {
+            parts.push(self.headings.join(" › "));
+        }
+        if let Some(p) = &self.part {
+            parts.push(p.clone());
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// What a section holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SectionKind {
+    /// Prose.
+    Text,
+    /// A table as markdown rows (`| a | b |`), one row per line.
+    Table,
+}
+
+/// A piece of a document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Section {
+    /// Where it came from.
+    pub anchor: Anchor,
+    /// Prose or table.
+    pub kind: SectionKind,
+    /// The text.
+    pub text: String,
+}
+
+/// A document's extracted content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extracted {
+    /// Sections in reading order.
+    pub sections: Vec<Section>,
+    /// Things a reader should know (an image-only page, a truncated sheet).
+    pub notes: Vec<String>,
+}
+
+impl Extracted {
+    /// Characters of text in all sections.
+    pub fn chars(&self) -> usize {
+        self.sections.iter().map(|s| s.text.chars().count()).sum()
+    }
+
+    /// All text, sections separated by blank lines.
+    pub fn text(&self) -> String {
+        self.sections.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n\n")
+    }
+}
+
+/// Why a file could not be extracted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "snake_case")]
+pub enum ExtractError {
+    /// Larger than the limit.
+    #[error("the file is too large ({0})")]
+    TooLarge(String),
+    /// Password-protected or encrypted.
+    #[error("the file is encrypted or password-protected: {0}")]
+    Encrypted(String),
+    /// Not a valid file of its format.
+    #[error("the file is malformed: {0}")]
+    Malformed(String),
+    /// A compressed package that would expand past the limits.
+    #[error("the package would expand too much (zip bomb guard): {0}")]
+    ZipBomb(String),
+    /// A format AEGIS does not read (or one compiled out).
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Extraction took longer than the limit.
+    #[error("extraction took longer than {0} s and was stopped")]
+    Timeout(u64),
+    /// The parser crashed.
+    #[error("the parser crashed: {0}")]
+    Crashed(String),
+}
+
+/// Limits on one file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest file accepted.
+    pub max_file_bytes: u64,
+    /// Largest total uncompressed size of a package (OOXML).
+    pub max_uncompressed_bytes: u64,
+    /// Largest compression ratio of a package entry.
+    pub max_ratio: u64,
+    /// Most characters kept from one document.
+    pub max_chars: usize,
+    /// Most spreadsheet cells read.
+    pub max_cells: usize,
+    /// Hard time limit per file (enforced by killing the child process).
+    pub timeout: Duration,
+    /// Address-space limit of the extraction child process, in bytes.
+    pub max_memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 100 * 1024 * 1024,
+            max_uncompressed_bytes: 512 * 1024 * 1024,
+            max_ratio: 200,
+            max_chars: 20_000_000,
+            max_cells: 2_000_000,
+            timeout: Duration::from_secs(60),
+            max_memory_bytes: 2 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Turns one format's bytes into sections.
+pub trait Extractor: Send + Sync {
+    /// Extracts; must not panic on any input (a panic is still caught by [`extract`]).
+    fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError>;
+}
+
+fn extractor_for(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
+    Ok(match format {
+        Format::Text => Box::new(text::PlainText),
+        Format::Markdown => Box::new(text::Markdown),
+        Format::Csv => Box::new(text::Csv),
+        Format::Html => Box::new(html::Html),
+        #[cfg(feature = "office-docs")]
+        Format::Pdf => Box::new(pdf::Pdf),
+        #[cfg(feature = "office-docs")]
+        Format::Docx => Box::new(docx::Docx),
+        #[cfg(feature = "office-docs")]
+        Format::Xlsx => Box::new(xlsx::Xlsx),
+        #[cfg(feature = "office-docs")]
+        Format::Pptx => Box::new(pptx::Pptx),
+        #[cfg(not(feature = "office-docs"))]
+        other => return Err(ExtractError::Unsupported(format!("{other} needs the `office-docs` feature"))),
+    })
+}
+
+/// Extracts in this process, turning a panic into [`ExtractError::Crashed`]. It cannot
+/// stop a parser that never returns, nor survive a stack overflow: use [`isolate`] for
+/// untrusted files.
+pub fn extract(format: Format, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
+    if bytes.len() as u64 > limits.max_file_bytes {
+        return Err(ExtractError::TooLarge(format!("{} bytes, limit {}", bytes.len(), limits.max_file_bytes)));
+    }
+    let extractor = extractor_for(format)?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| extractor.extract(bytes, limits)));
+    let mut extracted = match result {
+        Ok(result) => result?,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            return Err(ExtractError::Crashed(message));
+        }
+    };
+    cap_chars(&mut extracted, limits.max_chars);
+    extracted.sections.retain(|s| !s.text.trim().is_empty());
+    if extracted.sections.is_empty() && extracted.notes.is_empty() {
+        extracted.notes.push("no text found".into());
+    }
+    Ok(extracted)
+}
+
+/// Keeps at most `max` characters, noting the cut.
+fn cap_chars(extracted: &mut Extracted, max: usize) {
+    let mut total = 0usize;
+    let mut cut_at = None;
+    for (i, section) in extracted.sections.iter_mut().enumerate() {
+        let chars = section.text.chars().count();
+        if total + chars > max {
+            let keep = max - total;
+            let byte = section.text.char_indices().nth(keep).map_or(section.text.len(), |(b, _)| b);
+            section.text.truncate(byte);
+            cut_at = Some(i + 1);
+            break;
+        }
+        total += chars;
+    }
+    if let Some(keep) = cut_at {
+        extracted.sections.truncate(keep);
+        extracted.notes.push(format!("text truncated at {max} characters"));
+    }
+}
+
+/// Joins cells into one markdown table row; `|` and newlines inside cells are escaped.
+pub(crate) fn markdown_row(cells: &[String]) -> String {
+    let cells: Vec<String> =
+        cells.iter().map(|c| c.replace('|', "\\|").replace(['\n', '\r'], " ").trim().to_owned()).collect();
+    format!("| {} |", cells.join(" | "))
+}
+
+/// A markdown table: the first row, a separator, then the rest.
+pub(crate) fn markdown_table(rows: &[Vec<String>]) -> String {
+    let Some(first) = rows.first() else { return String::new() };
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
+    let pad = |r: &Vec<String>| {
+        let mut r = r.clone();
+        r.resize(width, String::new());
+        r
+    };
+    let mut lines = vec![markdown_row(&pad(first)), format!("|{}", " --- |".repeat(width))];
+    lines.extend(rows[1..].iter().map(|r| markdown_row(&pad(r))));
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_detected() {
+        assert_eq!(Format::detect("a/Report.PDF", b""), Some(Format::Pdf));
+        assert_eq!(Format::detect("x.docm", b""), Some(Format::Docx));
+        assert_eq!(Format::detect("noext", b"%PDF-1.7"), Some(Format::Pdf));
+        assert_eq!(Format::detect("image.png", b"\x89PNG"), None);
+    }
+
+    #[test]
+    fn tables_are_markdown_rows() {
+        let t = markdown_table(&[vec!["a".into(), "b|c".into()], vec!["1".into()]]);
+        assert_eq!(t, "| a | b\\|c |\n| --- | --- |\n| 1 |  |");
+    }
+
+    #[test]
+    fn text_is_capped() {
+        let mut e = Extracted {
+            sections: vec![
+                Section { anchor: Anchor::default(), kind: SectionKind::Text, text: "héllo".into() },
+                Section { anchor: Anchor::default(), kind: SectionKind::Text, text: "world".into() },
+            ],
+            notes: vec![],
+        };
+        cap_chars(&mut e, 7);
+        assert_eq!(e.text(), "héllo\n\nwo");
+        assert_eq!(e.notes, ["text truncated at 7 characters"]);
+    }
+}

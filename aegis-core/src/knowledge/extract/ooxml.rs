@@ -1,0 +1,201 @@
+//! Office Open XML packages (docx, xlsx, pptx): a zip with guards against zip bombs, parts
+//! found through the package relationships, and small helpers over quick-xml events.
+//!
+//! Entity references come out of quick-xml as separate events and only the five
+//! predefined ones and character references are resolved, so an entity-expansion bomb
+//! expands to nothing.
+
+use std::{
+    borrow::Cow,
+    io::{Cursor, Read},
+};
+
+use quick_xml::events::{BytesRef, BytesStart};
+
+use super::{ExtractError, Limits};
+
+/// An opened package.
+pub struct Package<'a> {
+    archive: zip::ZipArchive<Cursor<&'a [u8]>>,
+    max_part: u64,
+}
+
+/// A relationship of a part.
+#[derive(Debug, Clone)]
+pub struct Relationship {
+    /// `rId…`.
+    pub id: String,
+    /// The type URI's last segment (`officeDocument`, `slide`, `notesSlide`, …).
+    pub kind: String,
+    /// The target part's full name inside the package.
+    pub target: String,
+}
+
+const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+impl<'a> Package<'a> {
+    /// Opens `bytes`, refusing encrypted (OLE) containers, non-zips and bombs.
+    pub fn open(bytes: &'a [u8], limits: &Limits) -> Result<Self, ExtractError> {
+        if bytes.starts_with(OLE_MAGIC) {
+            return Err(ExtractError::Encrypted(
+                "an OLE compound file: an encrypted (password-protected) Office package, or a legacy binary document"
+                    .into(),
+            ));
+        }
+        if !bytes.starts_with(b"PK") {
+            return Err(ExtractError::Malformed("not a zip package".into()));
+        }
+        let mut archive =
+            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
+        let mut total = 0u64;
+        for i in 0..archive.len() {
+            let entry = archive.by_index_raw(i).map_err(|e| ExtractError::Malformed(format!("zip entry {i}: {e}")))?;
+            let (size, compressed) = (entry.size(), entry.compressed_size().max(1));
+            total = total.saturating_add(size);
+            if size > 1024 * 1024 && size / compressed > limits.max_ratio {
+                return Err(ExtractError::ZipBomb(format!("an entry expands {}× ({} bytes)", size / compressed, size)));
+            }
+        }
+        if total > limits.max_uncompressed_bytes {
+            return Err(ExtractError::ZipBomb(format!(
+                "{total} bytes uncompressed, limit {}",
+                limits.max_uncompressed_bytes
+            )));
+        }
+        Ok(Self { archive, max_part: limits.max_uncompressed_bytes })
+    }
+
+    /// A part as text, or `None` when absent. Reads at most the limit even if the zip's
+    /// declared sizes lie.
+    pub fn part(&mut self, name: &str) -> Result<Option<String>, ExtractError> {
+        let name = name.trim_start_matches('/');
+        let mut entry = match self.archive.by_name(name) {
+            Ok(entry) => entry,
+            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(ExtractError::Malformed(format!("part {name}: {e}"))),
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(64 * 1024 * 1024)).unwrap_or(0));
+        (&mut entry)
+            .take(self.max_part + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ExtractError::Malformed(format!("part {name}: {e}")))?;
+        if bytes.len() as u64 > self.max_part {
+            return Err(ExtractError::ZipBomb(format!("part {name} expands past {} bytes", self.max_part)));
+        }
+        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+        Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+    }
+
+    /// The relationships of `part` (`""` for the package itself).
+    pub fn relationships(&mut self, part: &str) -> Result<Vec<Relationship>, ExtractError> {
+        let (dir, file) = part.rsplit_once('/').unwrap_or(("", part));
+        let rels_name = if part.is_empty() {
+            "_rels/.rels".to_owned()
+        } else if dir.is_empty() {
+            format!("_rels/{file}.rels")
+        } else {
+            format!("{dir}/_rels/{file}.rels")
+        };
+        let Some(xml) = self.part(&rels_name)? else { return Ok(Vec::new()) };
+        let mut reader = quick_xml::Reader::from_str(&xml);
+        let mut rels = Vec::new();
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Empty(e) | quick_xml::events::Event::Start(e))
+                    if local(&e) == "Relationship" =>
+                {
+                    if attr(&e, "TargetMode").as_deref() == Some("External") {
+                        continue;
+                    }
+                    let (Some(id), Some(kind), Some(target)) = (attr(&e, "Id"), attr(&e, "Type"), attr(&e, "Target"))
+                    else {
+                        continue;
+                    };
+                    let kind = kind.rsplit('/').next().unwrap_or_default().to_owned();
+                    rels.push(Relationship { id, kind, target: resolve(dir, &target) });
+                }
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => return Err(ExtractError::Malformed(format!("{rels_name}: {e}"))),
+            }
+        }
+        Ok(rels)
+    }
+
+    /// The main part, found through the package relationships (`officeDocument`).
+    pub fn main_part(&mut self) -> Result<String, ExtractError> {
+        self.relationships("")?
+            .into_iter()
+            .find(|r| r.kind == "officeDocument")
+            .map(|r| r.target)
+            .ok_or_else(|| ExtractError::Malformed("the package has no main document relationship".into()))
+    }
+}
+
+/// Resolves a relationship target against the source part's directory.
+fn resolve(dir: &str, target: &str) -> String {
+    if let Some(absolute) = target.strip_prefix('/') {
+        return absolute.to_owned();
+    }
+    let mut parts: Vec<&str> = if dir.is_empty() { Vec::new() } else { dir.split('/').collect() };
+    for segment in target.split('/') {
+        match segment {
+            ".." => {
+                parts.pop();
+            }
+            "." | "" => {}
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+/// An element's local name.
+pub fn local(e: &BytesStart<'_>) -> String {
+    e.local_name().as_ref().to_owned()
+}
+
+/// An attribute by local name, unescaped.
+pub fn attr(e: &BytesStart<'_>, name: &str) -> Option<String> {
+    e.attributes()
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == name)
+        .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(Cow::into_owned))
+}
+
+/// The character an entity reference stands for: predefined and numeric ones only.
+pub fn resolve_ref(r: BytesRef<'_>) -> Option<char> {
+    if r.is_char_ref() {
+        return r.resolve_char_ref().ok().flatten();
+    }
+    match &*r.into_inner() {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_resolve_against_their_part() {
+        assert_eq!(resolve("ppt/slides", "../notesSlides/notesSlide1.xml"), "ppt/notesSlides/notesSlide1.xml");
+        assert_eq!(resolve("", "word/document.xml"), "word/document.xml");
+        assert_eq!(resolve("word", "/word/document2.xml"), "word/document2.xml");
+    }
+
+    #[test]
+    fn non_packages_are_refused_clearly() {
+        let limits = Limits::default();
+        assert!(matches!(
+            Package::open(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1rest", &limits),
+            Err(ExtractError::Encrypted(_))
+        ));
+        assert!(matches!(Package::open(b"hello", &limits), Err(ExtractError::Malformed(_))));
+    }
+}

@@ -1,0 +1,215 @@
+//! PPTX with zip + quick-xml: slides in presentation order (`p:sldIdLst` through the
+//! package relationships), each a section labelled `Slide N: <title>`, with the text of
+//! every shape (group shapes included), tables as markdown rows, and speaker notes as a
+//! section of their own.
+
+use quick_xml::{Reader, events::Event};
+
+use super::{
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    ooxml::{Package, attr, local, resolve_ref},
+};
+
+/// PowerPoint presentations.
+pub struct Pptx;
+
+impl Extractor for Pptx {
+    fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
+        let mut package = Package::open(bytes, limits)?;
+        let main = package.main_part()?;
+        let presentation =
+            package.part(&main)?.ok_or_else(|| ExtractError::Malformed(format!("the main part {main} is missing")))?;
+        let rels = package.relationships(&main)?;
+        let mut notes = Vec::new();
+        let mut sections = Vec::new();
+        let order = slide_ids(&presentation)?;
+        if order.is_empty() {
+            notes.push("the presentation has no slides".into());
+        }
+        for (i, rid) in order.iter().enumerate() {
+            let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
+            let Some(rel) = rels.iter().find(|r| &r.id == rid) else {
+                notes.push(format!("slide {number}: its relationship {rid} is missing"));
+                continue;
+            };
+            let Some(xml) = package.part(&rel.target)? else {
+                notes.push(format!("slide {number}: part {} is missing", rel.target));
+                continue;
+            };
+            let slide = read_shapes(&xml)?;
+            let anchor = Anchor { slide: Some(number), ..Anchor::default() };
+            let mut text = format!("Slide {number}: {}", slide.title.as_deref().unwrap_or("").trim());
+            for body in &slide.bodies {
+                text.push('\n');
+                text.push_str(body);
+            }
+            sections.push(Section {
+                anchor: anchor.clone(),
+                kind: SectionKind::Text,
+                text: text.trim_end().to_owned(),
+            });
+            for table in slide.tables {
+                sections.push(Section {
+                    anchor: anchor.clone(),
+                    kind: SectionKind::Table,
+                    text: markdown_table(&table),
+                });
+            }
+            let slide_rels = package.relationships(&rel.target)?;
+            if let Some(notes_rel) = slide_rels.iter().find(|r| r.kind == "notesSlide")
+                && let Some(notes_xml) = package.part(&notes_rel.target)?
+            {
+                let notes_text = read_shapes(&notes_xml)?.bodies.join("\n");
+                if !notes_text.trim().is_empty() {
+                    sections.push(Section {
+                        anchor: Anchor { part: Some("notes".into()), ..anchor.clone() },
+                        kind: SectionKind::Text,
+                        text: format!("Slide {number} notes:\n{}", notes_text.trim()),
+                    });
+                }
+            }
+        }
+        Ok(Extracted { sections, notes })
+    }
+}
+
+/// Relationship ids of the slides, in order.
+fn slide_ids(xml: &str) -> Result<Vec<String>, ExtractError> {
+    let mut reader = Reader::from_str(xml);
+    let mut ids = Vec::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Empty(e) | Event::Start(e)) if local(&e) == "sldId" => {
+                // The relationship id is the namespaced `r:id`; the bare `id` is a number.
+                let rid = e
+                    .attributes()
+                    .flatten()
+                    .find(|a| a.key.prefix().is_some() && a.key.local_name().as_ref() == "id")
+                    .and_then(|a| a.normalized_value(quick_xml::XmlVersion::Implicit1_0).ok().map(|v| v.into_owned()));
+                if let Some(rid) = rid {
+                    ids.push(rid);
+                }
+            }
+            Ok(Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => return Err(ExtractError::Malformed(format!("presentation XML: {e}"))),
+        }
+    }
+    Ok(ids)
+}
+
+#[derive(Default)]
+struct Slide {
+    title: Option<String>,
+    bodies: Vec<String>,
+    tables: Vec<Vec<Vec<String>>>,
+}
+
+/// Text of every shape; the title placeholder separately; slide numbers and dates skipped.
+fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
+    let mut reader = Reader::from_str(xml);
+    let mut slide = Slide::default();
+    let mut shape: Option<(String, Option<String>)> = None; // (text, placeholder type)
+    let mut paragraph = String::new();
+    let mut in_text = false;
+    let mut table: Option<Vec<Vec<String>>> = None;
+    let mut fallback = 0usize;
+    loop {
+        let event = reader.read_event().map_err(|e| ExtractError::Malformed(format!("slide XML: {e}")))?;
+        if fallback > 0 {
+            match &event {
+                Event::Start(e) if local(e) == "Fallback" => fallback += 1,
+                Event::End(e) if e.local_name().as_ref() == "Fallback" => fallback -= 1,
+                Event::Eof => break,
+                _ => {}
+            }
+            continue;
+        }
+        match event {
+            Event::Start(e) => match local(&e).as_str() {
+                "Fallback" => fallback = 1,
+                "sp" => shape = Some((String::new(), None)),
+                "t" => in_text = true,
+                "p" => paragraph.clear(),
+                "tbl" => table = Some(Vec::new()),
+                "tr" => {
+                    if let Some(t) = &mut table {
+                        t.push(Vec::new());
+                    }
+                }
+                "tc" => {
+                    if let Some(row) = table.as_mut().and_then(|t| t.last_mut()) {
+                        row.push(String::new());
+                    }
+                }
+                "ph" => {
+                    if let Some((_, kind)) = &mut shape {
+                        *kind = Some(attr(&e, "type").unwrap_or_else(|| "body".into()));
+                    }
+                }
+                _ => {}
+            },
+            Event::Empty(e) => match local(&e).as_str() {
+                "ph" => {
+                    if let Some((_, kind)) = &mut shape {
+                        *kind = Some(attr(&e, "type").unwrap_or_else(|| "body".into()));
+                    }
+                }
+                "br" => paragraph.push('\n'),
+                _ => {}
+            },
+            Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" => {
+                    let text = std::mem::take(&mut paragraph);
+                    let text = text.trim();
+                    if let Some(cell) = table.as_mut().and_then(|t| t.last_mut()).and_then(|r| r.last_mut()) {
+                        if !cell.is_empty() && !text.is_empty() {
+                            cell.push(' ');
+                        }
+                        cell.push_str(text);
+                    } else if let Some((shape_text, _)) = &mut shape
+                        && !text.is_empty()
+                    {
+                        if !shape_text.is_empty() {
+                            shape_text.push('\n');
+                        }
+                        shape_text.push_str(text);
+                    }
+                }
+                "sp" => {
+                    if let Some((text, kind)) = shape.take()
+                        && !text.trim().is_empty()
+                    {
+                        match kind.as_deref() {
+                            Some("title" | "ctrTitle") if slide.title.is_none() => {
+                                slide.title = Some(text.replace('\n', " "))
+                            }
+                            Some("sldNum" | "dt" | "ftr" | "sldImg") => {}
+                            _ => slide.bodies.push(text),
+                        }
+                    }
+                }
+                "tbl" => {
+                    if let Some(t) = table.take() {
+                        let rows: Vec<Vec<String>> =
+                            t.into_iter().filter(|r| r.iter().any(|c| !c.is_empty())).collect();
+                        if !rows.is_empty() {
+                            slide.tables.push(rows);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_text => {
+                if let Some(c) = resolve_ref(r) {
+                    paragraph.push(c);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(slide)
+}

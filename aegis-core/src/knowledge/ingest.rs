@@ -1,0 +1,216 @@
+//! Ingesting files: hash → (unchanged? stop) → extract (isolated) → chunk → embed in
+//! batches through the tenant's policy → one short transaction that writes the new
+//! version and replaces its chunks. No transaction is held while extracting or embedding,
+//! and an interrupted ingest leaves the document at its old version or its new one.
+
+use std::path::{Path, PathBuf};
+
+use futures::{StreamExt, stream};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{
+    Knowledge, KnowledgeError,
+    chunk::chunk,
+    extract::{Format, isolate::extract_file},
+    store::{self, NewVersion},
+};
+use crate::{llm::Target, policy::Intent, tenancy::TenantScope};
+
+/// What happened to one file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum IngestOutcome {
+    /// Same content as the stored version: nothing done.
+    Unchanged {
+        /// The document.
+        source_key: String,
+        /// Its id.
+        id: Uuid,
+        /// Its version.
+        version: i32,
+    },
+    /// A new version was stored.
+    Stored {
+        /// The document.
+        source_key: String,
+        /// Its id.
+        id: Uuid,
+        /// The new version.
+        version: i32,
+        /// Chunks stored.
+        chunks: usize,
+        /// Extraction notes.
+        notes: Vec<String>,
+    },
+    /// The file failed; others went on.
+    Failed {
+        /// The document.
+        source_key: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Progress of a batch, reported after each file.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct IngestProgress {
+    /// Files finished.
+    pub done: usize,
+    /// Files in the batch.
+    pub total: usize,
+}
+
+impl Knowledge {
+    /// Ingests one file under `source_key`.
+    #[tracing::instrument(skip_all, fields(tenant = %scope.tenant(), source_key))]
+    pub async fn ingest_file(
+        &self,
+        scope: &TenantScope,
+        source_key: &str,
+        path: &Path,
+    ) -> Result<IngestOutcome, KnowledgeError> {
+        let io = |e: std::io::Error| KnowledgeError::Io { path: path.display().to_string(), error: e.to_string() };
+        let config = self.config();
+        let size = tokio::fs::metadata(path).await.map_err(io)?.len();
+        if size > config.limits.max_file_bytes {
+            return Err(KnowledgeError::Extract {
+                source_key: source_key.to_owned(),
+                error: super::extract::ExtractError::TooLarge(format!(
+                    "{size} bytes, limit {}",
+                    config.limits.max_file_bytes
+                )),
+            });
+        }
+        let bytes = tokio::fs::read(path).await.map_err(io)?;
+        let hash = hex::encode(Sha256::digest(&bytes));
+        let mut tx = scope.begin().await?;
+        let existing = store::find(tx.conn(), source_key).await?;
+        tx.commit().await?;
+        if let Some(doc) = existing.filter(|d| d.content_hash == hash) {
+            return Ok(IngestOutcome::Unchanged {
+                source_key: source_key.to_owned(),
+                id: doc.id,
+                version: doc.version,
+            });
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source_key.to_owned());
+        let format = Format::detect(&name, &bytes[..bytes.len().min(1024)])
+            .or_else(|| Format::detect(source_key, &bytes[..bytes.len().min(1024)]))
+            .ok_or_else(|| KnowledgeError::UnsupportedFormat(source_key.to_owned()))?;
+        drop(bytes);
+        let extracted = extract_file(self.isolation(), format, path, &config.limits)
+            .await
+            .map_err(|error| KnowledgeError::Extract { source_key: source_key.to_owned(), error })?;
+        let chunks = chunk(&extracted, &config.chunking);
+        let call = Self::call_scope(scope);
+        let mut embedded = Vec::with_capacity(chunks.len());
+        for batch in chunks.chunks(config.embed_batch.max(1)) {
+            let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+            let (_, embeddings) = self.inner.models.embed(&call, &Target::Intent(Intent::Embedding), &texts).await?;
+            for (chunk, vector) in batch.iter().zip(embeddings.vectors) {
+                embedded.push((chunk.clone(), vector, embeddings.model.clone()));
+            }
+        }
+        let mut tx = scope.begin().await?;
+        let (id, version) = store::write_version(
+            tx.conn(),
+            &NewVersion {
+                source_key,
+                title: &name,
+                format: format.as_str(),
+                content_hash: &hash,
+                bytes: i64::try_from(size).unwrap_or(i64::MAX),
+                notes: &extracted.notes,
+                chunks: &embedded,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(IngestOutcome::Stored {
+            source_key: source_key.to_owned(),
+            id,
+            version,
+            chunks: embedded.len(),
+            notes: extracted.notes,
+        })
+    }
+
+    /// Ingests files (`(source_key, path)`), `concurrency` at a time; one file's failure
+    /// is its outcome and never stops the others. `progress` is called after each file.
+    pub async fn ingest_files(
+        &self,
+        scope: &TenantScope,
+        files: Vec<(String, PathBuf)>,
+        progress: impl Fn(IngestProgress, &IngestOutcome) + Send + Sync,
+    ) -> Vec<IngestOutcome> {
+        let total = files.len();
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let (done, progress) = (&done, &progress);
+        stream::iter(files)
+            .map(|(key, path)| async move {
+                let outcome = match self.ingest_file(scope, &key, &path).await {
+                    Ok(outcome) => outcome,
+                    Err(err) => IngestOutcome::Failed { source_key: key, error: err.to_string() },
+                };
+                let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(IngestProgress { done: finished, total }, &outcome);
+                outcome
+            })
+            .buffer_unordered(self.config().concurrency.max(1))
+            .collect()
+            .await
+    }
+
+    /// The tenant's documents.
+    pub async fn list(&self, scope: &TenantScope) -> Result<Vec<super::DocumentInfo>, KnowledgeError> {
+        let mut tx = scope.begin().await?;
+        let docs = store::list(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(docs)
+    }
+
+    /// Deletes a document by source key or id.
+    pub async fn delete(&self, scope: &TenantScope, key_or_id: &str) -> Result<(), KnowledgeError> {
+        let mut tx = scope.begin().await?;
+        let deleted = store::delete(tx.conn(), key_or_id).await?;
+        tx.commit().await?;
+        if deleted { Ok(()) } else { Err(KnowledgeError::NotFound(key_or_id.to_owned())) }
+    }
+}
+
+/// Files under `paths` (folders recursively), each with its source key: the path relative
+/// to the folder given (or the file name for a file given directly). Hidden entries are
+/// skipped; symlinks are not followed.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for root in paths {
+        let meta = std::fs::symlink_metadata(root)?;
+        if meta.is_file() {
+            let key = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            out.push((key, root.clone()));
+            continue;
+        }
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let kind = entry.file_type()?;
+                let path = entry.path();
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_file() {
+                    let key = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+                    out.push((key, path));
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

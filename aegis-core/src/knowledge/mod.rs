@@ -1,0 +1,140 @@
+//! The knowledge base: a tenant's documents, extracted ([`extract`]), chunked ([`chunk`]),
+//! embedded through the tenant's model policy (the offline embedder by default) and stored
+//! in the tenant's schema with a `tsvector` and a `vector(768)`; searched by hybrid
+//! (vector + full text fused with reciprocal rank fusion in one SQL statement), vector-only
+//! or keyword-only, every hit with its citation.
+
+pub mod chunk;
+pub mod extract;
+mod ingest;
+mod search;
+mod store;
+
+pub use chunk::{Chunk, ChunkOptions};
+pub use ingest::{IngestOutcome, IngestProgress, collect_files};
+pub use search::{Hit, SearchMode, SearchOptions};
+pub use store::DocumentInfo;
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    db::DbError,
+    llm::{CallScope, ModelError, Models},
+    tenancy::TenantScope,
+};
+use extract::{ExtractError, Limits, isolate::Isolation};
+
+/// A knowledge-base failure.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    /// The file could not be extracted.
+    #[error("cannot extract `{source_key}`: {error}")]
+    Extract {
+        /// The document.
+        source_key: String,
+        /// Why.
+        error: ExtractError,
+    },
+    /// The file's format is not one AEGIS reads.
+    #[error("`{0}`: unsupported format (pdf, docx, xlsx, pptx, txt, md, csv, html)")]
+    UnsupportedFormat(String),
+    /// The file could not be read.
+    #[error("cannot read `{path}`: {error}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        error: String,
+    },
+    /// No such document.
+    #[error("no document `{0}`")]
+    NotFound(String),
+    /// A bad request (empty query, k out of range).
+    #[error("{0}")]
+    Invalid(String),
+    /// Embedding failed or was refused.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for KnowledgeError {
+    fn from(err: sqlx::Error) -> Self {
+        KnowledgeError::Db(DbError::Sql(err))
+    }
+}
+
+/// `[knowledge]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KnowledgeConfig {
+    /// Per-file limits.
+    pub limits: Limits,
+    /// Chunk sizes.
+    pub chunking: ChunkOptions,
+    /// Texts per embedding request.
+    pub embed_batch: usize,
+    /// Files extracted and embedded at once by a batch ingest.
+    pub concurrency: usize,
+    /// HNSW `ef_search` for vector queries (recall against speed).
+    pub ef_search: u32,
+    /// Candidates taken from each of the vector and keyword lists before fusion, per hit
+    /// asked for.
+    pub candidates_per_hit: usize,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            chunking: ChunkOptions::default(),
+            embed_batch: 64,
+            concurrency: 2,
+            ef_search: 100,
+            candidates_per_hit: 4,
+        }
+    }
+}
+
+/// The knowledge service. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Knowledge {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    models: Models,
+    config: KnowledgeConfig,
+    isolation: Isolation,
+}
+
+impl Knowledge {
+    /// The service: embeddings through `models`, extraction under `isolation`.
+    pub fn new(models: Models, config: KnowledgeConfig, isolation: Isolation) -> Self {
+        Self { inner: Arc::new(Inner { models, config, isolation }) }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &KnowledgeConfig {
+        &self.inner.config
+    }
+
+    /// How extraction runs.
+    pub fn isolation(&self) -> &Isolation {
+        &self.inner.isolation
+    }
+
+    fn call_scope(scope: &TenantScope) -> CallScope {
+        CallScope {
+            tenant: scope.tenant().to_string(),
+            tier: scope.tier(),
+            caller: scope.caller().to_string(),
+            run_id: None,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Search: hybrid (vector top-k and full-text top-k fused by reciprocal rank fusion, in one
+//! SQL statement), vector-only or keyword-only, optionally within some documents. Only
+//! vectors of the query's embedding model are compared. pgvector 0.6 filters HNSW results
+//! after the index scan, so a search within documents (or among chunks of several models)
+//! uses an exact scan over the matching rows: it still returns k hits when k exist.
+
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Knowledge, KnowledgeError, extract::Anchor};
+use crate::{llm::Target, policy::Intent, tenancy::TenantScope};
+
+/// How to search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Vector and full text, fused.
+    #[default]
+    Hybrid,
+    /// Vector only.
+    Vector,
+    /// Full text only.
+    Keyword,
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "hybrid" => Ok(SearchMode::Hybrid),
+            "vector" => Ok(SearchMode::Vector),
+            "keyword" => Ok(SearchMode::Keyword),
+            other => Err(format!("unknown search mode `{other}` (hybrid, vector or keyword)")),
+        }
+    }
+}
+
+/// Search parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchOptions {
+    /// Hits wanted (1–100).
+    pub k: usize,
+    /// Mode.
+    pub mode: SearchMode,
+    /// Only these documents (source keys or ids), when set.
+    pub documents: Option<Vec<String>>,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self { k: 8, mode: SearchMode::Hybrid, documents: None }
+    }
+}
+
+/// One hit, with its citation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    /// The chunk.
+    pub chunk_id: Uuid,
+    /// Its document.
+    pub document_id: Uuid,
+    /// The document's source key.
+    pub source_key: String,
+    /// The document's title.
+    pub title: String,
+    /// Where in the document.
+    pub anchor: Anchor,
+    /// The chunk's text.
+    pub text: String,
+    /// The matching span (query terms marked with `**`).
+    pub span: String,
+    /// Fused score (higher is better).
+    pub score: f64,
+    /// Rank in the vector list, if it was there.
+    pub vector_rank: Option<i64>,
+    /// Rank in the keyword list, if it was there.
+    pub keyword_rank: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    chunk_id: Uuid,
+    document_id: Uuid,
+    source_key: String,
+    title: String,
+    anchor: serde_json::Value,
+    text: String,
+    span: String,
+    score: f64,
+    vector_rank: Option<i64>,
+    keyword_rank: Option<i64>,
+}
+
+/// The statement; `{ORDER}` is the vector ordering: the bare distance lets the planner use
+/// the HNSW index, the `+ 0` form forces an exact scan.
+const SEARCH: &str = "
+WITH cfg AS (
+  SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
+), docs AS (
+  SELECT array_agg(id) AS ids FROM documents WHERE $4::text[] IS NOT NULL AND (source_key = ANY($4) OR id::text = ANY($4))
+), vec AS (
+  SELECT v.id, row_number() OVER (ORDER BY v.distance) AS rank FROM (
+    SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs
+    WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))
+    ORDER BY {ORDER} LIMIT $5
+  ) v
+), kw AS (
+  SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
+    SELECT c.id, ts_rank_cd(c.tsv, q.tq) AS r
+    FROM chunks c, docs, (SELECT websearch_to_tsquery(cfg.cfg, $3) AS tq FROM cfg) q
+    WHERE c.tsv @@ q.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))
+    ORDER BY r DESC LIMIT $6
+  ) k
+), fused AS (
+  SELECT id, sum(1.0 / (60 + rank))::float8 AS score,
+         min(rank) FILTER (WHERE src = 'v') AS vector_rank, min(rank) FILTER (WHERE src = 'k') AS keyword_rank
+  FROM (SELECT id, rank, 'v' AS src FROM vec UNION ALL SELECT id, rank, 'k' FROM kw) u GROUP BY id
+)
+SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
+       ts_headline(cfg.cfg, c.text, websearch_to_tsquery(cfg.cfg, $3),
+                   'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
+       f.score, f.vector_rank, f.keyword_rank
+FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg
+ORDER BY f.score DESC, c.id LIMIT $7";
+
+static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{ORDER}", "c.embedding <=> $1"));
+static EXACT: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{ORDER}", "(c.embedding <=> $1) + 0"));
+
+impl Knowledge {
+    /// Searches the tenant's documents.
+    #[tracing::instrument(skip_all, fields(tenant = %scope.tenant()))]
+    pub async fn search(
+        &self,
+        scope: &TenantScope,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<Hit>, KnowledgeError> {
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(KnowledgeError::Invalid("the query is empty".into()));
+        }
+        if !(1..=100).contains(&options.k) {
+            return Err(KnowledgeError::Invalid("k must be between 1 and 100".into()));
+        }
+        let candidates = i64::try_from(options.k * self.config().candidates_per_hit.max(1)).unwrap_or(400);
+        let (vector, model) = if options.mode == SearchMode::Keyword {
+            (vec![0.0f32; crate::llm::config::EMBEDDING_DIMENSIONS as usize], String::new())
+        } else {
+            let call = Self::call_scope(scope);
+            let (_, mut embeddings) =
+                self.inner.models.embed(&call, &Target::Intent(Intent::Embedding), &[query.to_owned()]).await?;
+            (embeddings.vectors.pop().unwrap_or_default(), embeddings.model)
+        };
+        let (vector_limit, keyword_limit) = match options.mode {
+            SearchMode::Hybrid => (candidates, candidates),
+            SearchMode::Vector => (candidates, 0),
+            SearchMode::Keyword => (0, candidates),
+        };
+        let mut tx = scope.begin().await?;
+        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
+            .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
+            .execute(tx.conn())
+            .await?;
+        let mixed_models: bool = if vector_limit > 0 {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chunks WHERE embedding_model <> $1)")
+                .bind(&model)
+                .fetch_one(tx.conn())
+                .await?
+        } else {
+            false
+        };
+        let exact = options.documents.is_some() || mixed_models;
+        let sql = if exact { EXACT.as_str() } else { INDEXED.as_str() };
+        let rows: Vec<Row> = sqlx::query_as(sql)
+            .bind(pgvector::Vector::from(vector))
+            .bind(&model)
+            .bind(query)
+            .bind(options.documents.as_deref())
+            .bind(vector_limit)
+            .bind(keyword_limit)
+            .bind(i64::try_from(options.k).unwrap_or(8))
+            .fetch_all(tx.conn())
+            .await?;
+        tx.commit().await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Hit {
+                chunk_id: r.chunk_id,
+                document_id: r.document_id,
+                source_key: r.source_key,
+                title: r.title,
+                anchor: serde_json::from_value(r.anchor).unwrap_or_default(),
+                text: r.text,
+                span: r.span,
+                score: r.score,
+                vector_rank: r.vector_rank,
+                keyword_rank: r.keyword_rank,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,132 @@
+//! Documents and chunks in the tenant's schema. Every function runs inside a `TenantTx`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{KnowledgeError, chunk::Chunk};
+
+/// A stored document (its current version).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DocumentInfo {
+    /// Id.
+    pub id: Uuid,
+    /// Its source key (the path relative to the ingest root, or the upload's name).
+    pub source_key: String,
+    /// A title (the file name).
+    pub title: String,
+    /// Format.
+    pub format: String,
+    /// SHA-256 of the content.
+    pub content_hash: String,
+    /// Version, from 1.
+    pub version: i32,
+    /// Size.
+    pub bytes: i64,
+    /// Chunks.
+    pub chunks: i32,
+    /// Extraction notes.
+    pub notes: serde_json::Value,
+    /// First ingested.
+    pub created_at: DateTime<Utc>,
+    /// This version.
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str =
+    "id, source_key, title, format, content_hash, version, bytes, chunks, notes, created_at, updated_at";
+
+/// The document with `source_key`, if any.
+pub async fn find(conn: &mut PgConnection, source_key: &str) -> Result<Option<DocumentInfo>, KnowledgeError> {
+    let sql = format!("SELECT {COLUMNS} FROM documents WHERE source_key = $1");
+    Ok(sqlx::query_as(&sql).bind(source_key).fetch_optional(conn).await?)
+}
+
+/// Every document, by source key.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, KnowledgeError> {
+    let sql = format!("SELECT {COLUMNS} FROM documents ORDER BY source_key");
+    Ok(sqlx::query_as(&sql).fetch_all(conn).await?)
+}
+
+/// Deletes a document (by id or source key) and its chunks.
+pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, KnowledgeError> {
+    let id = Uuid::parse_str(key_or_id).ok();
+    let done = sqlx::query("DELETE FROM documents WHERE source_key = $1 OR id = $2")
+        .bind(key_or_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// What a new version carries.
+pub struct NewVersion<'a> {
+    /// Source key.
+    pub source_key: &'a str,
+    /// Title.
+    pub title: &'a str,
+    /// Format.
+    pub format: &'a str,
+    /// Content hash.
+    pub content_hash: &'a str,
+    /// Size.
+    pub bytes: i64,
+    /// Notes.
+    pub notes: &'a [String],
+    /// Chunks with their vectors and the model that made them.
+    pub chunks: &'a [(Chunk, Vec<f32>, String)],
+}
+
+/// Writes a new version and replaces the chunks, in the caller's transaction (so a reader
+/// sees the old version or the new one, never a mix). Returns (id, version).
+pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Result<(Uuid, i32), KnowledgeError> {
+    let now = Utc::now();
+    let (id, version): (Uuid, i32) = sqlx::query_as(
+        "INSERT INTO documents (id, source_key, title, format, content_hash, version, bytes, chunks, notes, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9) \
+         ON CONFLICT (source_key) DO UPDATE SET title = EXCLUDED.title, format = EXCLUDED.format, \
+           content_hash = EXCLUDED.content_hash, version = documents.version + 1, bytes = EXCLUDED.bytes, \
+           chunks = EXCLUDED.chunks, notes = EXCLUDED.notes, updated_at = EXCLUDED.updated_at \
+         RETURNING id, version",
+    )
+    .bind(Uuid::now_v7())
+    .bind(new.source_key)
+    .bind(new.title)
+    .bind(new.format)
+    .bind(new.content_hash)
+    .bind(new.bytes)
+    .bind(i32::try_from(new.chunks.len()).unwrap_or(i32::MAX))
+    .bind(sqlx::types::Json(new.notes))
+    .bind(now)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM chunks WHERE document_id = $1").bind(id).execute(&mut *conn).await?;
+    for batch in new.chunks.chunks(200) {
+        let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
+        let ordinals: Vec<i32> = batch.iter().map(|(c, _, _)| i32::try_from(c.ordinal).unwrap_or(i32::MAX)).collect();
+        let texts: Vec<&str> = batch.iter().map(|(c, _, _)| c.text.as_str()).collect();
+        let anchors: Vec<serde_json::Value> =
+            batch.iter().map(|(c, _, _)| serde_json::to_value(&c.anchor).unwrap_or_default()).collect();
+        let vectors: Vec<pgvector::Vector> = batch.iter().map(|(_, v, _)| pgvector::Vector::from(v.clone())).collect();
+        let models: Vec<&str> = batch.iter().map(|(_, _, m)| m.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO chunks (id, document_id, version, ordinal, text, anchor, tsv, embedding, embedding_model) \
+             SELECT u.id, $1, $2, u.ordinal, u.text, u.anchor, to_tsvector(cfg.cfg, u.text), u.embedding, u.model \
+             FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::jsonb[], $7::vector[], $8::text[]) \
+               AS u(id, ordinal, text, anchor, embedding, model), \
+             (SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg) cfg",
+        )
+        .bind(id)
+        .bind(version)
+        .bind(&ids)
+        .bind(&ordinals)
+        .bind(&texts)
+        .bind(&anchors)
+        .bind(&vectors)
+        .bind(&models)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok((id, version))
+}
