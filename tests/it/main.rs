@@ -8,6 +8,7 @@ mod extraction;
 mod gateway;
 mod isolation;
 mod jobs;
+mod knowledge;
 mod migrate;
 mod models;
 mod server;

@@ -98,6 +98,9 @@ struct Row {
 const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
+), q AS (
+  -- Any of the words (web-search syntax, quotes for phrases), ranked by how many and how close.
+  SELECT replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS tq FROM cfg
 ), docs AS (
   SELECT array_agg(id) AS ids FROM documents WHERE $4::text[] IS NOT NULL AND (source_key = ANY($4) OR id::text = ANY($4))
 ), vec AS (
@@ -109,7 +112,7 @@ WITH cfg AS (
 ), kw AS (
   SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
     SELECT c.id, ts_rank_cd(c.tsv, q.tq) AS r
-    FROM chunks c, docs, (SELECT websearch_to_tsquery(cfg.cfg, $3) AS tq FROM cfg) q
+    FROM chunks c, docs, q
     WHERE c.tsv @@ q.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))
     ORDER BY r DESC LIMIT $6
   ) k
@@ -119,10 +122,9 @@ WITH cfg AS (
   FROM (SELECT id, rank, 'v' AS src FROM vec UNION ALL SELECT id, rank, 'k' FROM kw) u GROUP BY id
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
-       ts_headline(cfg.cfg, c.text, websearch_to_tsquery(cfg.cfg, $3),
-                   'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
+       ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank
-FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg
+FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
 ORDER BY f.score DESC, c.id LIMIT $7";
 
 static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{ORDER}", "c.embedding <=> $1"));

@@ -266,7 +266,10 @@ impl Router {
                 row.latency_ms = millis(started.elapsed());
                 match result {
                     Ok((value, usage)) => {
-                        let cost = usage.map(|u| cost_micro_usd(&model.config, &u));
+                        // A free model costs 0 whether or not it reports usage.
+                        let free =
+                            model.config.input_price_per_mtok == 0.0 && model.config.output_price_per_mtok == 0.0;
+                        let cost = usage.map(|u| cost_micro_usd(&model.config, &u)).or(free.then_some(0));
                         row.tokens_in = usage.map(|u| i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX));
                         row.tokens_out = usage.map(|u| i64::try_from(u.completion_tokens).unwrap_or(i64::MAX));
                         row.cost_micro_usd = cost;

@@ -1,0 +1,195 @@
+//! The knowledge base end to end: ingest real files, search with citations in every mode,
+//! filters, versions, deletion, tenant isolation, and an ingest killed mid-document.
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aegis_core::{
+    Aegis,
+    knowledge::{IngestOutcome, SearchMode, SearchOptions, collect_files},
+    tenancy::{Caller, NewTenant, TenantId, TenantScope, Tier},
+};
+use aegis_it::{aegis, aegis_bin, fresh_db};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
+}
+
+async fn tenant(aegis: &Aegis, id: &str) -> TenantScope {
+    let id = TenantId::parse(id).unwrap();
+    aegis
+        .tenants()
+        .create(&NewTenant { id: id.clone(), tier: Tier::Pro, name: None }, &Caller::system("test"))
+        .await
+        .unwrap();
+    aegis.tenants().scope(&id, Caller::system("test")).await.unwrap()
+}
+
+fn workdir(files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("aegis-kb-{}", uuid::Uuid::new_v4().simple()));
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+const REFUNDS: &str = "# Refund policy\n\nCustomers may return goods within 14 days of delivery for a full refund.\n\n## Exceptions\n\nPerishable goods and gift cards cannot be refunded.\n";
+const SHIPPING: &str = "Shipping times\n\nOrders ship from the Rotterdam warehouse within two working days.\nExpress delivery to Zürich takes one day.\n";
+
+async fn search(aegis: &Aegis, scope: &TenantScope, query: &str, mode: SearchMode) -> Vec<aegis_core::knowledge::Hit> {
+    aegis.knowledge().search(scope, query, &SearchOptions { k: 5, mode, documents: None }).await.unwrap()
+}
+
+#[tokio::test]
+async fn ingest_then_search_with_citations() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("policies/refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    for file in [
+        "pdf/gen-pdf-001-2p.pdf",
+        "xlsx/gen-xlsx-000-10r.xlsx",
+        "pptx/gen-pptx-001-2s.pptx",
+        "docx/gen-docx-001-2p.docx",
+    ] {
+        let target = dir.join("corpus").join(Path::new(file).file_name().unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(corpus().join("generated").join(file), target).unwrap();
+    }
+    std::fs::write(dir.join("corpus/broken.pdf"), b"%PDF-1.4 not really").unwrap();
+    let files = collect_files(std::slice::from_ref(&dir)).unwrap();
+    let outcomes = aegis.knowledge().ingest_files(&scope, files, |_, _| {}).await;
+    assert_eq!(outcomes.len(), 7);
+    let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Failed { .. })).collect();
+    assert_eq!(failed.len(), 1, "only the broken file fails: {outcomes:?}");
+    assert!(
+        matches!(failed[0], IngestOutcome::Failed { source_key, error } if source_key == "corpus/broken.pdf" && error.contains("malformed"))
+    );
+
+    // Hybrid: the refund question finds the policy, cited by heading path.
+    let hits = search(&aegis, &scope, "how many days to return goods for a refund", SearchMode::Hybrid).await;
+    assert_eq!(hits[0].source_key, "policies/refunds.md");
+    assert_eq!(hits[0].anchor.headings, ["Refund policy"]);
+    assert!(hits[0].span.contains("**refund**") || hits[0].span.contains("**days**"), "{}", hits[0].span);
+    assert!(hits[0].vector_rank.is_some() && hits[0].keyword_rank.is_some());
+    // Keyword-only and vector-only.
+    let hits = search(&aegis, &scope, "Rotterdam", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "shipping.txt");
+    assert!(hits.iter().all(|h| h.vector_rank.is_none()));
+    let hits = search(&aegis, &scope, "perishable goods gift cards", SearchMode::Vector).await;
+    assert_eq!(hits[0].source_key, "policies/refunds.md");
+    assert_eq!(hits[0].anchor.headings, ["Refund policy", "Exceptions"]);
+    // Citations carry page, slide and sheet anchors.
+    let hits = search(&aegis, &scope, "Could_1 What_2 Under_3", SearchMode::Keyword).await;
+    assert_eq!(hits[0].anchor.sheet.as_deref(), Some("All1"));
+    assert!(hits[0].anchor.range.as_deref().unwrap().starts_with('A'));
+    assert!(hits[0].text.starts_with("| Could_1 |"));
+    let hits = search(&aegis, &scope, "21701 Größe", SearchMode::Keyword).await;
+    assert!(hits.iter().any(|h| h.anchor.slide == Some(1) && h.text.starts_with("Slide 1:")));
+    let docs = aegis.knowledge().list(&scope).await.unwrap();
+    assert_eq!(docs.len(), 6);
+    let pdf = docs.iter().find(|d| d.source_key == "corpus/gen-pdf-001-2p.pdf").unwrap();
+    assert!(pdf.chunks > 1);
+    let hits = aegis
+        .knowledge()
+        .search(
+            &scope,
+            "document",
+            &SearchOptions { k: 3, mode: SearchMode::Hybrid, documents: Some(vec![pdf.source_key.clone()]) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 3, "a filtered search still returns k hits when k exist");
+    assert!(hits.iter().all(|h| h.source_key == pdf.source_key && h.anchor.page.is_some()));
+
+    // Another tenant sees nothing of this one.
+    let other = tenant(&aegis, "globex").await;
+    assert!(search(&aegis, &other, "refund", SearchMode::Hybrid).await.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn versions_replace_their_chunks_and_identical_content_is_a_no_op() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS)]);
+    let path = dir.join("refunds.md");
+    let first = aegis.knowledge().ingest_file(&scope, "refunds.md", &path).await.unwrap();
+    assert!(matches!(first, IngestOutcome::Stored { version: 1, .. }));
+    let again = aegis.knowledge().ingest_file(&scope, "refunds.md", &path).await.unwrap();
+    assert!(matches!(again, IngestOutcome::Unchanged { version: 1, .. }), "{again:?}");
+    std::fs::write(&path, REFUNDS.replace("14 days", "30 days")).unwrap();
+    let second = aegis.knowledge().ingest_file(&scope, "refunds.md", &path).await.unwrap();
+    assert!(matches!(second, IngestOutcome::Stored { version: 2, .. }), "{second:?}");
+    let hits = search(&aegis, &scope, "within 14 days", SearchMode::Keyword).await;
+    assert!(hits.iter().all(|h| !h.text.contains("14 days")), "old chunks are gone");
+    let hits = search(&aegis, &scope, "30 days", SearchMode::Keyword).await;
+    assert!(hits[0].text.contains("30 days"));
+    aegis.knowledge().delete(&scope, "refunds.md").await.unwrap();
+    assert!(search(&aegis, &scope, "refund", SearchMode::Hybrid).await.is_empty());
+    assert!(aegis.knowledge().delete(&scope, "refunds.md").await.is_err());
+    let bad = aegis.knowledge().search(&scope, "  ", &SearchOptions::default()).await;
+    assert!(bad.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every document's chunks match its row: same version, same count.
+async fn consistent(url: &str) -> Vec<(String, i32, i32)> {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let rows: Vec<(String, i32, i32, i64, i64)> = sqlx::query_as(
+        "SELECT d.source_key, d.version, d.chunks, count(c.id), count(c.id) FILTER (WHERE c.version = d.version) \
+         FROM tenant_acme.documents d LEFT JOIN tenant_acme.chunks c ON c.document_id = d.id GROUP BY d.id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    for (key, _, chunks, count, current) in &rows {
+        assert_eq!(i64::from(*chunks), *count, "{key}: a mix of versions or a partial version");
+        assert_eq!(count, current, "{key}: chunks of another version");
+    }
+    rows.into_iter().map(|(k, v, c, _, _)| (k, v, c)).collect()
+}
+
+#[tokio::test]
+async fn an_ingest_killed_mid_document_leaves_the_old_or_the_new_version() {
+    let db = fresh_db().await;
+    let cli = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(aegis_bin());
+        cmd.arg("--database-url").arg(&db.url).args(args);
+        cmd
+    };
+    assert!(cli(&["tenant", "create", "acme", "--tier", "pro"]).status().unwrap().success());
+    let big: String =
+        (0..40_000).map(|i| format!("Line {i} about invoices, suppliers and the ledger number {}.\n", i * 7)).collect();
+    let dir = workdir(&[("big.txt", &big)]);
+    let dir_arg = dir.to_string_lossy().to_string();
+    let mut killed_midway = 0;
+    for (round, delay_ms) in [150u64, 400, 800, 1500].into_iter().enumerate() {
+        if round == 2 {
+            // From now on a new version replaces an existing one.
+            std::fs::write(dir.join("big.txt"), big.replace("ledger", "journal")).unwrap();
+        }
+        let mut child = cli(&["ingest", "acme", &dir_arg])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            killed_midway += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        consistent(&db.url).await;
+    }
+    assert!(killed_midway > 0, "no ingest was interrupted; make the file bigger");
+    assert!(cli(&["ingest", "acme", &dir_arg]).status().unwrap().success());
+    let docs = consistent(&db.url).await;
+    assert_eq!(docs.len(), 1);
+    assert!(docs[0].2 > 100);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
