@@ -6,6 +6,7 @@
 //! Embed it with [`launch`] (binds the configured address) or [`launch_with_listener`]
 //! (tests bind `127.0.0.1:0`).
 
+mod documents;
 mod error;
 mod gateway;
 mod health;
@@ -23,6 +24,7 @@ use std::{sync::Arc, time::Duration};
 use aegis_core::{
     Aegis,
     jobs::{Worker, WorkerOptions},
+    knowledge::queue::IngestHandler,
     policy::meters::ReservationSweeper,
 };
 
@@ -85,7 +87,11 @@ pub async fn launch_with_listener(
         let mut options = WorkerOptions::from_config(&aegis.config().workers, "serve");
         options.leader_key = Some(LEADER_KEY);
         let sweeper = Arc::new(ReservationSweeper(aegis.models().meters().clone()));
-        Worker::new(aegis.db().clone(), options).periodic(Duration::from_secs(60), sweeper).spawn(shutdown.clone())
+        let ingest = Arc::new(IngestHandler { knowledge: aegis.knowledge().clone(), tenants: aegis.tenants().clone() });
+        Worker::new(aegis.db().clone(), options)
+            .handler(ingest)
+            .periodic(Duration::from_secs(60), sweeper)
+            .spawn(shutdown.clone())
     });
     let grace = Duration::from_secs(aegis.config().server.shutdown_grace_secs);
     let app = router(AppState::new(aegis));

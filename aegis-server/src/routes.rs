@@ -2,13 +2,17 @@
 
 use axum::{
     Router,
-    routing::{get, post},
+    extract::DefaultBodyLimit,
+    routing::{delete, get, post},
 };
 
-use crate::{AppState, gateway, health, metrics, tenant_api};
+use crate::{AppState, documents, gateway, health, metrics, tenant_api};
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
+    let upload_limit = usize::try_from(state.aegis.config().knowledge.limits.max_file_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1024 * 1024);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -18,5 +22,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(gateway::list_models))
         .route("/api/tenants/{tenant}", get(tenant_api::show_tenant))
         .route("/api/tenants/{tenant}/usage", get(tenant_api::usage))
+        .route(
+            "/api/tenants/{tenant}/documents",
+            get(documents::list).post(documents::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/tenants/{tenant}/documents/{document}", delete(documents::delete))
+        .route("/api/tenants/{tenant}/search", get(documents::search))
+        .route("/api/tenants/{tenant}/jobs/{id}", get(documents::job))
         .with_state(state)
 }

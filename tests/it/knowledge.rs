@@ -193,3 +193,119 @@ async fn an_ingest_killed_mid_document_leaves_the_old_or_the_new_version() {
     assert!(docs[0].2 > 100);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn uploads_over_http_are_queued_ingested_and_searchable() {
+    use aegis_core::auth::{NewApiKey, Scope, reveal};
+    let db = fresh_db().await;
+    let mut config = aegis_it::config_for(&db);
+    config.workers.enabled = true;
+    config.workers.poll_interval_ms = 50;
+    config.data_dir = std::env::temp_dir().join(format!("aegis-kb-http-{}", db.name));
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    tenant(&aegis, "globex").await;
+    let key = |t: &str| NewApiKey {
+        tenant: TenantId::parse(t).unwrap(),
+        name: "t".into(),
+        scopes: vec![Scope::Api],
+        expires_at: None,
+    };
+    let acme_key = reveal(&aegis.api_keys().create(&key("acme"), &Caller::system("test")).await.unwrap()).to_owned();
+    let globex_key =
+        reveal(&aegis.api_keys().create(&key("globex"), &Caller::system("test")).await.unwrap()).to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown.clone()));
+    let http = reqwest::Client::new();
+
+    let form = reqwest::multipart::Form::new()
+        .text("source_key", "policies/refunds.md")
+        .part("file", reqwest::multipart::Part::bytes(REFUNDS.as_bytes().to_vec()).file_name("refunds.md"))
+        .part("file", reqwest::multipart::Part::bytes(b"%PDF-broken".to_vec()).file_name("broken.pdf"));
+    let r = http
+        .post(format!("{base}/api/tenants/acme/documents"))
+        .bearer_auth(&acme_key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(accepted[0]["source_key"], "policies/refunds.md");
+    let jobs: Vec<String> =
+        accepted.as_array().unwrap().iter().map(|a| a["job_id"].as_str().unwrap().to_owned()).collect();
+    let mut statuses = Vec::new();
+    for job in &jobs {
+        let mut status = String::new();
+        for _ in 0..200 {
+            let body: serde_json::Value = http
+                .get(format!("{base}/api/tenants/acme/jobs/{job}"))
+                .bearer_auth(&acme_key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            status = body["status"].as_str().unwrap_or_default().to_owned();
+            if status == "done" || status == "failed" || status == "dead" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        statuses.push(status);
+    }
+    assert_eq!(statuses, ["done", "failed"], "the broken PDF fails alone");
+    // Other tenants' keys see neither the job nor the documents.
+    assert_eq!(
+        http.get(format!("{base}/api/tenants/acme/jobs/{}", jobs[0]))
+            .bearer_auth(&globex_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        http.get(format!("{base}/api/tenants/globex/jobs/{}", jobs[0]))
+            .bearer_auth(&globex_key)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let hits: serde_json::Value = http
+        .get(format!("{base}/api/tenants/acme/search"))
+        .query(&[("q", "refund within days"), ("k", "3")])
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(hits[0]["source_key"], "policies/refunds.md");
+    assert_eq!(hits[0]["anchor"]["headings"][0], "Refund policy");
+    let docs: serde_json::Value = http
+        .get(format!("{base}/api/tenants/acme/documents"))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(docs.as_array().unwrap().len(), 1);
+    let r = http
+        .delete(format!("{base}/api/tenants/acme/documents/policies%2Frefunds.md"))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(aegis.knowledge().list(&scope).await.unwrap().is_empty());
+    shutdown.cancel();
+}

@@ -7,6 +7,7 @@
 pub mod chunk;
 pub mod extract;
 mod ingest;
+pub mod queue;
 mod search;
 mod store;
 

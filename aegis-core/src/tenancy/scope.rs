@@ -17,7 +17,7 @@ use super::{SqlIdent, TenantId, Tier};
 use crate::db::{Database, DbError};
 
 /// Who is acting, recorded in audit rows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Caller {
     /// A platform operator (CLI user or operator key).

@@ -1,0 +1,77 @@
+//! Ingest as a durable job: the server saves an upload under the data directory and
+//! enqueues a `kb.ingest` job; a worker ingests it. Extraction failures end the job as
+//! failed (retrying cannot help); database trouble is retried. The upload file is removed
+//! once the job ends done or failed.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{IngestOutcome, Knowledge, KnowledgeError};
+use crate::{
+    jobs::{Enqueued, Job, JobError, JobHandler, Jobs, NewJob, Outcome},
+    tenancy::{Caller, TenantId, Tenants},
+};
+
+/// The queue name.
+pub const INGEST_QUEUE: &str = "kb.ingest";
+
+/// What an ingest job carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestJob {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The document's source key.
+    pub source_key: String,
+    /// Where the upload was saved.
+    pub path: PathBuf,
+    /// Who uploaded it.
+    pub caller: Caller,
+}
+
+/// Enqueues an ingest; `upload_id` makes a replayed upload one job.
+pub async fn enqueue_ingest(jobs: &Jobs, upload_id: &str, job: &IngestJob) -> Result<Enqueued, JobError> {
+    let payload = serde_json::to_value(job).map_err(|e| JobError::Invalid(e.to_string()))?;
+    jobs.enqueue(&NewJob::new(INGEST_QUEUE, upload_id, payload).for_tenant(&job.tenant).max_attempts(3)).await
+}
+
+/// Runs `kb.ingest` jobs.
+#[derive(Debug, Clone)]
+pub struct IngestHandler {
+    /// The knowledge service.
+    pub knowledge: Knowledge,
+    /// Tenants, to make scopes.
+    pub tenants: Tenants,
+}
+
+#[async_trait]
+impl JobHandler for IngestHandler {
+    fn queue(&self) -> &str {
+        INGEST_QUEUE
+    }
+
+    async fn handle(&self, job: &Job) -> Outcome {
+        let request: IngestJob = match serde_json::from_value(job.payload.clone()) {
+            Ok(request) => request,
+            Err(e) => return Outcome::Fail(format!("bad payload: {e}")),
+        };
+        let scope = match self.tenants.scope(&request.tenant, request.caller.clone()).await {
+            Ok(scope) => scope,
+            Err(crate::tenancy::TenancyError::NotFound(t)) => {
+                return Outcome::Fail(format!("tenant {t} no longer exists"));
+            }
+            Err(e) => return Outcome::Retry(e.to_string()),
+        };
+        let outcome = match self.knowledge.ingest_file(&scope, &request.source_key, &request.path).await {
+            Ok(outcome) => Outcome::Done(serde_json::to_value(&outcome).ok()),
+            Err(e @ (KnowledgeError::Db(_) | KnowledgeError::Model(_))) => return Outcome::Retry(e.to_string()),
+            Err(e) => {
+                let failed = IngestOutcome::Failed { source_key: request.source_key.clone(), error: e.to_string() };
+                Outcome::Fail(serde_json::to_string(&failed).unwrap_or_else(|_| e.to_string()))
+            }
+        };
+        let _ = tokio::fs::remove_file(&request.path).await;
+        outcome
+    }
+}

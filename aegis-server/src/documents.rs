@@ -1,0 +1,144 @@
+//! The knowledge base over HTTP: upload (multipart, queued as `kb.ingest` jobs), list,
+//! delete, search, and the status of an upload's job.
+
+use aegis_core::knowledge::{
+    Hit, SearchMode, SearchOptions,
+    queue::{IngestJob, enqueue_ingest},
+};
+use axum::{
+    Json,
+    extract::{Multipart, Path, Query, State},
+    http::StatusCode,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{AppState, error::ApiError, tenant_api::TenantAccess};
+
+/// One accepted upload.
+#[derive(Debug, Serialize)]
+pub struct Accepted {
+    /// The document's source key.
+    pub source_key: String,
+    /// The job that ingests it (poll `/api/tenants/{t}/jobs/{id}`).
+    pub job_id: Uuid,
+}
+
+/// `POST /api/tenants/{tenant}/documents`: every `file` field is saved and queued; an
+/// optional `source_key` field (before the file) names the next file's document.
+pub async fn upload(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    mut form: Multipart,
+) -> Result<(StatusCode, Json<Vec<Accepted>>), ApiError> {
+    let tenant = access.scope.tenant().clone();
+    let dir = state.aegis.config().data_dir.join("uploads").join(tenant.as_str());
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| ApiError::internal(&e))?;
+    let mut accepted = Vec::new();
+    let mut next_key: Option<String> = None;
+    while let Some(field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart: {e}")))? {
+        match field.name() {
+            Some("source_key") => {
+                next_key = Some(field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?)
+            }
+            Some("file") => {
+                let name = field
+                    .file_name()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::bad_request("a file field needs a file name"))?;
+                let source_key = next_key.take().unwrap_or_else(|| name.clone());
+                if source_key.trim().is_empty() || source_key.len() > 1024 {
+                    return Err(ApiError::bad_request("source_key must be 1 to 1024 characters"));
+                }
+                let upload_id = Uuid::now_v7();
+                let path = dir.join(upload_id.to_string());
+                let bytes = field.bytes().await.map_err(|e| ApiError::bad_request(format!("upload of {name}: {e}")))?;
+                // Keep the original extension: the format is detected from it.
+                let path = path.with_extension(std::path::Path::new(&name).extension().unwrap_or_default());
+                tokio::fs::write(&path, &bytes).await.map_err(|e| ApiError::internal(&e))?;
+                let job = IngestJob {
+                    tenant: tenant.clone(),
+                    source_key: source_key.clone(),
+                    path,
+                    caller: access.scope.caller().clone(),
+                };
+                let enqueued = enqueue_ingest(&state.aegis.jobs(), &upload_id.to_string(), &job)
+                    .await
+                    .map_err(|e| ApiError::internal(&e))?;
+                accepted.push(Accepted { source_key, job_id: enqueued.id });
+            }
+            _ => {}
+        }
+    }
+    if accepted.is_empty() {
+        return Err(ApiError::bad_request("no `file` field in the form"));
+    }
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// `GET /api/tenants/{tenant}/documents`.
+pub async fn list(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<Vec<aegis_core::knowledge::DocumentInfo>>, ApiError> {
+    state.aegis.knowledge().list(&access.scope).await.map(Json).map_err(knowledge_error)
+}
+
+/// `DELETE /api/tenants/{tenant}/documents/{document}` (source key or id).
+pub async fn delete(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, document)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.aegis.knowledge().delete(&access.scope, &document).await.map_err(knowledge_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Search parameters.
+#[derive(Debug, Deserialize)]
+pub struct SearchQuery {
+    /// The query.
+    pub q: String,
+    /// Hits.
+    pub k: Option<usize>,
+    /// hybrid, vector or keyword.
+    pub mode: Option<String>,
+    /// Comma-separated documents to search within.
+    pub documents: Option<String>,
+}
+
+/// `GET /api/tenants/{tenant}/search?q=…&k=…&mode=…&documents=a,b`.
+pub async fn search(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Query(query): Query<SearchQuery>,
+) -> Result<Json<Vec<Hit>>, ApiError> {
+    let mode: SearchMode = query.mode.as_deref().unwrap_or("hybrid").parse().map_err(ApiError::bad_request)?;
+    let documents =
+        query.documents.map(|d| d.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
+    let options = SearchOptions { k: query.k.unwrap_or(8), mode, documents };
+    state.aegis.knowledge().search(&access.scope, &query.q, &options).await.map(Json).map_err(knowledge_error)
+}
+
+/// `GET /api/tenants/{tenant}/jobs/{id}`.
+pub async fn job(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Path((_, id)): Path<(String, Uuid)>,
+) -> Result<Json<aegis_core::jobs::Job>, ApiError> {
+    let job = state.aegis.jobs().get(id).await.map_err(|e| ApiError::internal(&e))?;
+    match job {
+        Some(job) if job.tenant_id.as_deref() == Some(access.scope.tenant().as_str()) => Ok(Json(job)),
+        _ => Err(ApiError::not_found(format!("no job {id}"))),
+    }
+}
+
+fn knowledge_error(err: aegis_core::knowledge::KnowledgeError) -> ApiError {
+    use aegis_core::knowledge::KnowledgeError as K;
+    match err {
+        K::NotFound(_) => ApiError::not_found(err.to_string()),
+        K::Invalid(_) | K::UnsupportedFormat(_) | K::Extract { .. } => ApiError::bad_request(err.to_string()),
+        K::Model(m) => m.into(),
+        other => ApiError::internal(&other),
+    }
+}
