@@ -93,22 +93,28 @@ struct Row {
     keyword_rank: Option<i64>,
 }
 
-/// The statement; `{ORDER}` is the vector ordering: the bare distance lets the planner use
-/// the HNSW index, the `+ 0` form forces an exact scan.
+/// The statement; `{VECTOR}` is the vector candidates' query. The indexed form is exactly
+/// pgvector's top-k query, so the planner answers it from the HNSW index; it is used only
+/// when every chunk has the query's model and no document filter is set. The exact form
+/// filters by model and documents and orders by `distance + 0`, which no index can answer,
+/// so it scans the matching rows and returns k hits when k exist.
 const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
+), words AS (
+  SELECT websearch_to_tsquery(cfg.cfg, $3) AS all_words,
+         replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS any_word FROM cfg
 ), q AS (
-  -- Any of the words (web-search syntax, quotes for phrases), ranked by how many and how close.
-  SELECT replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS tq FROM cfg
+  -- All the words (web-search syntax, quotes for phrases) when that finds enough chunks,
+  -- else any of them, ranked by how many and how close: ranking every chunk that shares
+  -- one common word is what makes keyword search slow.
+  SELECT CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM chunks, words WHERE tsv @@ words.all_words LIMIT $6) enough) >= LEAST($6, 20)
+              THEN words.all_words ELSE words.any_word END AS tq
+  FROM words
 ), docs AS (
   SELECT array_agg(id) AS ids FROM documents WHERE $4::text[] IS NOT NULL AND (source_key = ANY($4) OR id::text = ANY($4))
 ), vec AS (
-  SELECT v.id, row_number() OVER (ORDER BY v.distance) AS rank FROM (
-    SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs
-    WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))
-    ORDER BY {ORDER} LIMIT $5
-  ) v
+  SELECT v.id, row_number() OVER (ORDER BY v.distance) AS rank FROM ({VECTOR}) v
 ), kw AS (
   SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
     SELECT c.id, ts_rank_cd(c.tsv, q.tq) AS r
@@ -127,8 +133,34 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
 ORDER BY f.score DESC, c.id LIMIT $7";
 
-static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{ORDER}", "c.embedding <=> $1"));
-static EXACT: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{ORDER}", "(c.embedding <=> $1) + 0"));
+const INDEXED_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c WHERE $2::text IS NOT NULL ORDER BY c.embedding <=> $1 LIMIT $5";
+const EXACT_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs \
+    WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) \
+    ORDER BY (c.embedding <=> $1) + 0 LIMIT $5";
+
+static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", INDEXED_VECTOR));
+static EXACT: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", EXACT_VECTOR));
+
+/// Function words dropped from unquoted queries before their words are ORed: they match
+/// nearly every chunk and only cost ranking time. (English and a few common others; the
+/// tenant's text-search configuration may add its own stop words.)
+const STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from", "how", "i", "in", "is", "it",
+    "many", "much", "my", "of", "on", "or", "our", "the", "this", "to", "was", "we", "what", "when", "where", "which",
+    "who", "why", "with", "you", "your", "der", "die", "das", "und", "le", "la", "les", "et", "de", "el", "los", "y",
+];
+
+/// The query's words without stop words (kept whole when it quotes a phrase or is all stop words).
+fn keyword_query(query: &str) -> String {
+    if query.contains('"') {
+        return query.to_owned();
+    }
+    let kept: Vec<&str> = query
+        .split_whitespace()
+        .filter(|w| !STOP_WORDS.contains(&w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase().as_str()))
+        .collect();
+    if kept.is_empty() { query.to_owned() } else { kept.join(" ") }
+}
 
 impl Knowledge {
     /// Searches the tenant's documents.
@@ -166,10 +198,14 @@ impl Knowledge {
             .execute(tx.conn())
             .await?;
         let mixed_models: bool = if vector_limit > 0 {
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM chunks WHERE embedding_model <> $1)")
-                .bind(&model)
-                .fetch_one(tx.conn())
-                .await?
+            // Two range conditions, answerable from the btree (`<>` would scan every chunk).
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM chunks WHERE embedding_model < $1) \
+                 OR EXISTS (SELECT 1 FROM chunks WHERE embedding_model > $1)",
+            )
+            .bind(&model)
+            .fetch_one(tx.conn())
+            .await?
         } else {
             false
         };
@@ -178,7 +214,7 @@ impl Knowledge {
         let rows: Vec<Row> = sqlx::query_as(sql)
             .bind(pgvector::Vector::from(vector))
             .bind(&model)
-            .bind(query)
+            .bind(keyword_query(query))
             .bind(options.documents.as_deref())
             .bind(vector_limit)
             .bind(keyword_limit)
