@@ -11,7 +11,7 @@ use quick_xml::{Reader, events::Event};
 
 use super::{
     Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
-    ooxml::{Package, attr, local, resolve_ref},
+    ooxml::{Package, attr, resolve_ref},
 };
 
 /// Word documents.
@@ -54,11 +54,11 @@ fn outline_levels(xml: &str) -> HashMap<String, usize> {
     let mut current: Option<String> = None;
     loop {
         match reader.read_event() {
-            Ok(Event::Start(e)) if local(&e) == "style" => current = attr(&e, "styleId"),
+            Ok(Event::Start(e)) if e.local_name().as_ref() == "style" => current = attr(&e, "styleId"),
             Ok(Event::End(e)) if e.local_name().as_ref() == "style" => current = None,
             Ok(Event::Empty(e) | Event::Start(e)) => {
                 let Some(id) = &current else { continue };
-                match local(&e).as_str() {
+                match e.local_name().as_ref() {
                     "outlineLvl" => {
                         if let Some(level) = attr(&e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9) {
                             levels.insert(id.clone(), level + 1);
@@ -190,7 +190,7 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
         let event = reader.read_event().map_err(|e| ExtractError::Malformed(format!("document XML: {e}")))?;
         if fallback_depth > 0 {
             match &event {
-                Event::Start(e) if local(e) == "Fallback" => fallback_depth += 1,
+                Event::Start(e) if e.local_name().as_ref() == "Fallback" => fallback_depth += 1,
                 Event::End(e) if e.local_name().as_ref() == "Fallback" => fallback_depth -= 1,
                 Event::Eof => break,
                 _ => {}
@@ -198,7 +198,7 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
             continue;
         }
         match event {
-            Event::Start(e) => match local(&e).as_str() {
+            Event::Start(e) => match e.local_name().as_ref() {
                 "Fallback" => fallback_depth = 1,
                 "p" => w.paragraphs.push(Paragraph::default()),
                 "t" => w.in_text = true,
@@ -215,7 +215,7 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
                 }
                 _ => {}
             },
-            Event::Empty(e) => match local(&e).as_str() {
+            Event::Empty(e) => match e.local_name().as_ref() {
                 "pStyle" => {
                     if let Some(p) = w.paragraphs.last_mut() {
                         p.style = attr(&e, "val");

@@ -310,9 +310,20 @@ fn cap_chars(extracted: &mut Extracted, max: usize) {
 
 /// Joins cells into one markdown table row; `|` and newlines inside cells are escaped.
 pub(crate) fn markdown_row(cells: &[String]) -> String {
-    let cells: Vec<String> =
-        cells.iter().map(|c| c.replace('|', "\\|").replace(['\n', '\r'], " ").trim().to_owned()).collect();
-    format!("| {} |", cells.join(" | "))
+    let mut row = String::with_capacity(cells.iter().map(|c| c.len() + 3).sum::<usize>() + 2);
+    row.push('|');
+    for cell in cells {
+        row.push(' ');
+        for c in cell.trim().chars() {
+            match c {
+                '|' => row.push_str("\\|"),
+                '\n' | '\r' => row.push(' '),
+                c => row.push(c),
+            }
+        }
+        row.push_str(" |");
+    }
+    row
 }
 
 /// A markdown table: the first row, a separator, then the rest.

@@ -7,7 +7,7 @@ use quick_xml::{Reader, events::Event};
 
 use super::{
     Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
-    ooxml::{Package, attr, local, resolve_ref},
+    ooxml::{Package, attr, resolve_ref},
 };
 
 /// PowerPoint presentations.
@@ -79,7 +79,7 @@ fn slide_ids(xml: &str) -> Result<Vec<String>, ExtractError> {
     let mut ids = Vec::new();
     loop {
         match reader.read_event() {
-            Ok(Event::Empty(e) | Event::Start(e)) if local(&e) == "sldId" => {
+            Ok(Event::Empty(e) | Event::Start(e)) if e.local_name().as_ref() == "sldId" => {
                 // The relationship id is the namespaced `r:id`; the bare `id` is a number.
                 let rid = e
                     .attributes()
@@ -118,7 +118,7 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
         let event = reader.read_event().map_err(|e| ExtractError::Malformed(format!("slide XML: {e}")))?;
         if fallback > 0 {
             match &event {
-                Event::Start(e) if local(e) == "Fallback" => fallback += 1,
+                Event::Start(e) if e.local_name().as_ref() == "Fallback" => fallback += 1,
                 Event::End(e) if e.local_name().as_ref() == "Fallback" => fallback -= 1,
                 Event::Eof => break,
                 _ => {}
@@ -126,7 +126,7 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
             continue;
         }
         match event {
-            Event::Start(e) => match local(&e).as_str() {
+            Event::Start(e) => match e.local_name().as_ref() {
                 "Fallback" => fallback = 1,
                 "sp" => shape = Some((String::new(), None)),
                 "t" => in_text = true,
@@ -149,7 +149,7 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
                 }
                 _ => {}
             },
-            Event::Empty(e) => match local(&e).as_str() {
+            Event::Empty(e) => match e.local_name().as_ref() {
                 "ph" => {
                     if let Some((_, kind)) = &mut shape {
                         *kind = Some(attr(&e, "type").unwrap_or_else(|| "body".into()));
