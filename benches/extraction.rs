@@ -3,23 +3,9 @@
 //! format: files, MB, seconds per pass, MB/s, and token recall/precision against the
 //! ground truth. `benches/extraction.sh` runs it beside the seed's Python stack.
 
-use std::{collections::HashMap, path::PathBuf, time::Instant};
+use std::{path::PathBuf, time::Instant};
 
-use aegis_core::knowledge::extract::{Format, Limits, extract};
-
-fn tokens(text: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for t in text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()) {
-        *counts.entry(t.to_lowercase()).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn fidelity(truth: &str, got: &str) -> (f64, f64) {
-    let (t, g) = (tokens(truth), tokens(got));
-    let common: usize = t.iter().map(|(k, n)| (*n).min(*g.get(k).unwrap_or(&0))).sum();
-    (common as f64 / t.values().sum::<usize>().max(1) as f64, common as f64 / g.values().sum::<usize>().max(1) as f64)
-}
+use aegis_core::knowledge::extract::{Format, Limits, extract, token_fidelity as fidelity};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);

@@ -3,11 +3,12 @@
 //! every file of the real corpus (through the child-process isolation, as `aegis` runs
 //! it), and a batch that finishes although one file's extractor never returns.
 
-use std::{collections::HashMap, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use aegis_core::knowledge::extract::{
     ExtractError, Format, Limits, extract,
     isolate::{Isolation, extract_file},
+    token_fidelity as fidelity,
 };
 use aegis_it::aegis_bin;
 
@@ -15,23 +16,6 @@ fn corpus() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
     assert!(dir.is_dir(), "the shared corpus is missing at {}", dir.display());
     dir
-}
-
-/// Lowercased runs of letters and digits, counted.
-fn tokens(text: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for t in text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()) {
-        *counts.entry(t.to_lowercase()).or_insert(0) += 1;
-    }
-    counts
-}
-
-/// (recall, precision) of `got` against `truth`, as multisets of tokens.
-fn fidelity(truth: &str, got: &str) -> (f64, f64) {
-    let (t, g) = (tokens(truth), tokens(got));
-    let common: usize = t.iter().map(|(k, n)| (*n).min(*g.get(k).unwrap_or(&0))).sum();
-    let (nt, ng): (usize, usize) = (t.values().sum(), g.values().sum());
-    (common as f64 / nt.max(1) as f64, common as f64 / ng.max(1) as f64)
 }
 
 #[test]

@@ -285,6 +285,15 @@ impl Models {
         }
     }
 
+    /// Settles the reservation of a call every model failed: charged in full when an
+    /// attempt may have been processed upstream (a timeout, a garbled answer), else freed.
+    async fn failed(&self, reservation: Option<Reservation>, err: RouterError) -> ModelError {
+        let spent =
+            err.attempts.iter().any(|a| matches!(a.class, super::ErrorClass::Timeout | super::ErrorClass::Malformed));
+        Self::settle(&self.inner.meters, reservation, if spent { Ok(PremiumSpend::Unpriced) } else { Err(()) }).await;
+        ModelError::AllFailed(err)
+    }
+
     /// A chat completion under the tenant's policy.
     #[tracing::instrument(skip_all, fields(tenant = %scope.tenant))]
     pub async fn complete(
@@ -301,15 +310,7 @@ impl Models {
                 Self::settle(&self.inner.meters, reservation, Ok(premium_spend)).await;
                 Ok(Completion { response: value, decision, model, cost_micro_usd })
             }
-            Err(err) => {
-                let spent = err
-                    .attempts
-                    .iter()
-                    .any(|a| matches!(a.class, super::ErrorClass::Timeout | super::ErrorClass::Malformed));
-                Self::settle(&self.inner.meters, reservation, if spent { Ok(PremiumSpend::Unpriced) } else { Err(()) })
-                    .await;
-                Err(ModelError::AllFailed(err))
-            }
+            Err(err) => Err(self.failed(reservation, err).await),
         }
     }
 
@@ -332,15 +333,7 @@ impl Models {
                 }));
                 Ok((decision, stream))
             }
-            Err(err) => {
-                let spent = err
-                    .attempts
-                    .iter()
-                    .any(|a| matches!(a.class, super::ErrorClass::Timeout | super::ErrorClass::Malformed));
-                Self::settle(&self.inner.meters, reservation, if spent { Ok(PremiumSpend::Unpriced) } else { Err(()) })
-                    .await;
-                Err(ModelError::AllFailed(err))
-            }
+            Err(err) => Err(self.failed(reservation, err).await),
         }
     }
 

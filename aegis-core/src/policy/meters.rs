@@ -303,23 +303,6 @@ impl Meters {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_align() {
-        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
-        let (s, e) = Window::CalendarMonth.bounds(t);
-        assert_eq!(s, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
-        assert_eq!(e, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
-        let (s, e) =
-            Window::Fixed(Duration::from_secs(600)).bounds(Utc.with_ymd_and_hms(2026, 1, 1, 10, 17, 3).unwrap());
-        assert_eq!(s, Utc.with_ymd_and_hms(2026, 1, 1, 10, 10, 0).unwrap());
-        assert_eq!(e, Utc.with_ymd_and_hms(2026, 1, 1, 10, 20, 0).unwrap());
-    }
-}
-
 /// Frees expired reservations; run periodically by the server's worker.
 #[derive(Debug, Clone)]
 pub struct ReservationSweeper(pub Meters);
@@ -334,5 +317,22 @@ impl crate::jobs::PeriodicTask for ReservationSweeper {
         if let Err(err) = self.0.sweep_expired().await {
             tracing::error!(error = %err, "sweeping reservations failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_align() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        let (s, e) = Window::CalendarMonth.bounds(t);
+        assert_eq!(s, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+        assert_eq!(e, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        let (s, e) =
+            Window::Fixed(Duration::from_secs(600)).bounds(Utc.with_ymd_and_hms(2026, 1, 1, 10, 17, 3).unwrap());
+        assert_eq!(s, Utc.with_ymd_and_hms(2026, 1, 1, 10, 10, 0).unwrap());
+        assert_eq!(e, Utc.with_ymd_and_hms(2026, 1, 1, 10, 20, 0).unwrap());
     }
 }

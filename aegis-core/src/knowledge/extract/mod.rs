@@ -340,6 +340,21 @@ pub(crate) fn markdown_table(rows: &[Vec<String>]) -> String {
     lines.join("\n")
 }
 
+/// Token recall and precision of `got` against `truth`: lowercased runs of letters and
+/// digits compared as multisets. The fidelity measure of the tests and benchmarks.
+pub fn token_fidelity(truth: &str, got: &str) -> (f64, f64) {
+    fn tokens(text: &str) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for t in text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()) {
+            *counts.entry(t.to_lowercase()).or_insert(0) += 1;
+        }
+        counts
+    }
+    let (t, g) = (tokens(truth), tokens(got));
+    let common: usize = t.iter().map(|(k, n)| (*n).min(*g.get(k).unwrap_or(&0))).sum();
+    (common as f64 / t.values().sum::<usize>().max(1) as f64, common as f64 / g.values().sum::<usize>().max(1) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
