@@ -9,7 +9,6 @@ use aegis_core::{
     config::Config,
     db::{Database, migrate::MigrationSet},
 };
-use secrecy_url::url_for_database;
 use sqlx::{Connection, PgConnection};
 
 pub mod provider;
@@ -81,19 +80,16 @@ pub fn aegis_bin() -> PathBuf {
     bin
 }
 
-/// A URL with its database name replaced.
-mod secrecy_url {
-    /// `base` pointing at database `name`.
-    pub fn url_for_database(base: &str, name: &str) -> String {
-        let (without_query, query) = match base.split_once('?') {
-            Some((a, q)) => (a, Some(q)),
-            None => (base, None),
-        };
-        let root = without_query.rsplit_once('/').map_or(without_query, |(root, _)| root);
-        match query {
-            Some(q) => format!("{root}/{name}?{q}"),
-            None => format!("{root}/{name}"),
-        }
+/// `base` pointing at database `name` (query parameters kept).
+fn url_for_database(base: &str, name: &str) -> String {
+    let (without_query, query) = match base.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (base, None),
+    };
+    let root = without_query.rsplit_once('/').map_or(without_query, |(root, _)| root);
+    match query {
+        Some(q) => format!("{root}/{name}?{q}"),
+        None => format!("{root}/{name}"),
     }
 }
 

@@ -219,6 +219,10 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown.clone()));
     let http = reqwest::Client::new();
+    let get_json = |path: String, key: String| {
+        let request = http.get(format!("{base}{path}")).bearer_auth(key);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
 
     let form = reqwest::multipart::Form::new()
         .text("source_key", "policies/refunds.md")
@@ -240,15 +244,7 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     for job in &jobs {
         let mut status = String::new();
         for _ in 0..200 {
-            let body: serde_json::Value = http
-                .get(format!("{base}/api/tenants/acme/jobs/{job}"))
-                .bearer_auth(&acme_key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let body = get_json(format!("/api/tenants/acme/jobs/{job}"), acme_key.clone()).await;
             status = body["status"].as_str().unwrap_or_default().to_owned();
             if status == "done" || status == "failed" || status == "dead" {
                 break;
@@ -289,15 +285,7 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         .unwrap();
     assert_eq!(hits[0]["source_key"], "policies/refunds.md");
     assert_eq!(hits[0]["anchor"]["headings"][0], "Refund policy");
-    let docs: serde_json::Value = http
-        .get(format!("{base}/api/tenants/acme/documents"))
-        .bearer_auth(&acme_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let docs = get_json("/api/tenants/acme/documents".into(), acme_key.clone()).await;
     assert_eq!(docs.as_array().unwrap().len(), 1);
     let r = http
         .delete(format!("{base}/api/tenants/acme/documents/policies%2Frefunds.md"))

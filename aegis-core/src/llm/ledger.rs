@@ -71,6 +71,13 @@ pub fn cost_micro_usd(model: &ModelConfig, usage: &Usage) -> i64 {
     cost.ceil() as i64
 }
 
+/// The price of an attempt that ended with `usage`: known from the usage, or 0 for a free
+/// model even without it; `None` (unpriced) when a priced model reported no usage.
+pub fn price(model: &ModelConfig, usage: Option<&Usage>) -> Option<i64> {
+    let free = model.input_price_per_mtok == 0.0 && model.output_price_per_mtok == 0.0;
+    usage.map(|u| cost_micro_usd(model, u)).or(free.then_some(0))
+}
+
 /// Milliseconds, saturating.
 pub fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)

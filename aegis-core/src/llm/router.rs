@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::{
     Embeddings, ErrorClass, LlmError,
     config::{ModelsConfig, RouterConfig},
-    ledger::{Ledger, LedgerRow, cost_micro_usd, millis},
+    ledger::{Ledger, LedgerRow, millis, price},
     types::{ChatRequest, ChatResponse, Usage},
 };
 use crate::clock::SharedClock;
@@ -266,10 +266,7 @@ impl Router {
                 row.latency_ms = millis(started.elapsed());
                 match result {
                     Ok((value, usage)) => {
-                        // A free model costs 0 whether or not it reports usage.
-                        let free =
-                            model.config.input_price_per_mtok == 0.0 && model.config.output_price_per_mtok == 0.0;
-                        let cost = usage.map(|u| cost_micro_usd(&model.config, &u)).or(free.then_some(0));
+                        let cost = price(&model.config, usage.as_ref());
                         row.tokens_in = usage.map(|u| i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX));
                         row.tokens_out = usage.map(|u| i64::try_from(u.completion_tokens).unwrap_or(i64::MAX));
                         row.cost_micro_usd = cost;

@@ -13,7 +13,7 @@ use futures::{FutureExt, Stream, future::BoxFuture};
 use super::{AttemptFailure, PremiumSpend, RoutedModel};
 use crate::llm::{
     ChatStream, LlmError,
-    ledger::{Ledger, LedgerRow, cost_micro_usd, millis},
+    ledger::{Ledger, LedgerRow, millis, price},
     types::{ChatChunk, ChatResponse, StreamAccumulator, Usage},
 };
 
@@ -61,7 +61,7 @@ impl Finisher {
     fn finish(self, outcome: StreamOutcome, accumulated: StreamAccumulator) -> BoxFuture<'static, ()> {
         let Finisher { model, mut row, started, ledger, spend_before, hooks } = self;
         let usage = accumulated.usage();
-        let cost = usage.map(|u| cost_micro_usd(&model.config, &u));
+        let cost = price(&model.config, usage.as_ref());
         row.latency_ms = millis(started.elapsed());
         row.tokens_in = usage.map(|u| i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX));
         row.tokens_out = usage.map(|u| i64::try_from(u.completion_tokens).unwrap_or(i64::MAX));
