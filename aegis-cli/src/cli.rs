@@ -102,6 +102,26 @@ pub enum Command {
         #[command(subcommand)]
         action: ApikeyAction,
     },
+    /// A tenant's agents: list, show, versions, diff, revert, export, import, bind.
+    Agents {
+        /// What to do.
+        #[command(subcommand)]
+        action: AgentsAction,
+    },
+    /// Talk to a tenant's agents: one message, or an interactive session without one.
+    Chat(ChatArgs),
+    /// A tenant's conversations.
+    Conversations {
+        /// What to do.
+        #[command(subcommand)]
+        action: ConversationsAction,
+    },
+    /// A tenant's audit trail: runs, a run's whole timeline, the hash chain.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Configuration helpers.
     Config {
         /// What to do.
@@ -268,5 +288,173 @@ pub enum DocsAction {
         tenant: String,
         /// Source key or id.
         document: String,
+    },
+}
+
+/// `aegis agents …`.
+#[derive(Debug, Subcommand)]
+pub enum AgentsAction {
+    /// The tenant's team.
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One agent's current profile (or an older version).
+    Show {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// A version (0: the built-in default).
+        #[arg(long)]
+        version: Option<i32>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every version of an agent's profile.
+    Versions {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What changed between two versions.
+    Diff {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// The older version.
+        from: i32,
+        /// The newer version.
+        to: i32,
+    },
+    /// Make an older version current again (as a new version).
+    Revert {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// The version to bring back.
+        version: i32,
+    },
+    /// Write an agent's profile as TOML (to stdout or a file).
+    Export {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        name: String,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Store a profile file (TOML, as exported) as the agent's next version.
+    Import {
+        /// Tenant id.
+        tenant: String,
+        /// The file.
+        file: PathBuf,
+    },
+    /// Route a channel (or one thread of it) to an agent.
+    Bind {
+        /// Tenant id.
+        tenant: String,
+        /// Agent name.
+        agent: String,
+        /// The channel (`telegram`, `email`, `api`, …).
+        #[arg(long)]
+        channel: String,
+        /// Only this thread of the channel.
+        #[arg(long, default_value = "")]
+        thread: String,
+    },
+}
+
+/// `aegis chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Tenant id.
+    pub tenant: String,
+    /// The message; without one, an interactive session reads lines from stdin.
+    pub message: Option<String>,
+    /// Ask this agent.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Ask the boardroom (these agents, comma-separated; empty for the default seats).
+    #[arg(long, num_args = 0..=1, default_missing_value = "")]
+    pub boardroom: Option<String>,
+    /// The conversation thread (default: one per OS user).
+    #[arg(long)]
+    pub thread: Option<String>,
+    /// Print the reply as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `aegis conversations …`.
+#[derive(Debug, Subcommand)]
+pub enum ConversationsAction {
+    /// Conversations, most recent first.
+    List {
+        /// Tenant id.
+        tenant: String,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A conversation's participants and messages.
+    Show {
+        /// Tenant id.
+        tenant: String,
+        /// Conversation id.
+        id: uuid::Uuid,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `aegis audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recent runs.
+    Runs {
+        /// Tenant id.
+        tenant: String,
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A run's whole timeline (its tree of runs, model requests and responses, tool
+    /// calls, events), read from the database only.
+    Show {
+        /// Tenant id.
+        tenant: String,
+        /// Run id.
+        run: uuid::Uuid,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain of the tenant's audit log.
+    Verify {
+        /// Tenant id.
+        tenant: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -1,7 +1,7 @@
 //! The crate-wide error type: one enum per module, gathered here with `#[from]`.
 
 use crate::{
-    auth::AuthError, config::ConfigError, db::DbError, jobs::JobError, llm::ModelError, tenancy::TenancyError,
+    agents::AgentError, audit::AuditError, auth::AuthError, config::ConfigError, db::DbError, jobs::JobError, llm::ModelError, tenancy::TenancyError,
 };
 
 /// Every error `aegis-core` returns.
@@ -22,6 +22,12 @@ pub enum Error {
     /// A model call was refused or failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// An agent turn failed.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The audit trail could not be read.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
     /// The job queue failed.
     #[error(transparent)]
     Job(#[from] JobError),

@@ -23,10 +23,13 @@
 //! Tenant data is reached only through [`tenancy::TenantScope::begin`], which opens a short
 //! transaction as the tenant's own role: PostgreSQL, not the query, keeps tenants apart.
 
+pub mod agents;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod definitions;
 mod error;
 pub mod jobs;
 pub mod knowledge;
@@ -55,6 +58,7 @@ struct Inner {
     db: Database,
     models: llm::Models,
     knowledge: knowledge::Knowledge,
+    agents: agents::Agents,
     api_keys: auth::ApiKeys,
     embedded: Option<EmbeddedPostgres>,
     tenants: Tenants,
@@ -149,8 +153,19 @@ impl AegisBuilder {
         let api_keys = auth::ApiKeys::new(db.clone());
         let isolation = self.extraction.unwrap_or(knowledge::extract::isolate::Isolation::InProcess);
         let knowledge = knowledge::Knowledge::new(models.clone(), config.knowledge.clone(), isolation);
+        let agents = agents::Agents::new(db.clone(), models.clone(), knowledge.clone(), config.agents.clone());
         Ok(Aegis {
-            inner: Arc::new(Inner { config, db, models, knowledge, api_keys, embedded, tenants, tenant_migrations }),
+            inner: Arc::new(Inner {
+                config,
+                db,
+                models,
+                knowledge,
+                agents,
+                api_keys,
+                embedded,
+                tenants,
+                tenant_migrations,
+            }),
         })
     }
 }
@@ -189,6 +204,11 @@ impl Aegis {
     /// The knowledge base.
     pub fn knowledge(&self) -> &knowledge::Knowledge {
         &self.inner.knowledge
+    }
+
+    /// The agents: profiles, routing, runs, conversations.
+    pub fn agents(&self) -> &agents::Agents {
+        &self.inner.agents
     }
 
     /// Tenant API keys.

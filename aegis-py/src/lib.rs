@@ -23,6 +23,8 @@ create_exception!(
     "A model call was denied by policy, over quota, or failed at every provider."
 );
 
+create_exception!(_aegis, AgentError, AegisError, "An agent turn failed, or an agent profile is invalid.");
+
 fn to_py(err: aegis_core::Error) -> PyErr {
     let message = err.to_string();
     match err {
@@ -31,6 +33,7 @@ fn to_py(err: aegis_core::Error) -> PyErr {
         aegis_core::Error::Db(_) | aegis_core::Error::Job(_) => DatabaseError::new_err(message),
         aegis_core::Error::Auth(_) => AuthError::new_err(message),
         aegis_core::Error::Model(_) => ModelError::new_err(message),
+        aegis_core::Error::Agent(_) | aegis_core::Error::Audit(_) => AgentError::new_err(message),
     }
 }
 
@@ -122,5 +125,6 @@ fn _aegis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TenantError", m.py().get_type::<TenantError>())?;
     m.add("AuthError", m.py().get_type::<AuthError>())?;
     m.add("ModelError", m.py().get_type::<ModelError>())?;
+    m.add("AgentError", m.py().get_type::<AgentError>())?;
     Ok(())
 }

@@ -81,7 +81,7 @@ pub async fn list(
     State(state): State<AppState>,
     access: TenantAccess,
 ) -> Result<Json<Vec<aegis_core::knowledge::DocumentInfo>>, ApiError> {
-    state.aegis.knowledge().list(&access.scope).await.map(Json).map_err(knowledge_error)
+    state.aegis.knowledge().list(&access.scope).await.map(Json).map_err(ApiError::from)
 }
 
 /// `DELETE /api/tenants/{tenant}/documents/{document}` (source key or id).
@@ -90,7 +90,7 @@ pub async fn delete(
     access: TenantAccess,
     Path((_, document)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    state.aegis.knowledge().delete(&access.scope, &document).await.map_err(knowledge_error)?;
+    state.aegis.knowledge().delete(&access.scope, &document).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -117,7 +117,7 @@ pub async fn search(
     let documents =
         query.documents.map(|d| d.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect());
     let options = SearchOptions { k: query.k.unwrap_or(8), mode, documents };
-    state.aegis.knowledge().search(&access.scope, &query.q, &options).await.map(Json).map_err(knowledge_error)
+    state.aegis.knowledge().search(&access.scope, &query.q, &options).await.map(Json).map_err(ApiError::from)
 }
 
 /// `GET /api/tenants/{tenant}/jobs/{id}`.
@@ -133,12 +133,3 @@ pub async fn job(
     }
 }
 
-fn knowledge_error(err: aegis_core::knowledge::KnowledgeError) -> ApiError {
-    use aegis_core::knowledge::KnowledgeError as K;
-    match err {
-        K::NotFound(_) => ApiError::not_found(err.to_string()),
-        K::Invalid(_) | K::UnsupportedFormat(_) | K::Extract { .. } => ApiError::bad_request(err.to_string()),
-        K::Model(m) => m.into(),
-        other => ApiError::internal(&other),
-    }
-}

@@ -2,7 +2,10 @@
 //! (`{"error": {"message", "type", "param", "code"}}`) so OpenAI clients raise the right
 //! exception. Database internals are never echoed.
 
-use aegis_core::{auth::AuthError, llm::ModelError, policy::meters::MeterError, tenancy::TenancyError};
+use aegis_core::{
+    agents::AgentError, audit::AuditError, auth::AuthError, knowledge::KnowledgeError, llm::ModelError,
+    policy::meters::MeterError, tenancy::TenancyError,
+};
 use axum::{
     Json,
     http::StatusCode,
@@ -101,6 +104,42 @@ impl From<TenancyError> for ApiError {
             TenancyError::NotFound(_) => ApiError::not_found(err.to_string()),
             TenancyError::InvalidId { .. } | TenancyError::InvalidTier(_) => ApiError::bad_request(err.to_string()),
             other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<KnowledgeError> for ApiError {
+    fn from(err: KnowledgeError) -> Self {
+        match err {
+            KnowledgeError::NotFound(_) => ApiError::not_found(err.to_string()),
+            KnowledgeError::Invalid(_) | KnowledgeError::UnsupportedFormat(_) | KnowledgeError::Extract { .. } => {
+                ApiError::bad_request(err.to_string())
+            }
+            KnowledgeError::Model(m) => m.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+impl From<AgentError> for ApiError {
+    fn from(err: AgentError) -> Self {
+        match err {
+            AgentError::UnknownAgent(_) => ApiError::not_found(err.to_string()),
+            AgentError::Invalid(_) | AgentError::InvalidProfile { .. } => ApiError::bad_request(err.to_string()),
+            AgentError::InProgress(_) => ApiError::new(StatusCode::CONFLICT, "conflict_error", "in_progress", err.to_string()),
+            AgentError::Model(m) => m.into(),
+            AgentError::Knowledge(k) => k.into(),
+            AgentError::Audit(a) => a.into(),
+            AgentError::Db(db) => ApiError::internal(&db),
+        }
+    }
+}
+
+impl From<AuditError> for ApiError {
+    fn from(err: AuditError) -> Self {
+        match err {
+            AuditError::RunNotFound(_) => ApiError::not_found(err.to_string()),
+            AuditError::Db(db) => ApiError::internal(&db),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! Embed it with [`launch`] (binds the configured address) or [`launch_with_listener`]
 //! (tests bind `127.0.0.1:0`).
 
+mod chat;
 mod documents;
 mod error;
 mod gateway;

@@ -6,7 +6,7 @@ use axum::{
     routing::{delete, get, post},
 };
 
-use crate::{AppState, documents, gateway, health, metrics, tenant_api};
+use crate::{AppState, chat, documents, gateway, health, metrics, tenant_api};
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
@@ -29,5 +29,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tenants/{tenant}/documents/{document}", delete(documents::delete))
         .route("/api/tenants/{tenant}/search", get(documents::search))
         .route("/api/tenants/{tenant}/jobs/{id}", get(documents::job))
+        .route("/api/tenants/{tenant}/chat", post(chat::chat))
+        .route("/api/tenants/{tenant}/agents", get(chat::agents))
+        .route("/api/tenants/{tenant}/conversations", get(chat::conversations))
+        .route("/api/tenants/{tenant}/conversations/{id}", get(chat::conversation))
+        .route("/api/tenants/{tenant}/runs/{id}", get(chat::run))
+        .route("/api/tenants/{tenant}/audit/verify", get(chat::verify))
         .with_state(state)
 }

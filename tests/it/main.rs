@@ -2,6 +2,8 @@
 //! on the throwaway cluster started by scripts/test.sh.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod agents;
+mod agents_audit;
 mod cli;
 mod embedded;
 mod extraction;

@@ -1,6 +1,8 @@
 //! Command implementations: each loads what it needs and makes one core call.
 
+mod agents;
 mod apikey;
+mod audit;
 mod db;
 mod knowledge;
 mod migrate;
@@ -46,6 +48,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Docs { action } => knowledge::docs(config, action).await,
         Command::Extract { path, json } => knowledge::extract(&config, &path, json).await,
         Command::ExtractWorker { .. } => Ok(ExitCode::SUCCESS),
+        Command::Agents { action } => agents::run(config, action).await,
+        Command::Chat(args) => agents::chat(config, args).await,
+        Command::Conversations { action } => agents::conversations(config, action).await,
+        Command::Audit { action } => audit::run(config, action).await,
     }
 }
 

@@ -59,6 +59,8 @@ pub struct Config {
     pub models: crate::llm::config::ModelsConfig,
     /// The knowledge base: extraction limits, chunking, search.
     pub knowledge: crate::knowledge::KnowledgeConfig,
+    /// Agents: step cap, tool timeout, turn budgets, history, the chief and the boardroom.
+    pub agents: crate::agents::AgentsConfig,
 }
 
 /// Where the database is and how to reach it.
@@ -162,6 +164,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             models: crate::llm::config::ModelsConfig::default(),
             knowledge: crate::knowledge::KnowledgeConfig::default(),
+            agents: crate::agents::AgentsConfig::default(),
         }
     }
 }

@@ -79,6 +79,7 @@ impl MigrationSet {
             migrations: Arc::new(vec![
                 migration!(1, "settings", "../../../migrations/tenant/0001_settings.sql"),
                 migration!(2, "knowledge", "../../../migrations/tenant/0002_knowledge.sql"),
+                migration!(3, "agents", "../../../migrations/tenant/0003_agents.sql"),
             ]),
         }
     }

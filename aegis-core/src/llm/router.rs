@@ -67,6 +67,12 @@ pub struct RouterError {
 }
 
 impl RouterError {
+    /// The error of a stream that broke after its first chunk at `model`.
+    pub fn single(alias: String, model: &str, err: LlmError) -> Self {
+        let failure = AttemptFailure { model: model.to_owned(), attempt: 1, class: err.class, message: err.to_string() };
+        Self { alias, attempts: vec![failure] }
+    }
+
     /// Whether the walk stopped because the request itself was refused.
     pub fn is_bad_request(&self) -> bool {
         self.attempts.last().is_some_and(|a| matches!(a.class, ErrorClass::BadRequest | ErrorClass::ContextTooLong))

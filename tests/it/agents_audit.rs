@@ -1,0 +1,177 @@
+//! Agents' audit trail and frontends: the hash chain detects tampering, profile versions,
+//! chat without a model, the HTTP API (JSON and server-sent events) and the CLI.
+
+use aegis_core::{
+    agents::profile,
+    audit,
+    auth::{NewApiKey, Scope, reveal},
+    tenancy::Caller,
+};
+use aegis_it::provider::{Reply, TestProvider};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::agents::{ingest_refunds, platform, say};
+
+#[tokio::test]
+async fn a_tampered_audit_row_is_detected() {
+    let provider = TestProvider::start().await;
+    let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;
+    for _ in 0..2 {
+        provider.push("m1", [Reply::ToolCalls(vec![("current_time".into(), "{}".into())]), Reply::text("It is late.", 10, 2)]);
+        say(&aegis, &scope, "/agent kai time?").await;
+    }
+    let report = audit::verify(&scope).await.unwrap();
+    assert_eq!((report.rows, report.broken), (4, None));
+    let pool = aegis.db().pool();
+    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"rm\"') WHERE seq = 2").execute(pool).await.unwrap();
+    let broken = audit::verify(&scope).await.unwrap().broken.unwrap();
+    assert_eq!(broken.seq, 2);
+    assert!(broken.problem.contains("content"), "{}", broken.problem);
+
+    // Restore the row, then cut the tail: the head still remembers it.
+    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"current_time\"') WHERE seq = 2").execute(pool).await.unwrap();
+    assert_eq!(audit::verify(&scope).await.unwrap().broken, None);
+    sqlx::query("DELETE FROM tenant_acme.audit_logs WHERE seq = 4").execute(pool).await.unwrap();
+    let broken = audit::verify(&scope).await.unwrap().broken.unwrap();
+    assert!(broken.problem.contains("head records row 4"), "{}", broken.problem);
+}
+
+#[tokio::test]
+async fn profiles_are_versioned_diffed_and_reverted() {
+    let (aegis, scope) = platform(None, |_| {}).await;
+    let agents = aegis.agents();
+    let mut luna = agents.agent(&scope, "luna").await.unwrap();
+    assert_eq!(luna.version, 0);
+    luna.profile.tone = "Short, punchy, playful.".into();
+    assert_eq!(agents.save_profile(&scope, &luna.profile, "edit").await.unwrap(), 1);
+    let current = agents.agent(&scope, "luna").await.unwrap();
+    assert_eq!((current.version, current.profile.tone.as_str()), (1, "Short, punchy, playful."));
+    let diff = agents.diff(&scope, "luna", 0, 1).await.unwrap();
+    assert_eq!(diff.len(), 1);
+    assert_eq!(diff[0].path, "tone");
+    assert_eq!(agents.revert(&scope, "luna", 0).await.unwrap(), 2);
+    let reverted = agents.agent(&scope, "luna").await.unwrap();
+    assert_eq!(reverted.profile, profile::default_team().into_iter().find(|p| p.name == "luna").unwrap());
+    let notes: Vec<Option<String>> = agents.versions(&scope, "luna").await.unwrap().into_iter().map(|v| v.note).collect();
+    assert_eq!(notes, [Some("built-in default".into()), Some("edit".into()), Some("revert to 0".into())]);
+
+    // A tool no build knows is a load error; nothing is stored.
+    let mut bad = reverted.profile.clone();
+    bad.tools.push("teleport".into());
+    let err = agents.save_profile(&scope, &bad, "edit").await.unwrap_err();
+    assert!(err.to_string().contains("unknown tool `teleport`"), "{err}");
+    assert_eq!(agents.versions(&scope, "luna").await.unwrap().len(), 3);
+
+    // A tenant may add an agent of its own.
+    let mut own = reverted.profile.clone();
+    own.name = "max".into();
+    own.display_name = "Max".into();
+    agents.save_profile(&scope, &own, "import").await.unwrap();
+    assert_eq!(agents.team(&scope).await.unwrap().len(), 8);
+    let events: Vec<i64> = sqlx::query_scalar("SELECT seq FROM tenant_acme.audit_logs WHERE event = 'profile_changed'")
+        .fetch_all(aegis.db().pool())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
+async fn without_a_model_chat_says_so_and_offers_documents() {
+    let (aegis, scope) = platform(None, |_| {}).await;
+    ingest_refunds(&aegis, &scope).await;
+    let reply = say(&aegis, &scope, "how many days do customers have for a refund?").await;
+    assert_eq!(reply.outcome, "no_model");
+    assert!(reply.text.starts_with("No language model is configured"), "{}", reply.text);
+    assert!(reply.text.contains("14 days"), "{}", reply.text);
+    assert_eq!(reply.citations[0].source_key, "refunds.md");
+    assert_eq!(reply.route.unwrap()["method"], "keywords", "no routing model either");
+    let timeline = audit::timeline(&scope, reply.run_id).await.unwrap();
+    assert_eq!(timeline.runs[0].run.outcome, "no_model");
+}
+
+#[tokio::test]
+async fn chat_over_http_as_json_and_as_events() {
+    let provider = TestProvider::start().await;
+    let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;
+    let key = NewApiKey { tenant: scope.tenant().clone(), name: "t".into(), scopes: vec![Scope::Api], expires_at: None };
+    let key = reveal(&aegis.api_keys().create(&key, &Caller::system("test")).await.unwrap()).to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/api/tenants/acme", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    let _guard = shutdown.clone().drop_guard();
+    tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown));
+    let http = reqwest::Client::new();
+
+    provider.push("m1", [Reply::text("Refunds take 14 days.", 20, 5)]);
+    let body = json!({ "message": "refunds?", "agent": "kai", "thread": "web-1", "source_id": "m-1" });
+    let r = http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!((reply["text"].as_str(), reply["agent"].as_str(), reply["thread"].as_str()), (Some("Refunds take 14 days."), Some("kai"), Some("web-1")));
+    // A retry with the same source id is answered from the store.
+    let again: Value = http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_eq!((again["run_id"].clone(), again["replayed"].clone()), (reply["run_id"].clone(), json!(true)));
+    assert_eq!(provider.received_for("m1").len(), 1);
+
+    let list: Value = http.get(format!("{base}/conversations")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let conv = list["conversations"][0]["id"].as_str().unwrap().to_owned();
+    let history: Value = http.get(format!("{base}/conversations/{conv}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+    let run = reply["run_id"].as_str().unwrap();
+    let timeline: Value = http.get(format!("{base}/runs/{run}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(timeline["runs"][0]["steps"][0]["request"], provider.received_for("m1")[0].body);
+    let agents: Value = http.get(format!("{base}/agents")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 7);
+
+    // Streamed: routing, text deltas as they arrive, then the stored reply.
+    provider.push("m1", [Reply::text("Gift cards cannot be refunded.", 20, 6)]);
+    let body = json!({ "message": "@kai gift cards?", "stream": true });
+    let r = http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let text = r.text().await.unwrap();
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(events.first(), Some(&"routed"));
+    assert!(events.iter().filter(|e| **e == "delta").count() >= 3, "{text}");
+    assert_eq!(events.last(), Some(&"done"));
+    let done: Value = serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap()).unwrap();
+    assert_eq!(done["text"], "Gift cards cannot be refunded.");
+    let streamed = &provider.received_for("m1")[1].body;
+    assert_eq!(streamed["stream"], true);
+    let timeline: Value = http.get(format!("{base}/runs/{}", done["run_id"].as_str().unwrap())).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    assert_eq!(&timeline["runs"][0]["steps"][0]["request"], streamed, "a streamed request is stored as sent");
+
+    // No identity, no chat; an unknown agent is a 404.
+    let r = http.post(format!("{base}/chat")).json(&json!({ "message": "hi" })).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http.post(format!("{base}/chat")).bearer_auth(&key).json(&json!({ "message": "hi", "agent": "ghost" })).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+#[tokio::test]
+async fn chat_agents_and_audit_from_the_cli() {
+    let db = aegis_it::fresh_db().await;
+    let url = db.url.as_str();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(aegis_it::aegis_bin()).arg("--database-url").arg(url).args(args).output().unwrap();
+        assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["tenant", "create", "acme", "--tier", "pro"]);
+    let list = run(&["agents", "list", "acme"]);
+    assert!(list.contains("luna") && list.contains("atlas"), "{list}");
+    let exported = run(&["agents", "export", "acme", "luna"]);
+    let file = std::env::temp_dir().join(format!("luna-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&file, exported.replace("video", "film")).unwrap();
+    assert!(run(&["agents", "import", "acme", file.to_str().unwrap()]).contains("version 1"));
+    assert!(run(&["agents", "diff", "acme", "luna", "0", "1"]).contains("film"));
+    assert!(run(&["agents", "show", "acme", "luna"]).contains("version 1"));
+
+    let reply: Value = serde_json::from_str(&run(&["chat", "acme", "--agent", "sage", "--json", "what is our refund policy?"])).unwrap();
+    assert_eq!(reply["outcome"], "no_model");
+    let run_id = reply["run_id"].as_str().unwrap();
+    let shown = run(&["audit", "show", "acme", run_id]);
+    assert!(shown.contains(run_id) && shown.contains("no_model"), "{shown}");
+    assert!(run(&["audit", "verify", "acme"]).contains("intact"));
+    assert!(run(&["conversations", "list", "acme"]).contains("cli"));
+}
