@@ -1,7 +1,8 @@
 //! The crate-wide error type: one enum per module, gathered here with `#[from]`.
 
 use crate::{
-    agents::AgentError, audit::AuditError, auth::AuthError, config::ConfigError, db::DbError, jobs::JobError, llm::ModelError, tenancy::TenancyError,
+    agents::AgentError, audit::AuditError, auth::AuthError, config::ConfigError, db::DbError, jobs::JobError,
+    llm::ModelError, tenancy::TenancyError,
 };
 
 /// Every error `aegis-core` returns.

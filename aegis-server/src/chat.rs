@@ -80,7 +80,8 @@ pub async fn chat(
     let scope = access.scope.clone();
     let task = tokio::spawn(async move { agents.handle(&scope, &message, Some(tx)).await });
     let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).map(|event| {
-        let name = serde_json::to_value(&event).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default();
+        let name =
+            serde_json::to_value(&event).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default();
         Event::default().event(name).data(serde_json::to_string(&event).unwrap_or_default())
     });
     let end = futures::stream::once(async move {
@@ -145,6 +146,9 @@ pub async fn run(
 }
 
 /// `GET /api/tenants/{tenant}/audit/verify`: the hash chain check.
-pub async fn verify(State(_state): State<AppState>, access: TenantAccess) -> Result<Json<audit::ChainReport>, ApiError> {
+pub async fn verify(
+    State(_state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<audit::ChainReport>, ApiError> {
     Ok(Json(audit::verify(&access.scope).await?))
 }

@@ -132,4 +132,3 @@ pub async fn job(
         _ => Err(ApiError::not_found(format!("no job {id}"))),
     }
 }
-

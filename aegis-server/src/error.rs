@@ -126,7 +126,9 @@ impl From<AgentError> for ApiError {
         match err {
             AgentError::UnknownAgent(_) => ApiError::not_found(err.to_string()),
             AgentError::Invalid(_) | AgentError::InvalidProfile { .. } => ApiError::bad_request(err.to_string()),
-            AgentError::InProgress(_) => ApiError::new(StatusCode::CONFLICT, "conflict_error", "in_progress", err.to_string()),
+            AgentError::InProgress(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict_error", "in_progress", err.to_string())
+            }
             AgentError::Model(m) => m.into(),
             AgentError::Knowledge(k) => k.into(),
             AgentError::Audit(a) => a.into(),

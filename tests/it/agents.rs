@@ -19,7 +19,10 @@ use aegis_it::{
 use serde_json::Value;
 
 /// A platform whose models are the test provider's, with one pro tenant `acme`.
-pub(crate) async fn platform(provider: Option<&TestProvider>, tune: impl FnOnce(&mut AgentsConfig)) -> (Aegis, TenantScope) {
+pub(crate) async fn platform(
+    provider: Option<&TestProvider>,
+    tune: impl FnOnce(&mut AgentsConfig),
+) -> (Aegis, TenantScope) {
     let db = fresh_db().await;
     let mut config = config_for(&db);
     if let Some(provider) = provider {
@@ -28,7 +31,11 @@ pub(crate) async fn platform(provider: Option<&TestProvider>, tune: impl FnOnce(
     tune(&mut config.agents);
     let aegis = Aegis::builder().config(config).build().await.unwrap();
     let id = TenantId::parse("acme").unwrap();
-    aegis.tenants().create(&NewTenant { id: id.clone(), tier: Tier::Pro, name: None }, &Caller::system("test")).await.unwrap();
+    aegis
+        .tenants()
+        .create(&NewTenant { id: id.clone(), tier: Tier::Pro, name: None }, &Caller::system("test"))
+        .await
+        .unwrap();
     let scope = aegis.tenants().scope(&id, Caller::system("test")).await.unwrap();
     (aegis, scope)
 }
@@ -92,7 +99,13 @@ async fn routing_by_command_mention_binding_classifier_and_keywords() {
     assert!(agents.bind(&scope, "telegram", "", "nobody").await.is_err(), "binding to an unknown agent is refused");
 
     // The classifier: a routing-intent call whose JSON answer names the agent.
-    provider.push("m1", [Reply::text(r#"{"agent": "echo", "confidence": 0.8, "reason": "a blog post"}"#, 30, 10), Reply::text("Here is a draft.", 50, 20)]);
+    provider.push(
+        "m1",
+        [
+            Reply::text(r#"{"agent": "echo", "confidence": 0.8, "reason": "a blog post"}"#, 30, 10),
+            Reply::text("Here is a draft.", 50, 20),
+        ],
+    );
     let before = provider.received().len();
     let reply = agents.handle(&scope, &message("web", "w1", "we need something for the website"), None).await.unwrap();
     assert_eq!(reply.agent.as_deref(), Some("echo"));
@@ -107,7 +120,8 @@ async fn routing_by_command_mention_binding_classifier_and_keywords() {
 
     // An unusable classifier answer falls back to the keywords, and says so.
     provider.push("m1", [Reply::text("I think support?", 30, 10)]);
-    let reply = agents.handle(&scope, &message("web", "w2", "my order arrived damaged, I want a refund"), None).await.unwrap();
+    let reply =
+        agents.handle(&scope, &message("web", "w2", "my order arrived damaged, I want a refund"), None).await.unwrap();
     assert_eq!(reply.agent.as_deref(), Some("kai"));
     let route = reply.route.unwrap();
     assert_eq!(route["method"], "keywords");
@@ -203,7 +217,10 @@ async fn a_failing_tool_goes_back_to_the_model_as_a_tool_message() {
         "m1",
         [
             // Two calls in one reply: one with broken arguments, one to a tool kai may not use.
-            Reply::ToolCalls(vec![("kb_search".into(), "{not json".into()), ("ask_agent".into(), r#"{"agent":"nova","question":"x"}"#.into())]),
+            Reply::ToolCalls(vec![
+                ("kb_search".into(), "{not json".into()),
+                ("ask_agent".into(), r#"{"agent":"nova","question":"x"}"#.into()),
+            ]),
             Reply::text("Sorry, I could not look that up.", 40, 10),
         ],
     );
@@ -215,7 +232,8 @@ async fn a_failing_tool_goes_back_to_the_model_as_a_tool_message() {
     assert!(results[0].starts_with("error: invalid arguments for `kb_search`"), "{results:?}");
     assert!(results[1].contains("not available to this agent"), "{results:?}");
     let timeline = audit::timeline(&scope, reply.run_id).await.unwrap();
-    let outcomes: Vec<&Value> = timeline.runs[0].events.iter().filter(|e| e.event == "tool_called").map(|e| &e.data["outcome"]).collect();
+    let outcomes: Vec<&Value> =
+        timeline.runs[0].events.iter().filter(|e| e.event == "tool_called").map(|e| &e.data["outcome"]).collect();
     assert_eq!(outcomes, ["error", "error"]);
 }
 
@@ -257,7 +275,10 @@ async fn delegation_makes_child_runs_up_to_the_depth_limit() {
     assert_eq!(reply.text, "Nova says three deals are open.");
     let received = provider.received_for("m1");
     assert_eq!(received.len(), 4);
-    assert!(tool_messages(&received[2].body)[0].contains("delegation depth limit (1)"), "nova may not delegate further");
+    assert!(
+        tool_messages(&received[2].body)[0].contains("delegation depth limit (1)"),
+        "nova may not delegate further"
+    );
     assert!(tool_messages(&received[3].body)[0].contains("Three deals are open."));
     let timeline = audit::timeline(&scope, reply.run_id).await.unwrap();
     let tree: Vec<(Option<&str>, i32)> = timeline.runs.iter().map(|r| (r.run.agent.as_deref(), r.run.depth)).collect();
@@ -275,7 +296,8 @@ async fn the_boardroom_asks_in_parallel_and_the_chief_synthesizes() {
     assert_eq!(members, ["vera", "nova"]);
     let received = provider.received_for("m1");
     assert_eq!(received.len(), 3);
-    let synthesis = received.iter().find(|r| r.body["messages"][1]["content"].as_str().unwrap().contains("Synthesize")).unwrap();
+    let synthesis =
+        received.iter().find(|r| r.body["messages"][1]["content"].as_str().unwrap().contains("Synthesize")).unwrap();
     let brief = synthesis.body["messages"][1]["content"].as_str().unwrap();
     assert!(brief.contains("[vera] ok") && brief.contains("[nova] ok"), "{brief}");
     let timeline = audit::timeline(&scope, reply.run_id).await.unwrap();
@@ -334,9 +356,17 @@ async fn a_long_history_is_summarized_and_never_deleted() {
     }
     let received = provider.received_for("m1");
     assert_eq!(received.len(), 4);
-    let last: Vec<String> = received[3].body["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap_or_default().to_owned()).collect();
+    let last: Vec<String> = received[3].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
     assert!(last.iter().any(|c| c.contains("SUMMARY: Ana asked")), "{last:?}");
-    assert!(!last.iter().any(|c| c == "first question about topic one"), "the summary replaces the old turns: {last:?}");
+    assert!(
+        !last.iter().any(|c| c == "first question about topic one"),
+        "the summary replaces the old turns: {last:?}"
+    );
     assert!(last.iter().any(|c| c == "second question"));
     let list = aegis.agents().conversations(&scope, 10).await.unwrap();
     let history = aegis.agents().conversation(&scope, list[0].id).await.unwrap();

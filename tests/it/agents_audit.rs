@@ -18,19 +18,28 @@ async fn a_tampered_audit_row_is_detected() {
     let provider = TestProvider::start().await;
     let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;
     for _ in 0..2 {
-        provider.push("m1", [Reply::ToolCalls(vec![("current_time".into(), "{}".into())]), Reply::text("It is late.", 10, 2)]);
+        provider.push(
+            "m1",
+            [Reply::ToolCalls(vec![("current_time".into(), "{}".into())]), Reply::text("It is late.", 10, 2)],
+        );
         say(&aegis, &scope, "/agent kai time?").await;
     }
     let report = audit::verify(&scope).await.unwrap();
     assert_eq!((report.rows, report.broken), (4, None));
     let pool = aegis.db().pool();
-    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"rm\"') WHERE seq = 2").execute(pool).await.unwrap();
+    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"rm\"') WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
     let broken = audit::verify(&scope).await.unwrap().broken.unwrap();
     assert_eq!(broken.seq, 2);
     assert!(broken.problem.contains("content"), "{}", broken.problem);
 
     // Restore the row, then cut the tail: the head still remembers it.
-    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"current_time\"') WHERE seq = 2").execute(pool).await.unwrap();
+    sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"current_time\"') WHERE seq = 2")
+        .execute(pool)
+        .await
+        .unwrap();
     assert_eq!(audit::verify(&scope).await.unwrap().broken, None);
     sqlx::query("DELETE FROM tenant_acme.audit_logs WHERE seq = 4").execute(pool).await.unwrap();
     let broken = audit::verify(&scope).await.unwrap().broken.unwrap();
@@ -53,7 +62,8 @@ async fn profiles_are_versioned_diffed_and_reverted() {
     assert_eq!(agents.revert(&scope, "luna", 0).await.unwrap(), 2);
     let reverted = agents.agent(&scope, "luna").await.unwrap();
     assert_eq!(reverted.profile, profile::default_team().into_iter().find(|p| p.name == "luna").unwrap());
-    let notes: Vec<Option<String>> = agents.versions(&scope, "luna").await.unwrap().into_iter().map(|v| v.note).collect();
+    let notes: Vec<Option<String>> =
+        agents.versions(&scope, "luna").await.unwrap().into_iter().map(|v| v.note).collect();
     assert_eq!(notes, [Some("built-in default".into()), Some("edit".into()), Some("revert to 0".into())]);
 
     // A tool no build knows is a load error; nothing is stored.
@@ -94,7 +104,8 @@ async fn without_a_model_chat_says_so_and_offers_documents() {
 async fn chat_over_http_as_json_and_as_events() {
     let provider = TestProvider::start().await;
     let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;
-    let key = NewApiKey { tenant: scope.tenant().clone(), name: "t".into(), scopes: vec![Scope::Api], expires_at: None };
+    let key =
+        NewApiKey { tenant: scope.tenant().clone(), name: "t".into(), scopes: vec![Scope::Api], expires_at: None };
     let key = reveal(&aegis.api_keys().create(&key, &Caller::system("test")).await.unwrap()).to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}/api/tenants/acme", listener.local_addr().unwrap());
@@ -108,20 +119,28 @@ async fn chat_over_http_as_json_and_as_events() {
     let r = http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let reply: Value = r.json().await.unwrap();
-    assert_eq!((reply["text"].as_str(), reply["agent"].as_str(), reply["thread"].as_str()), (Some("Refunds take 14 days."), Some("kai"), Some("web-1")));
+    assert_eq!(
+        (reply["text"].as_str(), reply["agent"].as_str(), reply["thread"].as_str()),
+        (Some("Refunds take 14 days."), Some("kai"), Some("web-1"))
+    );
     // A retry with the same source id is answered from the store.
-    let again: Value = http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap().json().await.unwrap();
+    let again: Value =
+        http.post(format!("{base}/chat")).bearer_auth(&key).json(&body).send().await.unwrap().json().await.unwrap();
     assert_eq!((again["run_id"].clone(), again["replayed"].clone()), (reply["run_id"].clone(), json!(true)));
     assert_eq!(provider.received_for("m1").len(), 1);
 
-    let list: Value = http.get(format!("{base}/conversations")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let list: Value =
+        http.get(format!("{base}/conversations")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     let conv = list["conversations"][0]["id"].as_str().unwrap().to_owned();
-    let history: Value = http.get(format!("{base}/conversations/{conv}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let history: Value =
+        http.get(format!("{base}/conversations/{conv}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
     let run = reply["run_id"].as_str().unwrap();
-    let timeline: Value = http.get(format!("{base}/runs/{run}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let timeline: Value =
+        http.get(format!("{base}/runs/{run}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(timeline["runs"][0]["steps"][0]["request"], provider.received_for("m1")[0].body);
-    let agents: Value = http.get(format!("{base}/agents")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let agents: Value =
+        http.get(format!("{base}/agents")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(agents["agents"].as_array().unwrap().len(), 7);
 
     // Streamed: routing, text deltas as they arrive, then the stored reply.
@@ -134,17 +153,32 @@ async fn chat_over_http_as_json_and_as_events() {
     assert_eq!(events.first(), Some(&"routed"));
     assert!(events.iter().filter(|e| **e == "delta").count() >= 3, "{text}");
     assert_eq!(events.last(), Some(&"done"));
-    let done: Value = serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).last().unwrap()).unwrap();
+    let done: Value =
+        serde_json::from_str(text.lines().filter_map(|l| l.strip_prefix("data: ")).next_back().unwrap()).unwrap();
     assert_eq!(done["text"], "Gift cards cannot be refunded.");
     let streamed = &provider.received_for("m1")[1].body;
     assert_eq!(streamed["stream"], true);
-    let timeline: Value = http.get(format!("{base}/runs/{}", done["run_id"].as_str().unwrap())).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let timeline: Value = http
+        .get(format!("{base}/runs/{}", done["run_id"].as_str().unwrap()))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(&timeline["runs"][0]["steps"][0]["request"], streamed, "a streamed request is stored as sent");
 
     // No identity, no chat; an unknown agent is a 404.
     let r = http.post(format!("{base}/chat")).json(&json!({ "message": "hi" })).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let r = http.post(format!("{base}/chat")).bearer_auth(&key).json(&json!({ "message": "hi", "agent": "ghost" })).send().await.unwrap();
+    let r = http
+        .post(format!("{base}/chat"))
+        .bearer_auth(&key)
+        .json(&json!({ "message": "hi", "agent": "ghost" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }
 
@@ -153,7 +187,12 @@ async fn chat_agents_and_audit_from_the_cli() {
     let db = aegis_it::fresh_db().await;
     let url = db.url.as_str();
     let run = |args: &[&str]| {
-        let out = std::process::Command::new(aegis_it::aegis_bin()).arg("--database-url").arg(url).args(args).output().unwrap();
+        let out = std::process::Command::new(aegis_it::aegis_bin())
+            .arg("--database-url")
+            .arg(url)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -167,7 +206,9 @@ async fn chat_agents_and_audit_from_the_cli() {
     assert!(run(&["agents", "diff", "acme", "luna", "0", "1"]).contains("film"));
     assert!(run(&["agents", "show", "acme", "luna"]).contains("version 1"));
 
-    let reply: Value = serde_json::from_str(&run(&["chat", "acme", "--agent", "sage", "--json", "what is our refund policy?"])).unwrap();
+    let reply: Value =
+        serde_json::from_str(&run(&["chat", "acme", "--agent", "sage", "--json", "what is our refund policy?"]))
+            .unwrap();
     assert_eq!(reply["outcome"], "no_model");
     let run_id = reply["run_id"].as_str().unwrap();
     let shown = run(&["audit", "show", "acme", run_id]);

@@ -55,7 +55,10 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
             let (aegis, scope) = scope_of(config, &tenant).await?;
             let versions = aegis.agents().versions(&scope, &name).await?;
             let chosen = match version {
-                Some(v) => versions.iter().find(|p| p.version == v).ok_or_else(|| anyhow::anyhow!("agent `{name}` has no version {v}"))?,
+                Some(v) => versions
+                    .iter()
+                    .find(|p| p.version == v)
+                    .ok_or_else(|| anyhow::anyhow!("agent `{name}` has no version {v}"))?,
                 None => versions.last().ok_or_else(|| anyhow::anyhow!("agent `{name}` has no versions"))?,
             };
             if json {
@@ -119,7 +122,8 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
             }
         }
         AgentsAction::Import { tenant, file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let profile = profile::parse_profile(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let (aegis, scope) = scope_of(config, &tenant).await?;
             let version = aegis.agents().save_profile(&scope, &profile, "import").await?;
@@ -143,7 +147,13 @@ fn default_thread() -> String {
     format!("cli-{}", user.trim_start_matches("cli:"))
 }
 
-async fn send(aegis: &Aegis, scope: &TenantScope, args: &ChatArgs, text: &str, thread: &str) -> anyhow::Result<ChatReply> {
+async fn send(
+    aegis: &Aegis,
+    scope: &TenantScope,
+    args: &ChatArgs,
+    text: &str,
+    thread: &str,
+) -> anyhow::Result<ChatReply> {
     let message = InboundMessage {
         channel: "cli".into(),
         source_id: uuid::Uuid::now_v7().to_string(),
@@ -151,7 +161,10 @@ async fn send(aegis: &Aegis, scope: &TenantScope, args: &ChatArgs, text: &str, t
         sender: default_thread().trim_start_matches("cli-").to_owned(),
         text: text.to_owned(),
         agent: args.agent.clone(),
-        boardroom: args.boardroom.as_ref().map(|s| s.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect()),
+        boardroom: args
+            .boardroom
+            .as_ref()
+            .map(|s| s.split(',').map(|a| a.trim().to_owned()).filter(|a| !a.is_empty()).collect()),
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let live = !args.json;
@@ -162,7 +175,9 @@ async fn send(aegis: &Aegis, scope: &TenantScope, args: &ChatArgs, text: &str, t
                 continue;
             }
             match event {
-                ChatEvent::Routed { agent, method, .. } => eprintln!("[{agent} · {}]", serde_json::to_value(method).unwrap_or_default().as_str().unwrap_or("")),
+                ChatEvent::Routed { agent, method, .. } => {
+                    eprintln!("[{agent} · {}]", serde_json::to_value(method).unwrap_or_default().as_str().unwrap_or(""))
+                }
                 ChatEvent::ToolCall { agent, tool, arguments } => eprintln!("[{agent} calls {tool} {arguments}]"),
                 ChatEvent::ToolResult { tool, ok, .. } => eprintln!("[{tool} {}]", if ok { "ok" } else { "failed" }),
                 ChatEvent::Delta { text, .. } => {
@@ -226,7 +241,15 @@ pub async fn conversations(config: Config, action: ConversationsAction) -> anyho
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|c| vec![c.id.to_string(), c.channel.clone(), c.thread.clone(), c.updated_at.to_rfc3339(), c.title.clone()])
+                    .map(|c| {
+                        vec![
+                            c.id.to_string(),
+                            c.channel.clone(),
+                            c.thread.clone(),
+                            c.updated_at.to_rfc3339(),
+                            c.title.clone(),
+                        ]
+                    })
                     .collect();
                 output::table(&["id", "channel", "thread", "updated", "title"], &rows);
             }

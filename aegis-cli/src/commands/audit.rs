@@ -12,7 +12,9 @@ use crate::{cli::AuditAction, output};
 
 pub async fn run(config: Config, action: AuditAction) -> anyhow::Result<ExitCode> {
     let (tenant, json) = match &action {
-        AuditAction::Runs { tenant, json, .. } | AuditAction::Show { tenant, json, .. } | AuditAction::Verify { tenant, json } => (tenant.clone(), *json),
+        AuditAction::Runs { tenant, json, .. }
+        | AuditAction::Show { tenant, json, .. }
+        | AuditAction::Verify { tenant, json } => (tenant.clone(), *json),
     };
     let tenant = TenantId::parse(&tenant)?;
     let aegis = super::connect(config).await?;

@@ -37,17 +37,29 @@ impl Agents {
         }
         let started = Instant::now();
         let chief_name = self.config().chief.clone();
-        let chief = team.iter().find(|a| a.profile.name == chief_name).cloned().ok_or_else(|| AgentError::UnknownAgent(chief_name.clone()))?;
+        let chief = team
+            .iter()
+            .find(|a| a.profile.name == chief_name)
+            .cloned()
+            .ok_or_else(|| AgentError::UnknownAgent(chief_name.clone()))?;
         let mut members = Vec::new();
         for seat in &seats {
-            let agent = team.iter().find(|a| &a.profile.name == seat).cloned().ok_or_else(|| AgentError::UnknownAgent(seat.clone()))?;
+            let agent = team
+                .iter()
+                .find(|a| &a.profile.name == seat)
+                .cloned()
+                .ok_or_else(|| AgentError::UnknownAgent(seat.clone()))?;
             if !members.iter().any(|m: &ResolvedAgent| m.profile.name == agent.profile.name) {
                 members.push(agent);
             }
         }
         let record = json!({ "method": "boardroom", "members": seats, "chief": chief_name });
         if let Some(sink) = &sink {
-            let _ = sink.send(ChatEvent::Routed { agent: "boardroom".into(), method: RouteMethod::Command, confidence: 1.0 });
+            let _ = sink.send(ChatEvent::Routed {
+                agent: "boardroom".into(),
+                method: RouteMethod::Command,
+                confidence: 1.0,
+            });
         }
         {
             let mut tx = scope.begin().await?;
@@ -82,13 +94,19 @@ impl Agents {
             kind: RunKind::Agent,
         };
         let asked = format!("The owner asks the board: {question}\nAnswer from your own role, briefly.");
-        let answers = futures::future::join_all(members.iter().map(|a| self.run(child(a.clone(), asked.clone(), None)))).await;
+        let answers =
+            futures::future::join_all(members.iter().map(|a| self.run(child(a.clone(), asked.clone(), None)))).await;
         let mut member_answers = Vec::new();
         let mut citations = Vec::new();
         for result in answers {
             let result = result?;
             citations.extend(result.citations.clone());
-            member_answers.push(MemberAnswer { agent: result.agent, run_id: result.run_id, text: result.text, outcome: result.outcome.as_str().into() });
+            member_answers.push(MemberAnswer {
+                agent: result.agent,
+                run_id: result.run_id,
+                text: result.text,
+                outcome: result.outcome.as_str().into(),
+            });
         }
         let briefing: Vec<String> = member_answers.iter().map(|a| format!("[{}] {}", a.agent, a.text)).collect();
         let synthesis_text = format!(
@@ -115,7 +133,11 @@ impl Agents {
             Some(run_id),
             &[
                 NewMessage { message: Message::user(question.to_owned()), agent: None, sender: None },
-                NewMessage { message: Message::assistant(synthesis.text.clone()), agent: Some(chief_name.clone()), sender: None },
+                NewMessage {
+                    message: Message::assistant(synthesis.text.clone()),
+                    agent: Some(chief_name.clone()),
+                    sender: None,
+                },
             ],
         )
         .await?;

@@ -84,7 +84,8 @@ impl StoredMessage {
 
 /// OpenAI's `name` allows `[a-zA-Z0-9_-]{1,64}`.
 fn prompt_name(sender: &str) -> String {
-    let cleaned: String = sender.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
+    let cleaned: String =
+        sender.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(64).collect();
     if cleaned.is_empty() { "user".into() } else { cleaned }
 }
 
@@ -103,7 +104,12 @@ const MESSAGE_COLUMNS: &str =
     "id, seq, role, agent, sender, content, tool_calls, tool_call_id, covers_through, run_id, created_at";
 
 /// The conversation of (channel, thread), created when missing.
-pub async fn get_or_create(conn: &mut PgConnection, channel: &str, thread: &str, first_text: &str) -> Result<Conversation, sqlx::Error> {
+pub async fn get_or_create(
+    conn: &mut PgConnection,
+    channel: &str,
+    thread: &str,
+    first_text: &str,
+) -> Result<Conversation, sqlx::Error> {
     let title: String = first_text.chars().take(80).collect();
     let now = Utc::now();
     sqlx::query(
@@ -127,7 +133,12 @@ pub async fn get_or_create(conn: &mut PgConnection, channel: &str, thread: &str,
 }
 
 /// Records a participant once.
-pub async fn add_participant(conn: &mut PgConnection, conversation: Uuid, kind: &str, name: &str) -> Result<(), sqlx::Error> {
+pub async fn add_participant(
+    conn: &mut PgConnection,
+    conversation: Uuid,
+    kind: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO conversation_participants (conversation_id, kind, name, first_seen) VALUES ($1, $2, $3, $4) \
          ON CONFLICT DO NOTHING",
@@ -143,7 +154,11 @@ pub async fn add_participant(conn: &mut PgConnection, conversation: Uuid, kind: 
 
 /// Sets the conversation's chosen agent (`/agent <name>`).
 pub async fn set_agent(conn: &mut PgConnection, conversation: Uuid, agent: Option<&str>) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE conversations SET agent = $2 WHERE id = $1").bind(conversation).bind(agent).execute(conn).await?;
+    sqlx::query("UPDATE conversations SET agent = $2 WHERE id = $1")
+        .bind(conversation)
+        .bind(agent)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -157,7 +172,12 @@ fn role_name(role: Role) -> &'static str {
 }
 
 /// Appends messages in order.
-pub async fn append(conn: &mut PgConnection, conversation: Uuid, run_id: Option<Uuid>, messages: &[NewMessage]) -> Result<(), sqlx::Error> {
+pub async fn append(
+    conn: &mut PgConnection,
+    conversation: Uuid,
+    run_id: Option<Uuid>,
+    messages: &[NewMessage],
+) -> Result<(), sqlx::Error> {
     for m in messages {
         let tool_calls = m.message.tool_calls.as_ref().map(|c| serde_json::to_value(c).unwrap_or(Value::Null));
         sqlx::query(
@@ -177,12 +197,22 @@ pub async fn append(conn: &mut PgConnection, conversation: Uuid, run_id: Option<
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1").bind(conversation).bind(Utc::now()).execute(conn).await?;
+    sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+        .bind(conversation)
+        .bind(Utc::now())
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 /// Stores a summary standing for every message up to `covers_through`.
-pub async fn add_summary(conn: &mut PgConnection, conversation: Uuid, run_id: Uuid, text: &str, covers_through: i64) -> Result<(), sqlx::Error> {
+pub async fn add_summary(
+    conn: &mut PgConnection,
+    conversation: Uuid,
+    run_id: Uuid,
+    text: &str,
+    covers_through: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (id, conversation_id, role, content, covers_through, run_id, created_at) \
          VALUES ($1, $2, 'summary', $3, $4, $5, $6)",
@@ -246,10 +276,12 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Conversatio
 
 /// The participants of a conversation.
 pub async fn participants(conn: &mut PgConnection, id: Uuid) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as("SELECT kind, name FROM conversation_participants WHERE conversation_id = $1 ORDER BY first_seen, name")
-        .bind(id)
-        .fetch_all(conn)
-        .await
+    sqlx::query_as(
+        "SELECT kind, name FROM conversation_participants WHERE conversation_id = $1 ORDER BY first_seen, name",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await
 }
 
 /// The token estimate of a message (4 bytes a token, as elsewhere in AEGIS).

@@ -151,7 +151,8 @@ impl Agents {
                             Ok(chunk) => {
                                 for choice in &chunk.choices {
                                     if let Some(text) = choice.delta.content.as_deref().filter(|t| !t.is_empty()) {
-                                        let _ = sink.send(ChatEvent::Delta { agent: agent.to_owned(), text: text.to_owned() });
+                                        let _ = sink
+                                            .send(ChatEvent::Delta { agent: agent.to_owned(), text: text.to_owned() });
                                     }
                                 }
                                 acc.push(&chunk);
@@ -341,15 +342,25 @@ impl Agents {
                 async move {
                     let started = Instant::now();
                     if let Some(sink) = sink_ref {
-                        let _ = sink.send(ChatEvent::ToolCall { agent: ctx.agent.clone(), tool: call.function.name.clone(), arguments: call.function.arguments.clone() });
+                        let _ = sink.send(ChatEvent::ToolCall {
+                            agent: ctx.agent.clone(),
+                            tool: call.function.name.clone(),
+                            arguments: call.function.arguments.clone(),
+                        });
                     }
                     let result = match tool {
                         None => Err(format!("tool `{}` is not available to this agent", call.function.name)),
-                        Some(tool) => match tokio::time::timeout(timeout, tool.call_json(ctx, &call.function.arguments)).await {
-                            Ok(Ok(out)) => Ok(out),
-                            Ok(Err(e)) => Err(e.0),
-                            Err(_) => Err(format!("tool `{}` did not finish within {} s", call.function.name, timeout.as_secs())),
-                        },
+                        Some(tool) => {
+                            match tokio::time::timeout(timeout, tool.call_json(ctx, &call.function.arguments)).await {
+                                Ok(Ok(out)) => Ok(out),
+                                Ok(Err(e)) => Err(e.0),
+                                Err(_) => Err(format!(
+                                    "tool `{}` did not finish within {} s",
+                                    call.function.name,
+                                    timeout.as_secs()
+                                )),
+                            }
+                        }
                     };
                     (result, started.elapsed())
                 }
@@ -364,7 +375,8 @@ impl Agents {
                     Err(e) => (format!("error: {e}"), false),
                 };
                 if let Some(sink) = &spec.sink {
-                    let _ = sink.send(ChatEvent::ToolResult { agent: name.clone(), tool: call.function.name.clone(), ok });
+                    let _ =
+                        sink.send(ChatEvent::ToolResult { agent: name.clone(), tool: call.function.name.clone(), ok });
                 }
                 let event = AuditEvent::ToolCalled {
                     agent: name.clone(),
@@ -402,14 +414,23 @@ impl Agents {
         runs::finish_run(tx.conn(), spec.id, &end).await?;
         tx.commit().await?;
         self.finished(scope, spec.id, &name, outcome);
-        Ok(RunResult { run_id: spec.id, agent: name, text, outcome, citations, transcript: messages.split_off(first_new) })
+        Ok(RunResult {
+            run_id: spec.id,
+            agent: name,
+            text,
+            outcome,
+            citations,
+            transcript: messages.split_off(first_new),
+        })
     }
 }
 
 /// The answer of a run that ended without one: plain about what happened.
 fn failure_text(outcome: Outcome, error: Option<&str>, max_steps: u32) -> String {
     match outcome {
-        Outcome::StepLimit => format!("I stopped after {max_steps} steps without reaching an answer. Please narrow the question or try again."),
+        Outcome::StepLimit => format!(
+            "I stopped after {max_steps} steps without reaching an answer. Please narrow the question or try again."
+        ),
         Outcome::BudgetExhausted => "I ran out of this turn's model budget before finishing, so I stopped here.".into(),
         _ => format!("I could not answer: {}", error.unwrap_or("the model call failed")),
     }
@@ -436,7 +457,15 @@ impl Recorder {
             None => None,
         };
         self.seq += 1;
-        runs::add_step(tx.conn(), self.run_id, self.seq, StepKind::ModelCall, (Some(&request_hash), response_hash.as_deref()), &exchange.detail).await?;
+        runs::add_step(
+            tx.conn(),
+            self.run_id,
+            self.seq,
+            StepKind::ModelCall,
+            (Some(&request_hash), response_hash.as_deref()),
+            &exchange.detail,
+        )
+        .await?;
         tx.commit().await?;
         if self.prompt_hash.is_none() {
             self.prompt_hash = Some(request_hash);

@@ -122,14 +122,21 @@ impl InboundMessage {
 impl Agents {
     /// Answers an inbound message once; see the module docs for replays. Events of the run
     /// go to `sink` as they happen.
-    pub async fn handle(&self, scope: &TenantScope, message: &InboundMessage, sink: Option<EventSink>) -> Result<ChatReply, AgentError> {
+    pub async fn handle(
+        &self,
+        scope: &TenantScope,
+        message: &InboundMessage,
+        sink: Option<EventSink>,
+    ) -> Result<ChatReply, AgentError> {
         message.check()?;
         let wait_until = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             match self.claim(scope, message).await? {
                 Claim::Done(reply) => return Ok(ChatReply { replayed: true, ..*reply }),
                 Claim::Claimed => break,
-                Claim::Busy if std::time::Instant::now() < wait_until => tokio::time::sleep(Duration::from_millis(200)).await,
+                Claim::Busy if std::time::Instant::now() < wait_until => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
                 Claim::Busy => return Err(AgentError::InProgress(message.source_id.clone())),
             }
         }
@@ -181,7 +188,8 @@ impl Agents {
         if status == "done" {
             tx.commit().await?;
             let reply = reply.ok_or_else(|| AgentError::Invalid("a done message has no stored reply".into()))?;
-            let reply: ChatReply = serde_json::from_value(reply).map_err(|e| AgentError::Invalid(format!("stored reply unreadable: {e}")))?;
+            let reply: ChatReply = serde_json::from_value(reply)
+                .map_err(|e| AgentError::Invalid(format!("stored reply unreadable: {e}")))?;
             return Ok(Claim::Done(Box::new(reply)));
         }
         let taken = sqlx::query(
@@ -199,7 +207,12 @@ impl Agents {
         Ok(if taken == 1 { Claim::Claimed } else { Claim::Busy })
     }
 
-    async fn answer(&self, scope: &TenantScope, m: &InboundMessage, sink: Option<EventSink>) -> Result<ChatReply, AgentError> {
+    async fn answer(
+        &self,
+        scope: &TenantScope,
+        m: &InboundMessage,
+        sink: Option<EventSink>,
+    ) -> Result<ChatReply, AgentError> {
         let team = self.team(scope).await?;
         let conv = {
             let mut tx = scope.begin().await?;
@@ -221,7 +234,8 @@ impl Agents {
                 self.boardroom(scope, &team, conv.id, run_id, seats, &question, sink).await?
             }
             Parsed::Directed { agent, text } => {
-                let route = routing::fixed(RouteMethod::Command, &agent, &team, format!("asked for {agent} explicitly"));
+                let route =
+                    routing::fixed(RouteMethod::Command, &agent, &team, format!("asked for {agent} explicitly"));
                 self.agent_turn(scope, &team, &conv, run_id, route, Vec::new(), m, &text, sink).await?
             }
             Parsed::Message => {
@@ -260,13 +274,29 @@ impl Agents {
         m: &InboundMessage,
     ) -> Result<(Route, Vec<Exchange>), AgentError> {
         if let Some(agent) = routing::mention(&m.text, team) {
-            return Ok((routing::fixed(RouteMethod::Mention, &agent, team, format!("the message mentions @{agent}")), Vec::new()));
+            return Ok((
+                routing::fixed(RouteMethod::Mention, &agent, team, format!("the message mentions @{agent}")),
+                Vec::new(),
+            ));
         }
-        if let Some(agent) = self.binding(scope, &m.channel, &m.thread).await?.filter(|a| team.iter().any(|t| &t.profile.name == a)) {
-            return Ok((routing::fixed(RouteMethod::Binding, &agent, team, format!("channel `{}` is bound to {agent}", m.channel)), Vec::new()));
+        if let Some(agent) =
+            self.binding(scope, &m.channel, &m.thread).await?.filter(|a| team.iter().any(|t| &t.profile.name == a))
+        {
+            return Ok((
+                routing::fixed(
+                    RouteMethod::Binding,
+                    &agent,
+                    team,
+                    format!("channel `{}` is bound to {agent}", m.channel),
+                ),
+                Vec::new(),
+            ));
         }
         if let Some(agent) = conv.agent.clone().filter(|a| team.iter().any(|t| &t.profile.name == a)) {
-            return Ok((routing::fixed(RouteMethod::Conversation, &agent, team, format!("this conversation talks to {agent}")), Vec::new()));
+            return Ok((
+                routing::fixed(RouteMethod::Conversation, &agent, team, format!("this conversation talks to {agent}")),
+                Vec::new(),
+            ));
         }
         let chief = self.config().chief.clone();
         if !self.models().has_available_model(scope.tier(), Intent::Routing) {
@@ -274,7 +304,8 @@ impl Agents {
             route.reason = format!("no routing model is configured; {}", route.reason);
             return Ok((route, Vec::new()));
         }
-        let mut request = ChatRequest::new(vec![Message::system(routing::classifier_prompt(team)), Message::user(m.text.clone())]);
+        let mut request =
+            ChatRequest::new(vec![Message::system(routing::classifier_prompt(team)), Message::user(m.text.clone())]);
         request.response_format = Some(ResponseFormat::JsonObject);
         request.max_tokens = Some(100);
         request.temperature = Some(0.0);
@@ -314,13 +345,27 @@ impl Agents {
         text: &str,
         sink: Option<EventSink>,
     ) -> Result<ChatReply, AgentError> {
-        let agent = team.iter().find(|a| a.profile.name == route.agent).cloned().ok_or_else(|| AgentError::UnknownAgent(route.agent.clone()))?;
+        let agent = team
+            .iter()
+            .find(|a| a.profile.name == route.agent)
+            .cloned()
+            .ok_or_else(|| AgentError::UnknownAgent(route.agent.clone()))?;
         if let Some(sink) = &sink {
-            let _ = sink.send(ChatEvent::Routed { agent: route.agent.clone(), method: route.method, confidence: route.confidence });
+            let _ = sink.send(ChatEvent::Routed {
+                agent: route.agent.clone(),
+                method: route.method,
+                confidence: route.confidence,
+            });
         }
         {
             let mut tx = scope.begin().await?;
-            let event = AuditEvent::AgentRouted { agent: route.agent.clone(), method: serde_json::to_value(route.method).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default() };
+            let event = AuditEvent::AgentRouted {
+                agent: route.agent.clone(),
+                method: serde_json::to_value(route.method)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+            };
             chain::append(tx.conn(), &scope.caller().to_string(), Some(run_id), &event).await?;
             tx.commit().await?;
         }
@@ -347,8 +392,13 @@ impl Agents {
         };
         let result = self.run(spec).await?;
         let name = result.agent.clone();
-        let mut stored = vec![NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) }];
-        stored.extend(result.transcript.iter().map(|msg| NewMessage { message: msg.clone(), agent: Some(name.clone()), sender: None }));
+        let mut stored =
+            vec![NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) }];
+        stored.extend(result.transcript.iter().map(|msg| NewMessage {
+            message: msg.clone(),
+            agent: Some(name.clone()),
+            sender: None,
+        }));
         let mut tx = scope.begin().await?;
         if let Some((_, text, covers)) = &summary {
             conversation::add_summary(tx.conn(), conv.id, run_id, text, *covers).await?;
@@ -383,7 +433,13 @@ impl Agents {
         let total: usize = stored.iter().map(conversation::estimate_tokens).sum();
         let keep = self.config().keep_recent_messages;
         // Cut at a user message so that no tool result loses the call it answers.
-        let cut = stored.iter().enumerate().rev().skip(keep.saturating_sub(1)).find(|(_, s)| s.role == "user").map(|(i, _)| i);
+        let cut = stored
+            .iter()
+            .enumerate()
+            .rev()
+            .skip(keep.saturating_sub(1))
+            .find(|(_, s)| s.role == "user")
+            .map(|(i, _)| i);
         let (Some(cut), true) = (cut, total > self.config().history_token_budget) else {
             return Ok((stored.iter().map(StoredMessage::to_prompt).collect(), None));
         };
@@ -393,10 +449,18 @@ impl Agents {
         let old = &stored[..cut];
         let transcript: Vec<String> = old
             .iter()
-            .map(|s| format!("{}: {}", s.agent.as_deref().or(s.sender.as_deref()).unwrap_or(&s.role), s.content.as_deref().unwrap_or("")))
+            .map(|s| {
+                format!(
+                    "{}: {}",
+                    s.agent.as_deref().or(s.sender.as_deref()).unwrap_or(&s.role),
+                    s.content.as_deref().unwrap_or("")
+                )
+            })
             .collect();
         let mut request = ChatRequest::new(vec![
-            Message::system("Summarize this conversation for the agent who continues it: facts, decisions, open questions, names and figures. Be brief and exact."),
+            Message::system(
+                "Summarize this conversation for the agent who continues it: facts, decisions, open questions, names and figures. Be brief and exact.",
+            ),
             Message::user(transcript.join("\n")),
         ]);
         request.max_tokens = Some(400);
@@ -437,7 +501,15 @@ impl Agents {
             answer.push_str(" These passages of your documents match your message:\n\n");
             answer.push_str(&super::prompt::numbered_passages(&hits));
         }
-        self.record_plain_run(scope, run_id, Some(&agent.profile.name), Some(route.record()), Outcome::NoModel, &json!({ "hits": hits.len() })).await?;
+        self.record_plain_run(
+            scope,
+            run_id,
+            Some(&agent.profile.name),
+            Some(route.record()),
+            Outcome::NoModel,
+            &json!({ "hits": hits.len() }),
+        )
+        .await?;
         let mut tx = scope.begin().await?;
         conversation::append(
             tx.conn(),
@@ -445,7 +517,11 @@ impl Agents {
             Some(run_id),
             &[
                 NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) },
-                NewMessage { message: Message::assistant(answer.clone()), agent: Some(agent.profile.name.clone()), sender: None },
+                NewMessage {
+                    message: Message::assistant(answer.clone()),
+                    agent: Some(agent.profile.name.clone()),
+                    sender: None,
+                },
             ],
         )
         .await?;
@@ -494,13 +570,24 @@ impl Agents {
     }
 
     /// Fixed commands, answered without a model.
-    async fn command(&self, scope: &TenantScope, team: &[ResolvedAgent], conv: Uuid, run_id: Uuid, command: Command) -> Result<ChatReply, AgentError> {
+    async fn command(
+        &self,
+        scope: &TenantScope,
+        team: &[ResolvedAgent],
+        conv: Uuid,
+        run_id: Uuid,
+        command: Command,
+    ) -> Result<ChatReply, AgentError> {
         let text = match &command {
             Command::Help => "Commands: /agents (the team), /agent <name> [message] (talk to one agent), \
                  /boardroom [@a @b] <question> (ask several agents, then a synthesis), /status, /help. \
                  Or just write: @name picks an agent, otherwise the right one is chosen for you."
                 .to_owned(),
-            Command::Agents => team.iter().map(|a| format!("{} ({}) — {}", a.profile.display_name, a.profile.name, a.profile.role)).collect::<Vec<_>>().join("\n"),
+            Command::Agents => team
+                .iter()
+                .map(|a| format!("{} ({}) — {}", a.profile.display_name, a.profile.name, a.profile.role))
+                .collect::<Vec<_>>()
+                .join("\n"),
             Command::Status => {
                 let chat = self.models().has_available_model(scope.tier(), Intent::Chat);
                 let mut tx = scope.begin().await?;
@@ -526,7 +613,15 @@ impl Agents {
             }
             Command::Unknown(what) => format!("{what}. Try /help."),
         };
-        self.record_plain_run(scope, run_id, None, Some(json!({ "method": "command", "command": format!("{command:?}") })), Outcome::Command, &json!({ "command": format!("{command:?}") })).await?;
+        self.record_plain_run(
+            scope,
+            run_id,
+            None,
+            Some(json!({ "method": "command", "command": format!("{command:?}") })),
+            Outcome::Command,
+            &json!({ "command": format!("{command:?}") }),
+        )
+        .await?;
         Ok(ChatReply {
             run_id,
             conversation_id: conv,

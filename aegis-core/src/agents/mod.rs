@@ -339,7 +339,11 @@ impl Agents {
 
     /// One agent of the tenant's team.
     pub async fn agent(&self, scope: &TenantScope, name: &str) -> Result<ResolvedAgent, AgentError> {
-        self.team(scope).await?.into_iter().find(|a| a.profile.name == name).ok_or_else(|| AgentError::UnknownAgent(name.into()))
+        self.team(scope)
+            .await?
+            .into_iter()
+            .find(|a| a.profile.name == name)
+            .ok_or_else(|| AgentError::UnknownAgent(name.into()))
     }
 
     /// Every version of an agent's profile, the built-in default (version 0) first.
@@ -349,7 +353,13 @@ impl Agents {
         tx.commit().await?;
         let mut out = Vec::new();
         if let Some(default) = self.inner.defaults.iter().find(|d| d.name == name) {
-            out.push(ProfileVersion { version: 0, profile: default.clone(), note: Some("built-in default".into()), created_by: "aegis".into(), created_at: None });
+            out.push(ProfileVersion {
+                version: 0,
+                profile: default.clone(),
+                note: Some("built-in default".into()),
+                created_by: "aegis".into(),
+                created_at: None,
+            });
         }
         for v in stored {
             out.push(ProfileVersion {
@@ -368,12 +378,18 @@ impl Agents {
 
     /// Stores `profile` as the agent's next version (checked against the catalog first)
     /// and records it in the audit chain. `change` says why: edit, import, revert.
-    pub async fn save_profile(&self, scope: &TenantScope, profile: &SoulProfile, change: &str) -> Result<i32, AgentError> {
+    pub async fn save_profile(
+        &self,
+        scope: &TenantScope,
+        profile: &SoulProfile,
+        change: &str,
+    ) -> Result<i32, AgentError> {
         self.resolve(profile.clone(), 0)?;
         let body = serde_json::to_value(profile).map_err(|e| AgentError::Invalid(e.to_string()))?;
         let actor = scope.caller().to_string();
         let mut tx = scope.begin().await?;
-        let version = definitions::append(tx.conn(), DefinitionKind::Agent, &profile.name, &body, change, &actor).await?;
+        let version =
+            definitions::append(tx.conn(), DefinitionKind::Agent, &profile.name, &body, change, &actor).await?;
         let event = AuditEvent::ProfileChanged { agent: profile.name.clone(), version, change: change.into() };
         chain::append(tx.conn(), &actor, None, &event).await?;
         tx.commit().await?;
@@ -383,12 +399,21 @@ impl Agents {
     /// Makes an older version current again, as a new version.
     pub async fn revert(&self, scope: &TenantScope, name: &str, version: i32) -> Result<i32, AgentError> {
         let versions = self.versions(scope, name).await?;
-        let old = versions.iter().find(|v| v.version == version).ok_or_else(|| AgentError::Invalid(format!("agent `{name}` has no version {version}")))?;
+        let old = versions
+            .iter()
+            .find(|v| v.version == version)
+            .ok_or_else(|| AgentError::Invalid(format!("agent `{name}` has no version {version}")))?;
         self.save_profile(scope, &old.profile, &format!("revert to {version}")).await
     }
 
     /// What changed between two versions of an agent's profile.
-    pub async fn diff(&self, scope: &TenantScope, name: &str, from: i32, to: i32) -> Result<Vec<FieldChange>, AgentError> {
+    pub async fn diff(
+        &self,
+        scope: &TenantScope,
+        name: &str,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<FieldChange>, AgentError> {
         let versions = self.versions(scope, name).await?;
         let get = |n: i32| {
             versions
@@ -419,7 +444,12 @@ impl Agents {
     }
 
     /// The agent bound to (channel, thread), or to the whole channel.
-    pub(crate) async fn binding(&self, scope: &TenantScope, channel: &str, thread: &str) -> Result<Option<String>, AgentError> {
+    pub(crate) async fn binding(
+        &self,
+        scope: &TenantScope,
+        channel: &str,
+        thread: &str,
+    ) -> Result<Option<String>, AgentError> {
         let mut tx = scope.begin().await?;
         let agent = sqlx::query_scalar(
             "SELECT agent FROM channel_bindings WHERE channel = $1 AND thread IN ($2, '') ORDER BY thread DESC LIMIT 1",
@@ -433,7 +463,11 @@ impl Agents {
     }
 
     /// The tenant's conversations, most recent first.
-    pub async fn conversations(&self, scope: &TenantScope, limit: i64) -> Result<Vec<conversation::Conversation>, AgentError> {
+    pub async fn conversations(
+        &self,
+        scope: &TenantScope,
+        limit: i64,
+    ) -> Result<Vec<conversation::Conversation>, AgentError> {
         let mut tx = scope.begin().await?;
         let rows = conversation::list(tx.conn(), limit.clamp(1, 1000)).await?;
         tx.commit().await?;
@@ -443,7 +477,9 @@ impl Agents {
     /// One conversation with its participants and every message, summaries included.
     pub async fn conversation(&self, scope: &TenantScope, id: Uuid) -> Result<ConversationHistory, AgentError> {
         let mut tx = scope.begin().await?;
-        let conversation = conversation::get(tx.conn(), id).await?.ok_or_else(|| AgentError::Invalid(format!("no conversation `{id}`")))?;
+        let conversation = conversation::get(tx.conn(), id)
+            .await?
+            .ok_or_else(|| AgentError::Invalid(format!("no conversation `{id}`")))?;
         let participants = conversation::participants(tx.conn(), id)
             .await?
             .into_iter()
@@ -455,13 +491,24 @@ impl Agents {
     }
 
     /// Delegation from a tool: a child run of `ctx`'s run, one level deeper.
-    pub(crate) async fn delegate(&self, ctx: &ToolContext, agent: &str, question: &str) -> Result<RunResult, AgentError> {
+    pub(crate) async fn delegate(
+        &self,
+        ctx: &ToolContext,
+        agent: &str,
+        question: &str,
+    ) -> Result<RunResult, AgentError> {
         let limit = self.config().max_delegation_depth;
         if ctx.depth + 1 > limit {
-            return Err(AgentError::Invalid(format!("delegation depth limit ({limit}) reached: answer without asking another agent")));
+            return Err(AgentError::Invalid(format!(
+                "delegation depth limit ({limit}) reached: answer without asking another agent"
+            )));
         }
         let team = self.team(&ctx.scope).await?;
-        let target = team.iter().find(|a| a.profile.name == agent).cloned().ok_or_else(|| AgentError::UnknownAgent(agent.into()))?;
+        let target = team
+            .iter()
+            .find(|a| a.profile.name == agent)
+            .cloned()
+            .ok_or_else(|| AgentError::UnknownAgent(agent.into()))?;
         let spec = engine::RunSpec {
             scope: ctx.scope.clone(),
             agent: target,

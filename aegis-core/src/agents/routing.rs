@@ -145,11 +145,8 @@ pub fn mention(text: &str, team: &[ResolvedAgent]) -> Option<String> {
 /// Scores agents by their keywords (a word of the message starting with a keyword); the
 /// best wins, ties going to the earlier agent; no match routes to `fallback`.
 pub fn by_keywords(text: &str, team: &[ResolvedAgent], fallback: &str) -> Route {
-    let words: Vec<String> = text
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> =
+        text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     let mut best: Option<(&ResolvedAgent, usize)> = None;
     for agent in team {
         let score = words.iter().filter(|w| agent.profile.keywords.iter().any(|k| w.starts_with(k.as_str()))).count();
@@ -215,7 +212,10 @@ mod tests {
     use crate::agents::{ResolvedAgent, profile::default_team};
 
     fn team() -> Vec<ResolvedAgent> {
-        default_team().into_iter().map(|p| ResolvedAgent { profile: p, version: 0, tools: Default::default() }).collect()
+        default_team()
+            .into_iter()
+            .map(|p| ResolvedAgent { profile: p, version: 0, tools: Default::default() })
+            .collect()
     }
 
     #[test]
@@ -223,11 +223,17 @@ mod tests {
         let t = team();
         assert_eq!(parse("/help", &t), Parsed::Command(Command::Help));
         assert_eq!(parse("/agent luna", &t), Parsed::Command(Command::UseAgent("luna".into())));
-        assert_eq!(parse("/agent luna a 30s ad", &t), Parsed::Directed { agent: "luna".into(), text: "a 30s ad".into() });
+        assert_eq!(
+            parse("/agent luna a 30s ad", &t),
+            Parsed::Directed { agent: "luna".into(), text: "a 30s ad".into() }
+        );
         assert!(matches!(parse("/agent nobody", &t), Parsed::Command(Command::Unknown(_))));
         assert_eq!(
             parse("/boardroom @vera @nova should we raise prices?", &t),
-            Parsed::Boardroom { agents: vec!["vera".into(), "nova".into()], question: "should we raise prices?".into() }
+            Parsed::Boardroom {
+                agents: vec!["vera".into(), "nova".into()],
+                question: "should we raise prices?".into()
+            }
         );
         assert_eq!(parse("hello", &t), Parsed::Message);
     }

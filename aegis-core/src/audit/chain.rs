@@ -155,11 +155,10 @@ pub struct ChainBreak {
 /// Recomputes every link, in order, and compares the last one with `audit_head`.
 #[tracing::instrument(skip_all)]
 pub async fn verify(conn: &mut PgConnection) -> Result<ChainReport, sqlx::Error> {
-    let rows: Vec<AuditRow> = sqlx::query_as(
-        "SELECT seq, id, at, event, actor, run_id, data, prev_hash, hash FROM audit_logs ORDER BY seq",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows: Vec<AuditRow> =
+        sqlx::query_as("SELECT seq, id, at, event, actor, run_id, data, prev_hash, hash FROM audit_logs ORDER BY seq")
+            .fetch_all(&mut *conn)
+            .await?;
     let (head_seq, head_hash): (i64, String) =
         sqlx::query_as("SELECT seq, hash FROM audit_head").fetch_one(&mut *conn).await?;
     let mut prev = "0".repeat(64);

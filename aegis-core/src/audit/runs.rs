@@ -203,12 +203,14 @@ pub async fn recent_runs(conn: &mut PgConnection, limit: i64) -> Result<Vec<RunR
 /// Stores `body` under its content hash (once) and returns the hash.
 pub async fn store_payload(conn: &mut PgConnection, body: &Value) -> Result<String, sqlx::Error> {
     let hash = content_hash(body);
-    sqlx::query("INSERT INTO model_payloads (hash, body, created_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING")
-        .bind(&hash)
-        .bind(body)
-        .bind(Utc::now())
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO model_payloads (hash, body, created_at) VALUES ($1, $2, $3) ON CONFLICT (hash) DO NOTHING",
+    )
+    .bind(&hash)
+    .bind(body)
+    .bind(Utc::now())
+    .execute(conn)
+    .await?;
     Ok(hash)
 }
 

@@ -69,7 +69,8 @@ pub struct RouterError {
 impl RouterError {
     /// The error of a stream that broke after its first chunk at `model`.
     pub fn single(alias: String, model: &str, err: LlmError) -> Self {
-        let failure = AttemptFailure { model: model.to_owned(), attempt: 1, class: err.class, message: err.to_string() };
+        let failure =
+            AttemptFailure { model: model.to_owned(), attempt: 1, class: err.class, message: err.to_string() };
         Self { alias, attempts: vec![failure] }
     }
 

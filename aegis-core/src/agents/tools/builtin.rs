@@ -147,7 +147,8 @@ impl Tool for AskAgent {
     }
 
     async fn call(&self, ctx: &ToolContext, args: AskAgentArgs) -> Result<ToolOutput, ToolError> {
-        let result = ctx.agents.delegate(ctx, &args.agent, &args.question).await.map_err(|e| ToolError(e.to_string()))?;
+        let result =
+            ctx.agents.delegate(ctx, &args.agent, &args.question).await.map_err(|e| ToolError(e.to_string()))?;
         Ok(ToolOutput {
             content: format!("{} answered (run {}): {}", result.agent, result.run_id, result.text),
             citations: result.citations,

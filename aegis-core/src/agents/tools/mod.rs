@@ -137,8 +137,8 @@ impl<T: Tool> DynTool for Erased<T> {
 
     async fn call_json(&self, ctx: &ToolContext, arguments: &str) -> Result<ToolOutput, ToolError> {
         let raw = if arguments.trim().is_empty() { "{}" } else { arguments };
-        let args: T::Args = serde_json::from_str(raw)
-            .map_err(|e| ToolError(format!("invalid arguments for `{}`: {e}", T::NAME)))?;
+        let args: T::Args =
+            serde_json::from_str(raw).map_err(|e| ToolError(format!("invalid arguments for `{}`: {e}", T::NAME)))?;
         self.0.call(ctx, args).await
     }
 }
@@ -178,10 +178,8 @@ pub struct ResolvedTools {
 impl ToolCatalog {
     /// The built-in catalog of this build.
     pub fn builtin() -> Self {
-        let mut entries: BTreeMap<&'static str, CatalogEntry> = builtin::all()
-            .into_iter()
-            .map(|tool| (tool.name(), CatalogEntry::Enabled(tool)))
-            .collect();
+        let mut entries: BTreeMap<&'static str, CatalogEntry> =
+            builtin::all().into_iter().map(|tool| (tool.name(), CatalogEntry::Enabled(tool))).collect();
         #[cfg(feature = "tool-calculator")]
         entries.insert("calculate", CatalogEntry::Enabled(erase(calculator::Calculate)));
         #[cfg(not(feature = "tool-calculator"))]
@@ -244,7 +242,8 @@ mod tests {
 
     #[test]
     fn the_builtin_catalog_has_the_four_base_tools() {
-        let names: Vec<&str> = ToolCatalog::builtin().names().into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect();
+        let names: Vec<&str> =
+            ToolCatalog::builtin().names().into_iter().filter(|(_, on)| *on).map(|(n, _)| n).collect();
         for tool in ["kb_search", "current_time", "list_agents", "ask_agent"] {
             assert!(names.contains(&tool), "{tool}");
         }
