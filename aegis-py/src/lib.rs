@@ -7,7 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use aegis_core::{
     Aegis,
+    agents::InboundMessage,
     config::{Config, Overrides},
+    tenancy::{Caller, TenantId},
 };
 use pyo3::{create_exception, exceptions::PyException, prelude::*};
 
@@ -74,6 +76,25 @@ impl Tenant {
     }
 }
 
+/// An agent's answer to one message.
+#[pyclass(module = "aegis._aegis", frozen, get_all)]
+struct ChatReply {
+    run_id: String,
+    conversation_id: String,
+    agent: Option<String>,
+    text: String,
+    outcome: String,
+    replayed: bool,
+    citations: Vec<(String, String)>,
+}
+
+#[pymethods]
+impl ChatReply {
+    fn __repr__(&self) -> String {
+        format!("ChatReply(agent={:?}, outcome={:?}, text={:?})", self.agent, self.outcome, self.text)
+    }
+}
+
 #[pymethods]
 impl Platform {
     /// Opens the platform. Without `database_url`, AEGIS starts (or reuses) its embedded
@@ -92,6 +113,49 @@ impl Platform {
         let rt = runtime()?;
         let aegis = py.detach(|| rt.block_on(Aegis::builder().config(config).build())).map_err(to_py)?;
         Ok(Self { aegis: Arc::new(aegis) })
+    }
+
+    /// Sends one message to a tenant's agents and returns the answer. `source_id` makes
+    /// a retry safe: the same id returns the stored reply without calling a model again.
+    #[pyo3(signature = (tenant, message, agent=None, thread="python", source_id=None))]
+    fn chat(
+        &self,
+        py: Python<'_>,
+        tenant: &str,
+        message: &str,
+        agent: Option<String>,
+        thread: &str,
+        source_id: Option<String>,
+    ) -> PyResult<ChatReply> {
+        let rt = runtime()?;
+        let aegis = self.aegis.clone();
+        let tenant = TenantId::parse(tenant).map_err(|e| to_py(aegis_core::Error::from(e)))?;
+        let inbound = InboundMessage {
+            channel: "python".into(),
+            source_id: source_id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            thread: thread.to_owned(),
+            sender: "python".into(),
+            text: message.to_owned(),
+            agent,
+            boardroom: None,
+        };
+        let reply = py
+            .detach(|| {
+                rt.block_on(async move {
+                    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+                    Ok::<_, aegis_core::Error>(aegis.agents().handle(&scope, &inbound, None).await?)
+                })
+            })
+            .map_err(to_py)?;
+        Ok(ChatReply {
+            run_id: reply.run_id.to_string(),
+            conversation_id: reply.conversation_id.to_string(),
+            agent: reply.agent,
+            text: reply.text,
+            outcome: reply.outcome,
+            replayed: reply.replayed,
+            citations: reply.citations.into_iter().map(|c| (c.source_key, c.anchor)).collect(),
+        })
     }
 
     /// Every tenant, by id.
@@ -119,6 +183,7 @@ impl Platform {
 fn _aegis(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Platform>()?;
     m.add_class::<Tenant>()?;
+    m.add_class::<ChatReply>()?;
     m.add("AegisError", m.py().get_type::<AegisError>())?;
     m.add("ConfigError", m.py().get_type::<ConfigError>())?;
     m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;

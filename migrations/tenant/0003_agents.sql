@@ -145,6 +145,18 @@ CREATE TABLE audit_logs (
 );
 CREATE INDEX audit_logs_run ON audit_logs (run_id) WHERE run_id IS NOT NULL;
 
+-- Rows are never changed or removed by AEGIS: refuse it, so that tampering takes a
+-- deliberate DDL step by the owner (and is then caught by the chain).
+CREATE FUNCTION audit_logs_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_logs is append-only';
+END
+$$;
+CREATE TRIGGER audit_logs_no_change BEFORE UPDATE OR DELETE ON audit_logs
+    FOR EACH ROW EXECUTE FUNCTION audit_logs_append_only();
+CREATE TRIGGER audit_logs_no_truncate BEFORE TRUNCATE ON audit_logs
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_logs_append_only();
+
 CREATE TABLE audit_head (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     seq       bigint NOT NULL,

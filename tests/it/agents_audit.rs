@@ -27,6 +27,11 @@ async fn a_tampered_audit_row_is_detected() {
     let report = audit::verify(&scope).await.unwrap();
     assert_eq!((report.rows, report.broken), (4, None));
     let pool = aegis.db().pool();
+    // The table refuses changes, even from the owner …
+    let refused = sqlx::query("DELETE FROM tenant_acme.audit_logs WHERE seq = 1").execute(pool).await.unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    // … so a tamperer must switch that off first; the chain still tells.
+    sqlx::query("ALTER TABLE tenant_acme.audit_logs DISABLE TRIGGER USER").execute(pool).await.unwrap();
     sqlx::query("UPDATE tenant_acme.audit_logs SET data = jsonb_set(data, '{tool}', '\"rm\"') WHERE seq = 2")
         .execute(pool)
         .await

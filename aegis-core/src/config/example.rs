@@ -139,4 +139,20 @@ business = 50000000               # $50
 enterprise = 500000000            # $500
 reservation_ttl_secs = 900        # an unsettled reservation is freed after this
 default_max_output_tokens = 4096  # assumed when a request sets no limit
+
+[agents]
+# One turn (a message and every run it starts: delegations, boardroom members) may use at
+# most this many tokens and micro-USD, summed from its provider ledger rows.
+turn_token_budget = 60000
+turn_cost_budget_micro_usd = 500000
+max_steps = 8                     # model calls per run before it stops (outcome step_limit)
+tool_timeout_secs = 30            # a tool call that takes longer becomes an error for the model
+max_delegation_depth = 2          # ask_agent chains at most this deep
+max_output_tokens = 1024          # asked for per model call
+history_token_budget = 6000       # past this, old turns are summarized (history is kept)
+keep_recent_messages = 6          # always verbatim after a summary
+kb_context_hits = 3               # document passages in the prompt of agents with kb_search
+chief = "atlas"                   # the default route and the boardroom's synthesizer
+boardroom = ["sage", "nova", "vera"]  # seats of /boardroom when the message names nobody
+inbound_lease_secs = 300          # a message stuck "processing" this long is answered again
 "#;
