@@ -30,6 +30,7 @@ impl Agents {
         run_id: Uuid,
         seats: Vec<String>,
         question: &str,
+        sender: &str,
         sink: Option<EventSink>,
     ) -> Result<ChatReply, AgentError> {
         if question.trim().is_empty() {
@@ -132,7 +133,11 @@ impl Agents {
             conv,
             Some(run_id),
             &[
-                NewMessage { message: Message::user(question.to_owned()), agent: None, sender: None },
+                NewMessage {
+                    message: Message::user(question.to_owned()),
+                    agent: None,
+                    sender: Some(sender.to_owned()),
+                },
                 NewMessage {
                     message: Message::assistant(synthesis.text.clone()),
                     agent: Some(chief_name.clone()),

@@ -228,10 +228,10 @@ impl Agents {
             (None, None) => routing::parse(&m.text, &team),
         };
         let mut reply = match parsed {
-            Parsed::Command(command) => self.command(scope, &team, conv.id, run_id, command).await?,
+            Parsed::Command(command) => self.command(scope, &team, conv.id, run_id, m, command).await?,
             Parsed::Boardroom { agents, question } => {
                 let seats = if agents.is_empty() { self.config().boardroom.clone() } else { agents };
-                self.boardroom(scope, &team, conv.id, run_id, seats, &question, sink).await?
+                self.boardroom(scope, &team, conv.id, run_id, seats, &question, &m.sender, sink).await?
             }
             Parsed::Directed { agent, text } => {
                 let route =
@@ -504,6 +504,7 @@ impl Agents {
         self.record_plain_run(
             scope,
             run_id,
+            conv,
             Some(&agent.profile.name),
             Some(route.record()),
             Outcome::NoModel,
@@ -541,10 +542,12 @@ impl Agents {
     }
 
     /// Records a run that made no model call (a command, no model).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn record_plain_run(
         &self,
         scope: &TenantScope,
         run_id: Uuid,
+        conversation: Uuid,
         agent: Option<&str>,
         routing: Option<serde_json::Value>,
         outcome: Outcome,
@@ -558,7 +561,7 @@ impl Agents {
             kind: RunKind::Agent,
             agent: agent.map(str::to_owned),
             agent_version: None,
-            conversation: None,
+            conversation: Some(conversation),
             depth: 0,
             routing,
         };
@@ -576,6 +579,7 @@ impl Agents {
         team: &[ResolvedAgent],
         conv: Uuid,
         run_id: Uuid,
+        m: &InboundMessage,
         command: Command,
     ) -> Result<ChatReply, AgentError> {
         let text = match &command {
@@ -613,15 +617,20 @@ impl Agents {
             }
             Command::Unknown(what) => format!("{what}. Try /help."),
         };
-        self.record_plain_run(
-            scope,
-            run_id,
-            None,
-            Some(json!({ "method": "command", "command": format!("{command:?}") })),
-            Outcome::Command,
-            &json!({ "command": format!("{command:?}") }),
+        let record = json!({ "method": "command", "command": format!("{command:?}") });
+        self.record_plain_run(scope, run_id, conv, None, Some(record.clone()), Outcome::Command, &record).await?;
+        let mut tx = scope.begin().await?;
+        conversation::append(
+            tx.conn(),
+            conv,
+            Some(run_id),
+            &[
+                NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) },
+                NewMessage { message: Message::assistant(text.clone()), agent: None, sender: None },
+            ],
         )
         .await?;
+        tx.commit().await?;
         Ok(ChatReply {
             run_id,
             conversation_id: conv,
