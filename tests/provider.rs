@@ -24,8 +24,11 @@ use serde_json::{Value, json};
 pub enum Reply {
     /// A text answer (streamed in pieces when asked to stream).
     Text { text: String, usage: Option<(u64, u64)> },
-    /// Tool calls `(name, arguments)`; streamed with arguments split across chunks.
+    /// Tool calls `(name, arguments)`; streamed with arguments split across chunks. Usage
+    /// 20 + 10 tokens.
     ToolCalls(Vec<(String, String)>),
+    /// Tool calls with the given usage (prompt, completion).
+    ToolCallsWithUsage(Vec<(String, String)>, (u64, u64)),
     /// An HTTP error with an OpenAI error body.
     Status(u16, String),
     /// 429 with `Retry-After` seconds.
@@ -166,6 +169,11 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     let stream = request["stream"] == true;
     let include_usage = request["stream_options"]["include_usage"] == true;
     let mut reply = next_reply(&script, &model);
+    let mut tool_usage = (20, 10);
+    if let Reply::ToolCallsWithUsage(calls, usage) = reply {
+        tool_usage = usage;
+        reply = Reply::ToolCalls(calls);
+    }
     loop {
         match reply {
             Reply::Hang(d) => {
@@ -202,7 +210,7 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
                 &model,
                 json!({ "role": "assistant", "content": null, "tool_calls": calls }),
                 "tool_calls",
-                Some((20, 10)),
+                Some(tool_usage),
             ))
             .into_response()
         }
@@ -234,7 +242,7 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             }
             events.push(chunk(&model, json!({}), Some("tool_calls")));
             if include_usage {
-                let u = json!({ "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage_json(Some((20, 10))) });
+                let u = json!({ "id": "chatcmpl-test", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": [], "usage": usage_json(Some(tool_usage)) });
                 events.push(format!("data: {u}\n\n"));
             }
             events.push("data: [DONE]\n\n".into());
@@ -245,7 +253,7 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             events.push(chunk(&model, json!({ "content": text }), None));
             sse(events, true)
         }
-        Reply::Hang(_) | Reply::Slow(..) => unreachable!(),
+        Reply::Hang(_) | Reply::Slow(..) | Reply::ToolCallsWithUsage(..) => unreachable!(),
     }
 }
 

@@ -58,7 +58,9 @@ pub async fn chat(
         .clone()
         .or_else(|| headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_else(|| Uuid::now_v7().to_string());
-    let thread = body.thread.clone().unwrap_or_else(|| Uuid::now_v7().to_string());
+    // Without a thread a message starts a conversation of its own, named after the message
+    // so that a retry of it lands in the same one.
+    let thread = body.thread.clone().unwrap_or_else(|| format!("api-{source_id}"));
     let message = InboundMessage {
         channel: "api".into(),
         source_id,
@@ -71,13 +73,15 @@ pub async fn chat(
     let wants_events = body.stream
         || headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
     let agents = state.aegis.agents().clone();
+    // The turn runs to its end even if the client goes away: its reply is stored either way,
+    // and a retry with the same source id gets it.
+    let scope = access.scope.clone();
     if !wants_events {
-        let reply = agents.handle(&access.scope, &message, None).await?;
-        return Ok(Json(with_thread(&reply, &thread)).into_response());
+        let task = tokio::spawn(async move { agents.handle(&scope, &message, None).await });
+        let reply = task.await.map_err(|e| ApiError::internal(&e))??;
+        return Ok(Json(reply).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ChatEvent>();
-    // The turn runs to its end even if the client goes away: its reply is stored either way.
-    let scope = access.scope.clone();
     let task = tokio::spawn(async move { agents.handle(&scope, &message, Some(tx)).await });
     let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).map(|event| {
         let name =
@@ -86,18 +90,12 @@ pub async fn chat(
     });
     let end = futures::stream::once(async move {
         match task.await {
-            Ok(Ok(reply)) => Event::default().event("done").data(with_thread(&reply, &thread).to_string()),
+            Ok(Ok(reply)) => Event::default().event("done").data(serde_json::to_string(&reply).unwrap_or_default()),
             Ok(Err(err)) => Event::default().event("error").data(ApiError::from(err).body().to_string()),
             Err(err) => Event::default().event("error").data(ApiError::internal(&err).body().to_string()),
         }
     });
     Ok(Sse::new(events.chain(end).map(Ok::<_, Infallible>)).into_response())
-}
-
-fn with_thread(reply: &aegis_core::agents::ChatReply, thread: &str) -> Value {
-    let mut value = serde_json::to_value(reply).unwrap_or_default();
-    value["thread"] = json!(thread);
-    value
 }
 
 /// `GET /api/tenants/{tenant}/agents`: the team with versions and tool notes.

@@ -129,6 +129,9 @@ impl From<AgentError> for ApiError {
             AgentError::InProgress(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict_error", "in_progress", err.to_string())
             }
+            AgentError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict_error", "source_id_reused", err.to_string())
+            }
             AgentError::Model(m) => m.into(),
             AgentError::Knowledge(k) => k.into(),
             AgentError::Audit(a) => a.into(),

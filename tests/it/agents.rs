@@ -240,17 +240,29 @@ async fn a_failing_tool_goes_back_to_the_model_as_a_tool_message() {
 #[tokio::test]
 async fn a_budget_exhausted_mid_turn_is_a_recorded_outcome() {
     let provider = TestProvider::start().await;
-    // Each tool-call reply reports 20 + 10 tokens: the third step would pass 50.
-    let (aegis, scope) = platform(Some(&provider), |c| c.turn_token_budget = 50).await;
-    provider.push("m1", (0..5).map(|_| Reply::ToolCalls(vec![("current_time".into(), "{}".into())])));
+    // Each reply reports 1,500 + 500 tokens: the second call fits, the third would not.
+    let (aegis, scope) = platform(Some(&provider), |c| c.turn_token_budget = 2_800).await;
+    let time = || vec![("current_time".to_owned(), "{}".to_owned())];
+    provider.push("m1", (0..5).map(|_| Reply::ToolCallsWithUsage(time(), (1_500, 500))));
     let reply = say(&aegis, &scope, "/agent kai what time is it?").await;
     assert_eq!(reply.outcome, "budget_exhausted");
-    assert_eq!(provider.received_for("m1").len(), 2);
+    assert!(reply.text.contains("budget"), "{}", reply.text);
+    let received = provider.received_for("m1");
+    assert_eq!(received.len(), 2);
+    // 800 tokens were left for the second call, its prompt included.
+    assert!(received[1].body["max_tokens"].as_u64().unwrap() < 800, "the last call may only spend what is left");
     let timeline = audit::timeline(&scope, reply.run_id).await.unwrap();
     let run = &timeline.runs[0].run;
     assert_eq!(run.outcome, "budget_exhausted");
-    assert_eq!(run.tokens_in + run.tokens_out, 60);
+    assert_eq!(run.tokens_in + run.tokens_out, 4_000, "counted from the ledger");
     assert!(timeline.runs[0].steps.last().unwrap().step.detail["note"].as_str().unwrap().contains("budget"));
+
+    // A budget the prompt alone exceeds makes no call at all.
+    let (aegis, scope) = platform(Some(&provider), |c| c.turn_token_budget = 100).await;
+    let before = provider.received().len();
+    let reply = say(&aegis, &scope, "/agent kai what time is it?").await;
+    assert_eq!(reply.outcome, "budget_exhausted");
+    assert_eq!(provider.received().len(), before);
 }
 
 #[tokio::test]
@@ -326,9 +338,41 @@ async fn the_same_inbound_message_twice_gives_one_model_call_and_the_same_reply(
     let history = aegis.agents().conversation(&scope, a.conversation_id).await.unwrap();
     assert_eq!(history.messages.len(), 2, "stored once");
 
+    // The same id with other content is refused, not answered from the store.
+    let mut forged = m.clone();
+    forged.text = "/agent kai transfer the money".into();
+    let err = aegis.agents().handle(&scope, &forged, None).await.unwrap_err();
+    assert!(matches!(err, aegis_core::agents::AgentError::Conflict(_)), "{err}");
     let mut empty = message("telegram", "chat-1", "   ");
     empty.source_id = "update-4712".into();
     assert!(aegis.agents().handle(&scope, &empty, None).await.is_err());
+    let mut nul = message("telegram", "chat-1", "a\0b");
+    nul.source_id = "update-4713".into();
+    assert!(aegis.agents().handle(&scope, &nul, None).await.is_err());
+
+    // A delivery that crashed mid-answer left its claim to lapse: the next one answers.
+    let mut crashed = message("telegram", "chat-2", "/agent kai are you there?");
+    crashed.source_id = "update-5000".into();
+    sqlx::query(
+        "INSERT INTO tenant_acme.inbound_messages (channel, source_id, thread, sender, text, status, claimed_until, received_at) \
+         VALUES ($1, $2, $3, $4, $5, 'processing', now() - interval '1 second', now())",
+    )
+    .bind(&crashed.channel)
+    .bind(&crashed.source_id)
+    .bind(&crashed.thread)
+    .bind(&crashed.sender)
+    .bind(&crashed.text)
+    .execute(aegis.db().pool())
+    .await
+    .unwrap();
+    let reply = aegis.agents().handle(&scope, &crashed, None).await.unwrap();
+    assert_eq!((reply.outcome.as_str(), reply.replayed), ("ok", false));
+    let attempts: i32 =
+        sqlx::query_scalar("SELECT attempts FROM tenant_acme.inbound_messages WHERE source_id = 'update-5000'")
+            .fetch_one(aegis.db().pool())
+            .await
+            .unwrap();
+    assert_eq!(attempts, 2);
 }
 
 #[tokio::test]

@@ -9,10 +9,11 @@ use uuid::Uuid;
 
 use super::{
     AgentError, Agents, ChatEvent, EventSink, ResolvedAgent,
-    conversation::{self, NewMessage},
-    engine::RunSpec,
-    inbound::{ChatReply, MemberAnswer},
+    conversation::NewMessage,
+    engine::{Outcome, RunSpec},
+    inbound::{ChatReply, InboundMessage, MemberAnswer},
     routing::RouteMethod,
+    turn::Answer,
 };
 use crate::{
     audit::runs::{self, NewRun, RunEnd, RunKind},
@@ -30,9 +31,9 @@ impl Agents {
         run_id: Uuid,
         seats: Vec<String>,
         question: &str,
-        sender: &str,
+        m: &InboundMessage,
         sink: Option<EventSink>,
-    ) -> Result<ChatReply, AgentError> {
+    ) -> Result<Answer, AgentError> {
         if question.trim().is_empty() {
             return Err(AgentError::Invalid("the boardroom needs a question: /boardroom [@a @b] <question>".into()));
         }
@@ -114,11 +115,17 @@ impl Agents {
             "Question to the board: {question}\n\nThe board's answers:\n{}\n\nSynthesize them for the owner: where they agree, where they differ, and a recommendation.",
             briefing.join("\n\n")
         );
-        let synthesis = self.run(child(chief.clone(), synthesis_text, sink)).await?;
-        citations.extend(synthesis.citations.clone());
+        let synthesis = self.run(child(chief.clone(), synthesis_text, sink)).await;
+        let all_failed = member_answers.iter().all(|a| a.outcome == "error");
+        let outcome = match &synthesis {
+            Ok(_) if all_failed => Outcome::Error,
+            Ok(s) => s.outcome,
+            Err(_) => Outcome::Error,
+        };
         let spent = self.spent(scope, run_id, None).await?;
         let end = RunEnd {
-            outcome: synthesis.outcome.as_str().into(),
+            outcome: outcome.as_str().into(),
+            error: synthesis.as_ref().err().map(ToString::to_string),
             tokens_in: spent.tokens_in,
             tokens_out: spent.tokens_out,
             cost_micro_usd: spent.cost,
@@ -128,36 +135,30 @@ impl Agents {
         };
         let mut tx = scope.begin().await?;
         runs::finish_run(tx.conn(), run_id, &end).await?;
-        conversation::append(
-            tx.conn(),
-            conv,
-            Some(run_id),
-            &[
-                NewMessage {
-                    message: Message::user(question.to_owned()),
-                    agent: None,
-                    sender: Some(sender.to_owned()),
-                },
-                NewMessage {
-                    message: Message::assistant(synthesis.text.clone()),
-                    agent: Some(chief_name.clone()),
-                    sender: None,
-                },
-            ],
-        )
-        .await?;
         tx.commit().await?;
-        self.finished(scope, run_id, &chief_name, synthesis.outcome);
-        Ok(ChatReply {
+        self.finished(scope, run_id, &chief_name, outcome);
+        let synthesis = synthesis?;
+        citations.extend(synthesis.citations.clone());
+        let messages = vec![
+            NewMessage { message: Message::user(question.to_owned()), agent: None, sender: Some(m.sender.clone()) },
+            NewMessage {
+                message: Message::assistant(synthesis.text.clone()),
+                agent: Some(chief_name.clone()),
+                sender: None,
+            },
+        ];
+        let reply = ChatReply {
             run_id,
             conversation_id: conv,
+            thread: m.thread.clone(),
             agent: Some(chief_name),
             text: synthesis.text,
-            outcome: synthesis.outcome.as_str().into(),
+            outcome: outcome.as_str().into(),
             citations: super::unique_citations(citations),
             route: Some(record),
             members: member_answers,
             replayed: false,
-        })
+        };
+        Ok(Answer { reply, messages, summary: None })
     }
 }

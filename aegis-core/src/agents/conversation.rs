@@ -132,6 +132,13 @@ pub async fn get_or_create(
     .await
 }
 
+/// Locks the conversation's row until the transaction ends, so that two turns of one
+/// conversation never interleave their messages (a tool result must follow its call).
+pub async fn lock(conn: &mut PgConnection, conversation: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM conversations WHERE id = $1 FOR UPDATE").bind(conversation).execute(conn).await?;
+    Ok(())
+}
+
 /// Records a participant once.
 pub async fn add_participant(
     conn: &mut PgConnection,

@@ -227,10 +227,28 @@ impl Agents {
         Ok(Spent { tokens_in, tokens_out, cost, unpriced })
     }
 
-    /// Runs one agent to its answer. Boxed: delegation makes runs recursive.
+    /// Runs one agent to its answer. Boxed: delegation makes runs recursive. A run that
+    /// fails on the way (the database, a context source) is still finished, as `error`.
     pub(crate) fn run(&self, spec: RunSpec) -> BoxFuture<'static, Result<RunResult, AgentError>> {
         let this = self.clone();
-        Box::pin(async move { this.run_loop(spec).await })
+        Box::pin(async move {
+            let (scope, id, agent) = (spec.scope.clone(), spec.id, spec.agent.profile.name.clone());
+            let result = this.run_loop(spec).await;
+            if let Err(err) = &result {
+                let end = RunEnd {
+                    outcome: Outcome::Error.as_str().into(),
+                    error: Some(err.to_string()),
+                    ..RunEnd::default()
+                };
+                if let Ok(mut tx) = scope.begin().await
+                    && runs::finish_run(tx.conn(), id, &end).await.is_ok()
+                {
+                    let _ = tx.commit().await;
+                }
+                this.finished(&scope, id, &agent, Outcome::Error);
+            }
+            result
+        })
     }
 
     async fn run_loop(&self, spec: RunSpec) -> Result<RunResult, AgentError> {
@@ -239,7 +257,7 @@ impl Agents {
         let scope = &spec.scope;
         let agent = &spec.agent;
         let name = agent.profile.name.clone();
-        let mut rec = Recorder { run_id: spec.id, seq: 0, prompt_hash: None, alias: None };
+        let mut rec = Recorder { run_id: spec.id, seq: 0, model_calls: 0, prompt_hash: None, alias: None };
         {
             let mut tx = scope.begin().await?;
             runs::start_run(
@@ -260,7 +278,7 @@ impl Agents {
             tx.commit().await?;
         }
         for exchange in &spec.pre_steps {
-            rec.model_step(scope, exchange).await?;
+            rec.model_step(scope, exchange, false).await?;
         }
         for note in &agent.tools.notes {
             rec.note(scope, json!({ "note": note })).await?;
@@ -269,8 +287,14 @@ impl Agents {
         let mut blocks = Vec::new();
         for source in self.context_sources() {
             let request = ContextRequest { scope, agent, message: &spec.text };
-            if let Some(block) = source.context(&request).await? {
-                blocks.push(block);
+            match source.context(&request).await {
+                Ok(Some(block)) => blocks.push(block),
+                Ok(None) => {}
+                // The agent answers without that context rather than not at all.
+                Err(err) => {
+                    rec.note(scope, json!({ "note": format!("context source `{}` failed: {err}", source.name()) }))
+                        .await?
+                }
             }
         }
         let mut citations: Vec<Citation> = blocks.iter().flat_map(|b| b.citations.clone()).collect();
@@ -294,14 +318,23 @@ impl Agents {
                 rec.note(scope, json!({ "note": "turn budget exhausted", "spent_tokens": spent.tokens_in + spent.tokens_out, "spent_micro_usd": spent.cost })).await?;
                 break;
             }
+            // What the prompt will cost, by the same estimate as the meters (bytes / 3),
+            // so that the call cannot spend past the budget by a whole prompt.
+            let input = i64::try_from(serde_json::to_vec(&messages).map_or(0, |v| v.len()) / 3).unwrap_or(i64::MAX);
+            let room = left.tokens - input;
+            if room < 16 {
+                outcome = Outcome::BudgetExhausted;
+                rec.note(scope, json!({ "note": "turn budget exhausted: the prompt alone would use what is left", "left_tokens": left.tokens, "prompt_tokens_estimate": input })).await?;
+                break;
+            }
             let mut request = ChatRequest::new(messages.clone());
-            request.max_tokens = Some(config.max_output_tokens.min(u32::try_from(left.tokens).unwrap_or(u32::MAX)));
+            request.max_tokens = Some(config.max_output_tokens.min(u32::try_from(room).unwrap_or(u32::MAX)));
             if !definitions.is_empty() {
                 request.tools = Some(definitions.clone());
             }
             let sink = spec.sink.as_ref().map(|s| (s, name.as_str()));
             let (result, exchange) = self.call_model(scope, spec.id, agent.profile.default_intent, request, sink).await;
-            rec.model_step(scope, &exchange).await?;
+            rec.model_step(scope, &exchange, true).await?;
             let response = match result {
                 Ok(response) => response,
                 Err(err) => {
@@ -370,9 +403,9 @@ impl Agents {
                 let (content, ok) = match result {
                     Ok(out) => {
                         citations.extend(out.citations);
-                        (out.content, true)
+                        (out.content.replace('\0', ""), true)
                     }
-                    Err(e) => (format!("error: {e}"), false),
+                    Err(e) => (format!("error: {e}").replace('\0', ""), false),
                 };
                 if let Some(sink) = &spec.sink {
                     let _ =
@@ -440,22 +473,26 @@ fn failure_text(outcome: Outcome, error: Option<&str>, max_steps: u32) -> String
 struct Recorder {
     run_id: Uuid,
     seq: i32,
+    model_calls: i32,
     prompt_hash: Option<String>,
     alias: Option<String>,
 }
 
 impl Recorder {
     fn model_calls(&self) -> i32 {
-        self.seq
+        self.model_calls
     }
 
-    async fn model_step(&mut self, scope: &TenantScope, exchange: &Exchange) -> Result<(), AgentError> {
+    /// Stores a model call. `own`: the agent's own call (not routing or a summary), whose
+    /// first request is the run's `prompt_hash`.
+    async fn model_step(&mut self, scope: &TenantScope, exchange: &Exchange, own: bool) -> Result<(), AgentError> {
         let mut tx = scope.begin().await?;
-        let request_hash = runs::store_payload(tx.conn(), &exchange.request).await?;
+        let request_hash = runs::store_payload(tx.conn(), &without_nul(&exchange.request)).await?;
         let response_hash = match &exchange.response {
-            Some(r) => Some(runs::store_payload(tx.conn(), r).await?),
+            Some(r) => Some(runs::store_payload(tx.conn(), &without_nul(r)).await?),
             None => None,
         };
+        self.model_calls += 1;
         self.seq += 1;
         runs::add_step(
             tx.conn(),
@@ -467,7 +504,7 @@ impl Recorder {
         )
         .await?;
         tx.commit().await?;
-        if self.prompt_hash.is_none() {
+        if own && self.prompt_hash.is_none() {
             self.prompt_hash = Some(request_hash);
         }
         if let Some(alias) = exchange.detail["alias"].as_str() {
@@ -491,5 +528,25 @@ impl Recorder {
         runs::add_step(tx.conn(), self.run_id, self.seq, StepKind::Note, (None, None), &detail).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// `value` with NUL characters removed from its strings (PostgreSQL's text and jsonb
+/// refuse them); borrowed unchanged in the usual case of there being none.
+fn without_nul(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn clean(v: &mut Value) {
+        match v {
+            Value::String(s) => *s = s.replace('\0', ""),
+            Value::Array(items) => items.iter_mut().for_each(clean),
+            Value::Object(map) => map.values_mut().for_each(clean),
+            _ => {}
+        }
+    }
+    if value.to_string().contains("\\u0000") {
+        let mut owned = value.clone();
+        clean(&mut owned);
+        std::borrow::Cow::Owned(owned)
+    } else {
+        std::borrow::Cow::Borrowed(value)
     }
 }

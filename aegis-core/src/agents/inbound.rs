@@ -1,34 +1,25 @@
 //! The one entry point for every message, whatever channel it comes from. Each
 //! `InboundMessage` is unique on (channel, source_id): the first delivery claims it and
-//! answers; a replay returns the stored reply without calling a model again; the reply is
-//! stored before it is returned (and so before any channel delivers it). A delivery that
-//! finds the message still being answered waits for it; one whose earlier attempt failed or
-//! whose claim expired (a crash mid-answer) answers it again.
+//! answers; a replay returns the stored reply without calling a model again. The reply is
+//! stored in the same transaction as the conversation's new messages, before it is
+//! returned (and so before any channel delivers it). A delivery that finds the message
+//! still being answered waits for it; one whose earlier attempt failed, or whose claim
+//! lapsed (a crash mid-answer: a live attempt renews its claim), answers it again. Every
+//! write of an attempt is fenced by its attempt number, so a stale attempt can never
+//! overwrite a newer one. The same source id with other text is refused, not replayed.
 
 use std::time::Duration;
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    AgentError, Agents, ChatEvent, EventSink, ResolvedAgent,
-    conversation::{self, NewMessage, StoredMessage},
-    engine::{Exchange, Outcome, RunSpec},
-    routing::{self, Command, Parsed, Route, RouteMethod},
+    AgentError, Agents, EventSink, conversation,
+    routing::{self, Parsed, RouteMethod},
     tools::Citation,
+    turn::Answer,
 };
-use crate::{
-    audit::{
-        AuditEvent, chain,
-        runs::{self, NewRun, RunEnd, RunKind},
-    },
-    knowledge::{SearchMode, SearchOptions},
-    llm::types::{ChatRequest, Message, ResponseFormat},
-    policy::Intent,
-    tenancy::TenantScope,
-};
+use crate::tenancy::TenantScope;
 
 /// A message from any channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +62,8 @@ pub struct ChatReply {
     pub run_id: Uuid,
     /// The conversation.
     pub conversation_id: Uuid,
+    /// Its thread within the channel.
+    pub thread: String,
     /// The agent that answered, if one did.
     pub agent: Option<String>,
     /// The answer.
@@ -90,7 +83,8 @@ pub struct ChatReply {
 }
 
 enum Claim {
-    Claimed,
+    /// This delivery answers; its attempt number fences every later write.
+    Claimed(i32),
     Done(Box<ChatReply>),
     Busy,
 }
@@ -115,6 +109,9 @@ impl InboundMessage {
         if self.text.len() > MAX_TEXT {
             return bad("the message is longer than 32 KiB");
         }
+        if [&self.channel, &self.source_id, &self.thread, &self.sender, &self.text].iter().any(|s| s.contains('\0')) {
+            return bad("the message contains a NUL character");
+        }
         Ok(())
     }
 }
@@ -130,27 +127,35 @@ impl Agents {
     ) -> Result<ChatReply, AgentError> {
         message.check()?;
         let wait_until = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        let attempt = loop {
             match self.claim(scope, message).await? {
                 Claim::Done(reply) => return Ok(ChatReply { replayed: true, ..*reply }),
-                Claim::Claimed => break,
+                Claim::Claimed(attempt) => break attempt,
                 Claim::Busy if std::time::Instant::now() < wait_until => {
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }
                 Claim::Busy => return Err(AgentError::InProgress(message.source_id.clone())),
             }
-        }
-        match self.answer(scope, message, sink).await {
-            Ok(reply) => Ok(reply),
+        };
+        let renewal = self.renew_claim(scope, message, attempt);
+        let result = self.answer(scope, message, attempt, sink).await;
+        renewal.abort();
+        match result {
+            Ok(Some(reply)) => Ok(reply),
+            // A newer attempt took the message over: its stored reply is the answer.
+            Ok(None) => Box::pin(self.handle(scope, message, None)).await,
             Err(err) => {
                 let mut tx = scope.begin().await?;
-                sqlx::query("UPDATE inbound_messages SET status = 'failed', error = $3, finished_at = $4 WHERE channel = $1 AND source_id = $2")
-                    .bind(&message.channel)
-                    .bind(&message.source_id)
-                    .bind(err.to_string())
-                    .bind(Utc::now())
-                    .execute(tx.conn())
-                    .await?;
+                sqlx::query(
+                    "UPDATE inbound_messages SET status = 'failed', error = $3, finished_at = now() \
+                     WHERE channel = $1 AND source_id = $2 AND status = 'processing' AND attempts = $4",
+                )
+                .bind(&message.channel)
+                .bind(&message.source_id)
+                .bind(err.to_string())
+                .bind(attempt)
+                .execute(tx.conn())
+                .await?;
                 tx.commit().await?;
                 Err(err)
             }
@@ -158,33 +163,39 @@ impl Agents {
     }
 
     async fn claim(&self, scope: &TenantScope, m: &InboundMessage) -> Result<Claim, AgentError> {
-        let lease = chrono::Duration::seconds(self.config().inbound_lease_secs);
-        let now = Utc::now();
+        let lease = self.config().inbound_lease_secs.max(1) as f64;
         let mut tx = scope.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO inbound_messages (channel, source_id, thread, sender, text, status, claimed_until, received_at) \
-             VALUES ($1, $2, $3, $4, $5, 'processing', $6, $7) ON CONFLICT (channel, source_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, 'processing', now() + make_interval(secs => $6), now()) \
+             ON CONFLICT (channel, source_id) DO NOTHING",
         )
         .bind(&m.channel)
         .bind(&m.source_id)
         .bind(&m.thread)
         .bind(&m.sender)
         .bind(&m.text)
-        .bind(now + lease)
-        .bind(now)
+        .bind(lease)
         .execute(tx.conn())
         .await?
         .rows_affected();
         if inserted == 1 {
             tx.commit().await?;
-            return Ok(Claim::Claimed);
+            return Ok(Claim::Claimed(1));
         }
-        let (status, reply): (String, Option<serde_json::Value>) =
-            sqlx::query_as("SELECT status, reply FROM inbound_messages WHERE channel = $1 AND source_id = $2")
-                .bind(&m.channel)
-                .bind(&m.source_id)
-                .fetch_one(tx.conn())
-                .await?;
+        let (status, reply, text, thread): (String, Option<serde_json::Value>, String, String) = sqlx::query_as(
+            "SELECT status, reply, text, thread FROM inbound_messages WHERE channel = $1 AND source_id = $2",
+        )
+        .bind(&m.channel)
+        .bind(&m.source_id)
+        .fetch_one(tx.conn())
+        .await?;
+        if text != m.text || thread != m.thread {
+            return Err(AgentError::Conflict(format!(
+                "message `{}` of channel `{}` was already received with other content",
+                m.source_id, m.channel
+            )));
+        }
         if status == "done" {
             tx.commit().await?;
             let reply = reply.ok_or_else(|| AgentError::Invalid("a done message has no stored reply".into()))?;
@@ -192,32 +203,60 @@ impl Agents {
                 .map_err(|e| AgentError::Invalid(format!("stored reply unreadable: {e}")))?;
             return Ok(Claim::Done(Box::new(reply)));
         }
-        let taken = sqlx::query(
-            "UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1, claimed_until = $3, error = NULL \
-             WHERE channel = $1 AND source_id = $2 AND (status = 'failed' OR claimed_until < $4)",
+        let taken: Option<i32> = sqlx::query_scalar(
+            "UPDATE inbound_messages SET status = 'processing', attempts = attempts + 1, \
+             claimed_until = now() + make_interval(secs => $3), error = NULL \
+             WHERE channel = $1 AND source_id = $2 AND status <> 'done' AND (status = 'failed' OR claimed_until < now()) \
+             RETURNING attempts",
         )
         .bind(&m.channel)
         .bind(&m.source_id)
-        .bind(now + lease)
-        .bind(now)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+        .bind(lease)
+        .fetch_optional(tx.conn())
+        .await?;
         tx.commit().await?;
-        Ok(if taken == 1 { Claim::Claimed } else { Claim::Busy })
+        Ok(taken.map_or(Claim::Busy, Claim::Claimed))
     }
 
+    /// Keeps the claim alive while the attempt works (every third of the lease).
+    fn renew_claim(&self, scope: &TenantScope, m: &InboundMessage, attempt: i32) -> tokio::task::JoinHandle<()> {
+        let lease = self.config().inbound_lease_secs.max(1);
+        let (scope, channel, source_id) = (scope.clone(), m.channel.clone(), m.source_id.clone());
+        tokio::spawn(async move {
+            let every = Duration::from_millis(u64::try_from(lease).unwrap_or(1) * 1000 / 3);
+            loop {
+                tokio::time::sleep(every).await;
+                let Ok(mut tx) = scope.begin().await else { continue };
+                let renewed = sqlx::query(
+                    "UPDATE inbound_messages SET claimed_until = now() + make_interval(secs => $4) \
+                     WHERE channel = $1 AND source_id = $2 AND status = 'processing' AND attempts = $3",
+                )
+                .bind(&channel)
+                .bind(&source_id)
+                .bind(attempt)
+                .bind(lease as f64)
+                .execute(tx.conn())
+                .await;
+                if tx.commit().await.is_err() || renewed.map_or(true, |r| r.rows_affected() == 0) {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// Answers, then stores the messages and the reply in one transaction. `None`: a newer
+    /// attempt owns the message now, and nothing of this one was stored.
     async fn answer(
         &self,
         scope: &TenantScope,
         m: &InboundMessage,
+        attempt: i32,
         sink: Option<EventSink>,
-    ) -> Result<ChatReply, AgentError> {
+    ) -> Result<Option<ChatReply>, AgentError> {
         let team = self.team(scope).await?;
         let conv = {
             let mut tx = scope.begin().await?;
             let conv = conversation::get_or_create(tx.conn(), &m.channel, &m.thread, &m.text).await?;
-            conversation::add_participant(tx.conn(), conv.id, "user", &m.sender).await?;
             tx.commit().await?;
             conv
         };
@@ -227,11 +266,11 @@ impl Agents {
             (None, Some(agent)) => Parsed::Directed { agent: agent.clone(), text: m.text.clone() },
             (None, None) => routing::parse(&m.text, &team),
         };
-        let mut reply = match parsed {
+        let answer: Answer = match parsed {
             Parsed::Command(command) => self.command(scope, &team, conv.id, run_id, m, command).await?,
             Parsed::Boardroom { agents, question } => {
                 let seats = if agents.is_empty() { self.config().boardroom.clone() } else { agents };
-                self.boardroom(scope, &team, conv.id, run_id, seats, &question, &m.sender, sink).await?
+                self.boardroom(scope, &team, conv.id, run_id, seats, &question, m, sink).await?
             }
             Parsed::Directed { agent, text } => {
                 let route =
@@ -243,404 +282,35 @@ impl Agents {
                 self.agent_turn(scope, &team, &conv, run_id, route, pre, m, &m.text, sink).await?
             }
         };
-        reply.conversation_id = conv.id;
+        let reply = answer.reply;
         let mut tx = scope.begin().await?;
-        if let Some(agent) = &reply.agent {
-            conversation::add_participant(tx.conn(), conv.id, "agent", agent).await?;
-        }
-        sqlx::query(
-            "UPDATE inbound_messages SET status = 'done', conversation_id = $3, run_id = $4, reply = $5, finished_at = $6 \
-             WHERE channel = $1 AND source_id = $2",
+        let stored = sqlx::query(
+            "UPDATE inbound_messages SET status = 'done', conversation_id = $3, run_id = $4, reply = $5, finished_at = now() \
+             WHERE channel = $1 AND source_id = $2 AND status = 'processing' AND attempts = $6",
         )
         .bind(&m.channel)
         .bind(&m.source_id)
         .bind(conv.id)
         .bind(reply.run_id)
         .bind(serde_json::to_value(&reply).unwrap_or_default())
-        .bind(Utc::now())
+        .bind(attempt)
         .execute(tx.conn())
-        .await?;
+        .await?
+        .rows_affected();
+        if stored == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        conversation::lock(tx.conn(), conv.id).await?;
+        conversation::add_participant(tx.conn(), conv.id, "user", &m.sender).await?;
+        if let Some(agent) = &reply.agent {
+            conversation::add_participant(tx.conn(), conv.id, "agent", agent).await?;
+        }
+        if let Some((text, covers)) = &answer.summary {
+            conversation::add_summary(tx.conn(), conv.id, reply.run_id, text, *covers).await?;
+        }
+        conversation::append(tx.conn(), conv.id, Some(reply.run_id), &answer.messages).await?;
         tx.commit().await?;
-        Ok(reply)
-    }
-
-    /// Mention, binding, the conversation's agent, then the classifier or keywords.
-    async fn route(
-        &self,
-        scope: &TenantScope,
-        team: &[ResolvedAgent],
-        conv: &conversation::Conversation,
-        run_id: Uuid,
-        m: &InboundMessage,
-    ) -> Result<(Route, Vec<Exchange>), AgentError> {
-        if let Some(agent) = routing::mention(&m.text, team) {
-            return Ok((
-                routing::fixed(RouteMethod::Mention, &agent, team, format!("the message mentions @{agent}")),
-                Vec::new(),
-            ));
-        }
-        if let Some(agent) =
-            self.binding(scope, &m.channel, &m.thread).await?.filter(|a| team.iter().any(|t| &t.profile.name == a))
-        {
-            return Ok((
-                routing::fixed(
-                    RouteMethod::Binding,
-                    &agent,
-                    team,
-                    format!("channel `{}` is bound to {agent}", m.channel),
-                ),
-                Vec::new(),
-            ));
-        }
-        if let Some(agent) = conv.agent.clone().filter(|a| team.iter().any(|t| &t.profile.name == a)) {
-            return Ok((
-                routing::fixed(RouteMethod::Conversation, &agent, team, format!("this conversation talks to {agent}")),
-                Vec::new(),
-            ));
-        }
-        let chief = self.config().chief.clone();
-        if !self.models().has_available_model(scope.tier(), Intent::Routing) {
-            let mut route = routing::by_keywords(&m.text, team, &chief);
-            route.reason = format!("no routing model is configured; {}", route.reason);
-            return Ok((route, Vec::new()));
-        }
-        let mut request =
-            ChatRequest::new(vec![Message::system(routing::classifier_prompt(team)), Message::user(m.text.clone())]);
-        request.response_format = Some(ResponseFormat::JsonObject);
-        request.max_tokens = Some(100);
-        request.temperature = Some(0.0);
-        let (result, exchange) = self.call_model(scope, run_id, Intent::Routing, request, None).await;
-        let answer = result.as_ref().ok().and_then(|r| r.message()).map(Message::text);
-        let route = match answer.as_deref().and_then(|a| routing::read_classifier(a, team)) {
-            Some((agent, confidence, reason)) => Route {
-                method: RouteMethod::Classifier,
-                agent,
-                candidates: team.iter().map(|a| a.profile.name.clone()).collect(),
-                reason,
-                confidence,
-            },
-            None => {
-                let why = match &result {
-                    Err(e) => format!("the classifier failed ({e})"),
-                    Ok(_) => "the classifier's answer named no agent".to_owned(),
-                };
-                let mut route = routing::by_keywords(&m.text, team, &chief);
-                route.reason = format!("{why}; {}", route.reason);
-                route
-            }
-        };
-        Ok((route, vec![exchange]))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn agent_turn(
-        &self,
-        scope: &TenantScope,
-        team: &[ResolvedAgent],
-        conv: &conversation::Conversation,
-        run_id: Uuid,
-        route: Route,
-        mut pre_steps: Vec<Exchange>,
-        m: &InboundMessage,
-        text: &str,
-        sink: Option<EventSink>,
-    ) -> Result<ChatReply, AgentError> {
-        let agent = team
-            .iter()
-            .find(|a| a.profile.name == route.agent)
-            .cloned()
-            .ok_or_else(|| AgentError::UnknownAgent(route.agent.clone()))?;
-        if let Some(sink) = &sink {
-            let _ = sink.send(ChatEvent::Routed {
-                agent: route.agent.clone(),
-                method: route.method,
-                confidence: route.confidence,
-            });
-        }
-        {
-            let mut tx = scope.begin().await?;
-            let event = AuditEvent::AgentRouted {
-                agent: route.agent.clone(),
-                method: serde_json::to_value(route.method)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-            };
-            chain::append(tx.conn(), &scope.caller().to_string(), Some(run_id), &event).await?;
-            tx.commit().await?;
-        }
-        if !self.models().has_available_model(scope.tier(), agent.profile.default_intent) {
-            return self.without_model(scope, conv.id, run_id, &agent, route, m, text).await;
-        }
-        let (history, summary) = self.history(scope, conv.id, run_id, &agent).await?;
-        pre_steps.extend(summary.clone().map(|(exchange, _, _)| exchange));
-        let spec = RunSpec {
-            scope: scope.clone(),
-            agent: agent.clone(),
-            team: team.to_vec(),
-            id: run_id,
-            parent: None,
-            root: run_id,
-            depth: 0,
-            conversation: Some(conv.id),
-            history,
-            text: text.to_owned(),
-            routing: Some(route.record()),
-            pre_steps,
-            sink,
-            kind: RunKind::Agent,
-        };
-        let result = self.run(spec).await?;
-        let name = result.agent.clone();
-        let mut stored =
-            vec![NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) }];
-        stored.extend(result.transcript.iter().map(|msg| NewMessage {
-            message: msg.clone(),
-            agent: Some(name.clone()),
-            sender: None,
-        }));
-        let mut tx = scope.begin().await?;
-        if let Some((_, text, covers)) = &summary {
-            conversation::add_summary(tx.conn(), conv.id, run_id, text, *covers).await?;
-        }
-        conversation::append(tx.conn(), conv.id, Some(run_id), &stored).await?;
-        tx.commit().await?;
-        Ok(ChatReply {
-            run_id,
-            conversation_id: conv.id,
-            agent: Some(name),
-            text: result.text,
-            outcome: result.outcome.as_str().into(),
-            citations: super::unique_citations(result.citations),
-            route: Some(route.record()),
-            members: Vec::new(),
-            replayed: false,
-        })
-    }
-
-    /// The conversation's prompt history; when it outgrows the budget, the old turns are
-    /// summarized (a model call of the run) and the summary stands in for them.
-    async fn history(
-        &self,
-        scope: &TenantScope,
-        conv: Uuid,
-        run_id: Uuid,
-        agent: &ResolvedAgent,
-    ) -> Result<(Vec<Message>, Option<(Exchange, String, i64)>), AgentError> {
-        let mut tx = scope.begin().await?;
-        let stored = conversation::prompt_history(tx.conn(), conv).await?;
-        tx.commit().await?;
-        let total: usize = stored.iter().map(conversation::estimate_tokens).sum();
-        let keep = self.config().keep_recent_messages;
-        // Cut at a user message so that no tool result loses the call it answers.
-        let cut = stored
-            .iter()
-            .enumerate()
-            .rev()
-            .skip(keep.saturating_sub(1))
-            .find(|(_, s)| s.role == "user")
-            .map(|(i, _)| i);
-        let (Some(cut), true) = (cut, total > self.config().history_token_budget) else {
-            return Ok((stored.iter().map(StoredMessage::to_prompt).collect(), None));
-        };
-        if cut == 0 {
-            return Ok((stored.iter().map(StoredMessage::to_prompt).collect(), None));
-        }
-        let old = &stored[..cut];
-        let transcript: Vec<String> = old
-            .iter()
-            .map(|s| {
-                format!(
-                    "{}: {}",
-                    s.agent.as_deref().or(s.sender.as_deref()).unwrap_or(&s.role),
-                    s.content.as_deref().unwrap_or("")
-                )
-            })
-            .collect();
-        let mut request = ChatRequest::new(vec![
-            Message::system(
-                "Summarize this conversation for the agent who continues it: facts, decisions, open questions, names and figures. Be brief and exact.",
-            ),
-            Message::user(transcript.join("\n")),
-        ]);
-        request.max_tokens = Some(400);
-        let (result, exchange) = self.call_model(scope, run_id, agent.profile.default_intent, request, None).await;
-        match result.ok().and_then(|r| r.message().map(Message::text)).filter(|t| !t.trim().is_empty()) {
-            Some(summary) => {
-                let covers = old.last().map_or(0, |s| s.seq);
-                let mut messages = vec![Message::system(format!("Summary of the earlier conversation:\n{summary}"))];
-                messages.extend(stored[cut..].iter().map(StoredMessage::to_prompt));
-                Ok((messages, Some((exchange, summary, covers))))
-            }
-            None => Ok((stored.iter().map(StoredMessage::to_prompt).collect(), None)),
-        }
-    }
-
-    /// No model is configured: say so, and offer the top documents for the message.
-    #[allow(clippy::too_many_arguments)]
-    async fn without_model(
-        &self,
-        scope: &TenantScope,
-        conv: Uuid,
-        run_id: Uuid,
-        agent: &ResolvedAgent,
-        route: Route,
-        m: &InboundMessage,
-        text: &str,
-    ) -> Result<ChatReply, AgentError> {
-        let options = SearchOptions { k: 3, mode: SearchMode::Hybrid, documents: None };
-        let hits = self.knowledge().search(scope, text, &options).await?;
-        let citations: Vec<Citation> = hits.iter().map(super::prompt::citation).collect();
-        let mut answer = format!(
-            "No language model is configured for this workspace, so {} cannot answer in its own words.",
-            agent.profile.display_name
-        );
-        if hits.is_empty() {
-            answer.push_str(" No passage of your documents matches the message either.");
-        } else {
-            answer.push_str(" These passages of your documents match your message:\n\n");
-            answer.push_str(&super::prompt::numbered_passages(&hits));
-        }
-        self.record_plain_run(
-            scope,
-            run_id,
-            conv,
-            Some(&agent.profile.name),
-            Some(route.record()),
-            Outcome::NoModel,
-            &json!({ "hits": hits.len() }),
-        )
-        .await?;
-        let mut tx = scope.begin().await?;
-        conversation::append(
-            tx.conn(),
-            conv,
-            Some(run_id),
-            &[
-                NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) },
-                NewMessage {
-                    message: Message::assistant(answer.clone()),
-                    agent: Some(agent.profile.name.clone()),
-                    sender: None,
-                },
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        self.finished(scope, run_id, &agent.profile.name, Outcome::NoModel);
-        Ok(ChatReply {
-            run_id,
-            conversation_id: conv,
-            agent: Some(agent.profile.name.clone()),
-            text: answer,
-            outcome: Outcome::NoModel.as_str().into(),
-            citations,
-            route: Some(route.record()),
-            members: Vec::new(),
-            replayed: false,
-        })
-    }
-
-    /// Records a run that made no model call (a command, no model).
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn record_plain_run(
-        &self,
-        scope: &TenantScope,
-        run_id: Uuid,
-        conversation: Uuid,
-        agent: Option<&str>,
-        routing: Option<serde_json::Value>,
-        outcome: Outcome,
-        note: &serde_json::Value,
-    ) -> Result<(), AgentError> {
-        let mut tx = scope.begin().await?;
-        let run = NewRun {
-            id: run_id,
-            parent: None,
-            root: run_id,
-            kind: RunKind::Agent,
-            agent: agent.map(str::to_owned),
-            agent_version: None,
-            conversation: Some(conversation),
-            depth: 0,
-            routing,
-        };
-        runs::start_run(tx.conn(), &run).await?;
-        runs::add_step(tx.conn(), run_id, 1, runs::StepKind::Note, (None, None), note).await?;
-        runs::finish_run(tx.conn(), run_id, &RunEnd { outcome: outcome.as_str().into(), ..RunEnd::default() }).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Fixed commands, answered without a model.
-    async fn command(
-        &self,
-        scope: &TenantScope,
-        team: &[ResolvedAgent],
-        conv: Uuid,
-        run_id: Uuid,
-        m: &InboundMessage,
-        command: Command,
-    ) -> Result<ChatReply, AgentError> {
-        let text = match &command {
-            Command::Help => "Commands: /agents (the team), /agent <name> [message] (talk to one agent), \
-                 /boardroom [@a @b] <question> (ask several agents, then a synthesis), /status, /help. \
-                 Or just write: @name picks an agent, otherwise the right one is chosen for you."
-                .to_owned(),
-            Command::Agents => team
-                .iter()
-                .map(|a| format!("{} ({}) — {}", a.profile.display_name, a.profile.name, a.profile.role))
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Command::Status => {
-                let chat = self.models().has_available_model(scope.tier(), Intent::Chat);
-                let mut tx = scope.begin().await?;
-                let (docs, agent): (i64, Option<String>) = sqlx::query_as(
-                    "SELECT (SELECT count(*) FROM documents), (SELECT agent FROM conversations WHERE id = $1)",
-                )
-                .bind(conv)
-                .fetch_one(tx.conn())
-                .await?;
-                tx.commit().await?;
-                format!(
-                    "Tier: {}. Chat model: {}. Documents: {docs}. This conversation talks to: {}.",
-                    scope.tier(),
-                    if chat { "configured" } else { "none configured" },
-                    agent.as_deref().unwrap_or("whoever fits each message")
-                )
-            }
-            Command::UseAgent(name) => {
-                let mut tx = scope.begin().await?;
-                conversation::set_agent(tx.conn(), conv, Some(name)).await?;
-                tx.commit().await?;
-                format!("From now on {name} answers in this conversation (until another /agent).")
-            }
-            Command::Unknown(what) => format!("{what}. Try /help."),
-        };
-        let record = json!({ "method": "command", "command": format!("{command:?}") });
-        self.record_plain_run(scope, run_id, conv, None, Some(record.clone()), Outcome::Command, &record).await?;
-        let mut tx = scope.begin().await?;
-        conversation::append(
-            tx.conn(),
-            conv,
-            Some(run_id),
-            &[
-                NewMessage { message: Message::user(m.text.clone()), agent: None, sender: Some(m.sender.clone()) },
-                NewMessage { message: Message::assistant(text.clone()), agent: None, sender: None },
-            ],
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(ChatReply {
-            run_id,
-            conversation_id: conv,
-            agent: None,
-            text,
-            outcome: Outcome::Command.as_str().into(),
-            citations: Vec::new(),
-            route: None,
-            members: Vec::new(),
-            replayed: false,
-        })
+        Ok(Some(reply))
     }
 }

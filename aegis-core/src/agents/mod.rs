@@ -14,6 +14,7 @@ pub mod profile;
 pub mod prompt;
 pub mod routing;
 pub mod tools;
+mod turn;
 
 pub use engine::{Outcome, RunResult};
 pub use inbound::{ChatReply, InboundMessage, MemberAnswer};
@@ -102,6 +103,9 @@ pub enum AgentError {
     /// A bad request.
     #[error("{0}")]
     Invalid(String),
+    /// The same (channel, source id) was received before with other content.
+    #[error("{0}")]
+    Conflict(String),
     /// The same inbound message is being answered by another delivery right now.
     #[error("message `{0}` is already being answered; retry later")]
     InProgress(String),

@@ -135,6 +135,10 @@ impl Tool for AskAgent {
         "Ask another agent of the team a question and get its answer (see list_agents for names)."
     }
 
+    fn timed(&self) -> bool {
+        false
+    }
+
     fn parameters(&self) -> Value {
         json!({
             "type": "object",

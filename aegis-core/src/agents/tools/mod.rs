@@ -94,6 +94,11 @@ pub trait Tool: Send + Sync + 'static {
     fn description(&self) -> &'static str;
     /// JSON schema of `Args`.
     fn parameters(&self) -> Value;
+    /// Whether the per-tool timeout applies (not to a delegation, which is a run bounded
+    /// by its own step cap and timeouts).
+    fn timed(&self) -> bool {
+        true
+    }
     /// Runs it.
     async fn call(&self, ctx: &ToolContext, args: Self::Args) -> Result<ToolOutput, ToolError>;
 }
@@ -105,6 +110,8 @@ pub trait DynTool: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Its definition for the model.
     fn definition(&self) -> ToolDefinition;
+    /// Whether the per-tool timeout applies.
+    fn timed(&self) -> bool;
     /// Parses `arguments` (the model's JSON) and runs it.
     async fn call_json(&self, ctx: &ToolContext, arguments: &str) -> Result<ToolOutput, ToolError>;
 }
@@ -133,6 +140,10 @@ impl<T: Tool> DynTool for Erased<T> {
                 strict: None,
             },
         }
+    }
+
+    fn timed(&self) -> bool {
+        self.0.timed()
     }
 
     async fn call_json(&self, ctx: &ToolContext, arguments: &str) -> Result<ToolOutput, ToolError> {
