@@ -93,6 +93,11 @@ fn url_for_database(base: &str, name: &str) -> String {
     }
 }
 
+/// `GET url` with a bearer key, answered as JSON (any status).
+pub async fn get_json(http: &reqwest::Client, url: &str, key: &str) -> serde_json::Value {
+    http.get(url).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+}
+
 /// Parses a URL-ish string into connect options (for tests that need raw connections).
 pub fn connect_options(url: &str) -> sqlx::postgres::PgConnectOptions {
     sqlx::postgres::PgConnectOptions::from_str(url).expect("valid url")

@@ -118,6 +118,10 @@ async fn chat_over_http_as_json_and_as_events() {
     let _guard = shutdown.clone().drop_guard();
     tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown));
     let http = reqwest::Client::new();
+    let get = |path: String| {
+        let (http, url, key) = (http.clone(), format!("{base}{path}"), key.clone());
+        async move { aegis_it::get_json(&http, &url, &key).await }
+    };
 
     provider.push("m1", [Reply::text("Refunds take 14 days.", 20, 5)]);
     let body = json!({ "message": "refunds?", "agent": "kai", "thread": "web-1", "source_id": "m-1" });
@@ -134,18 +138,14 @@ async fn chat_over_http_as_json_and_as_events() {
     assert_eq!((again["run_id"].clone(), again["replayed"].clone()), (reply["run_id"].clone(), json!(true)));
     assert_eq!(provider.received_for("m1").len(), 1);
 
-    let list: Value =
-        http.get(format!("{base}/conversations")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let list = get("/conversations".into()).await;
     let conv = list["conversations"][0]["id"].as_str().unwrap().to_owned();
-    let history: Value =
-        http.get(format!("{base}/conversations/{conv}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let history = get(format!("/conversations/{conv}")).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
     let run = reply["run_id"].as_str().unwrap();
-    let timeline: Value =
-        http.get(format!("{base}/runs/{run}")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let timeline = get(format!("/runs/{run}")).await;
     assert_eq!(timeline["runs"][0]["steps"][0]["request"], provider.received_for("m1")[0].body);
-    let agents: Value =
-        http.get(format!("{base}/agents")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
+    let agents = get("/agents".into()).await;
     assert_eq!(agents["agents"].as_array().unwrap().len(), 7);
 
     // Streamed: routing, text deltas as they arrive, then the stored reply.
@@ -163,15 +163,7 @@ async fn chat_over_http_as_json_and_as_events() {
     assert_eq!(done["text"], "Gift cards cannot be refunded.");
     let streamed = &provider.received_for("m1")[1].body;
     assert_eq!(streamed["stream"], true);
-    let timeline: Value = http
-        .get(format!("{base}/runs/{}", done["run_id"].as_str().unwrap()))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let timeline = get(format!("/runs/{}", done["run_id"].as_str().unwrap())).await;
     assert_eq!(&timeline["runs"][0]["steps"][0]["request"], streamed, "a streamed request is stored as sent");
 
     // No identity, no chat; an unknown agent is a 404.

@@ -220,8 +220,8 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     tokio::spawn(aegis_server::launch_with_listener(aegis.clone(), listener, shutdown.clone()));
     let http = reqwest::Client::new();
     let get_json = |path: String, key: String| {
-        let request = http.get(format!("{base}{path}")).bearer_auth(key);
-        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+        let (http, url) = (http.clone(), format!("{base}{path}"));
+        async move { aegis_it::get_json(&http, &url, &key).await }
     };
 
     let form = reqwest::multipart::Form::new()
@@ -273,16 +273,7 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
             .status(),
         404
     );
-    let hits: serde_json::Value = http
-        .get(format!("{base}/api/tenants/acme/search"))
-        .query(&[("q", "refund within days"), ("k", "3")])
-        .bearer_auth(&acme_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hits = get_json("/api/tenants/acme/search?q=refund%20within%20days&k=3".into(), acme_key.clone()).await;
     assert_eq!(hits[0]["source_key"], "policies/refunds.md");
     assert_eq!(hits[0]["anchor"]["headings"][0], "Refund policy");
     let docs = get_json("/api/tenants/acme/documents".into(), acme_key.clone()).await;
