@@ -3,7 +3,7 @@
 //! production path (`Knowledge::search`: query embedding, decision row, tenant
 //! transaction) beside the raw pgvector top-10 query and an exact scan (for recall@10).
 //!
-//! `cargo run --release -p aegis-benches --bin bench-knowledge -- [--chunks 100000] [--queries 300]`
+//! `cargo run --release -p aegis-benches --bin bench-knowledge -- [--chunks 100000] [--queries 300] [--ef-search 100,200]`
 //!
 //! Chunk texts are 60-word windows at pseudo-random offsets of the shared corpus's ground
 //! truth texts (`../shared/corpus/generated/*/*.txt`), so vectors come from real word
@@ -74,21 +74,26 @@ fn report(name: &str, times: &mut [Duration]) -> (Duration, Duration) {
 async fn main() -> anyhow::Result<()> {
     let mut chunks = 100_000usize;
     let mut queries = 300usize;
+    let mut ef_searches: Vec<u32> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--chunks" => chunks = args.next().unwrap_or_default().parse()?,
             "--queries" => queries = args.next().unwrap_or_default().parse()?,
+            "--ef-search" => {
+                ef_searches =
+                    args.next().unwrap_or_default().split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()?
+            }
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     let cluster = Cluster::start().await?;
-    let result = run(&cluster, chunks, queries).await;
+    let result = run(&cluster, chunks, queries, &ef_searches).await;
     cluster.stop().await?;
     result
 }
 
-async fn run(cluster: &Cluster, n: usize, queries: usize) -> anyhow::Result<()> {
+async fn run(cluster: &Cluster, n: usize, queries: usize, ef_searches: &[u32]) -> anyhow::Result<()> {
     let aegis = Aegis::builder().config(cluster.config.clone()).build().await?;
     let id = TenantId::parse("bench")?;
     aegis
@@ -153,8 +158,9 @@ async fn run(cluster: &Cluster, n: usize, queries: usize) -> anyhow::Result<()> 
     .execute(&mut *conn)
     .await?;
     println!("HNSW index (m 16, ef_construction 64) built in {}", ms(t.elapsed()));
-    let ef_search = aegis.config().knowledge.ef_search;
-
+    let t = Instant::now();
+    aegis.knowledge().recount_terms(&scope).await?;
+    println!("lexeme statistics counted in {}", ms(t.elapsed()));
     let plan: Vec<(String,)> =
         sqlx::query_as("EXPLAIN SELECT id FROM tenant_bench.chunks ORDER BY embedding <=> $1 LIMIT 10")
             .bind(&vectors[0])
@@ -167,9 +173,30 @@ async fn run(cluster: &Cluster, n: usize, queries: usize) -> anyhow::Result<()> 
     drop(conn);
 
     let questions: Vec<String> = (0..queries).map(|_| window(&words, &mut rng, 8)).collect();
+    let defaults = [aegis.config().knowledge.ef_search];
+    for &ef_search in if ef_searches.is_empty() { &defaults[..] } else { ef_searches } {
+        let mut config = cluster.config.clone();
+        config.knowledge.ef_search = ef_search;
+        let aegis = Aegis::builder().config(config).build().await?;
+        let scope = aegis.tenants().scope(&id, Caller::system("bench")).await?;
+        measure(&aegis, &scope, pool, &questions, ef_search).await?;
+    }
+    Ok(())
+}
+
+/// Runs every question on every path at one `ef_search` and prints the figures.
+async fn measure(
+    aegis: &Aegis,
+    scope: &aegis_core::tenancy::TenantScope,
+    pool: &sqlx::PgPool,
+    questions: &[String],
+    ef_search: u32,
+) -> anyhow::Result<()> {
+    let queries = questions.len();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_bench.chunks").fetch_one(pool).await?;
     let (mut raw, mut exact_t, mut hybrid, mut vector, mut keyword) = (vec![], vec![], vec![], vec![], vec![]);
     let mut recall_sum = 0.0;
-    for q in &questions {
+    for q in questions {
         let v = pgvector::Vector::from(OfflineEmbedder::embed_one(q));
         // Baseline: the raw pgvector top-10 in a transaction with the same ef_search.
         let t = Instant::now();
@@ -196,15 +223,15 @@ async fn run(cluster: &Cluster, n: usize, queries: usize) -> anyhow::Result<()> 
 
         let options = |mode| SearchOptions { k: 10, mode, documents: None };
         let t = Instant::now();
-        let hits = aegis.knowledge().search(&scope, q, &options(SearchMode::Vector)).await?;
+        let hits = aegis.knowledge().search(scope, q, &options(SearchMode::Vector)).await?;
         vector.push(t.elapsed());
         let found = hits.iter().filter(|h| exact.iter().any(|(id,)| *id == h.chunk_id)).count();
         recall_sum += found as f64 / exact.len().max(1) as f64;
         let t = Instant::now();
-        aegis.knowledge().search(&scope, q, &options(SearchMode::Hybrid)).await?;
+        aegis.knowledge().search(scope, q, &options(SearchMode::Hybrid)).await?;
         hybrid.push(t.elapsed());
         let t = Instant::now();
-        aegis.knowledge().search(&scope, q, &options(SearchMode::Keyword)).await?;
+        aegis.knowledge().search(scope, q, &options(SearchMode::Keyword)).await?;
         keyword.push(t.elapsed());
     }
     println!(

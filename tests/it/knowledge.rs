@@ -136,6 +136,46 @@ async fn versions_replace_their_chunks_and_identical_content_is_a_no_op() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The lexeme statistics as kept, and as counted afresh from the chunks.
+async fn term_counts(aegis: &Aegis) -> (Vec<(String, i32)>, Vec<(String, i32)>) {
+    let pool = aegis.db().pool();
+    let kept = sqlx::query_as("SELECT lexeme, chunks FROM tenant_acme.kb_terms WHERE chunks > 0 ORDER BY lexeme")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let counted = sqlx::query_as(
+        "SELECT u.lexeme, count(*)::int FROM tenant_acme.chunks c, unnest(c.tsv) u GROUP BY u.lexeme ORDER BY u.lexeme",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (kept, counted)
+}
+
+#[tokio::test]
+async fn lexeme_statistics_follow_every_version_and_deletion() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    let files = collect_files(std::slice::from_ref(&dir)).unwrap();
+    aegis.knowledge().ingest_files(&scope, files, |_, _| {}).await;
+    let (kept, counted) = term_counts(&aegis).await;
+    assert!(kept.iter().any(|(l, n)| l == "refund" && *n >= 1), "{kept:?}");
+    assert_eq!(kept, counted);
+    std::fs::write(dir.join("refunds.md"), REFUNDS.replace("Perishable goods", "Opened software")).unwrap();
+    aegis.knowledge().ingest_file(&scope, "refunds.md", &dir.join("refunds.md")).await.unwrap();
+    let (kept, counted) = term_counts(&aegis).await;
+    assert_eq!(kept, counted);
+    assert!(!kept.iter().any(|(l, _)| l == "perishable"), "a replaced version's lexemes are forgotten");
+    aegis.knowledge().delete(&scope, "shipping.txt").await.unwrap();
+    let (kept, counted) = term_counts(&aegis).await;
+    assert_eq!(kept, counted);
+    // A keyword search ranks only the chunks of the query's rarest words, and finds them.
+    let hits = search(&aegis, &scope, "the opened software", SearchMode::Keyword).await;
+    assert!(hits[0].text.contains("Opened software"), "{hits:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Every document's chunks match its row: same version, same count.
 async fn consistent(url: &str) -> Vec<(String, i32, i32)> {
     let pool = sqlx::PgPool::connect(url).await.unwrap();

@@ -80,6 +80,7 @@ impl MigrationSet {
                 migration!(1, "settings", "../../../migrations/tenant/0001_settings.sql"),
                 migration!(2, "knowledge", "../../../migrations/tenant/0002_knowledge.sql"),
                 migration!(3, "agents", "../../../migrations/tenant/0003_agents.sql"),
+                migration!(4, "kb_terms", "../../../migrations/tenant/0004_kb_terms.sql"),
             ]),
         }
     }

@@ -178,6 +178,15 @@ impl Knowledge {
         tx.commit().await?;
         if deleted { Ok(()) } else { Err(KnowledgeError::NotFound(key_or_id.to_owned())) }
     }
+
+    /// Recounts the tenant's lexeme statistics from its chunks (after chunks were loaded
+    /// by other means than [`Knowledge::ingest_files`]).
+    pub async fn recount_terms(&self, scope: &TenantScope) -> Result<(), KnowledgeError> {
+        let mut tx = scope.begin().await?;
+        store::recount_terms(tx.conn()).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// Files under `paths` (folders recursively), each with its source key: the path relative

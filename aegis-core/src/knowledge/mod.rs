@@ -86,6 +86,8 @@ pub struct KnowledgeConfig {
     /// Candidates taken from each of the vector and keyword lists before fusion, per hit
     /// asked for.
     pub candidates_per_hit: usize,
+    /// Chunks the keyword side ranks at most: those holding the query's rarest lexemes.
+    pub keyword_candidates: usize,
 }
 
 impl Default for KnowledgeConfig {
@@ -97,6 +99,7 @@ impl Default for KnowledgeConfig {
             concurrency: 2,
             ef_search: 100,
             candidates_per_hit: 4,
+            keyword_candidates: 1000,
         }
     }
 }

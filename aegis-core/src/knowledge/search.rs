@@ -105,21 +105,25 @@ WITH cfg AS (
   SELECT websearch_to_tsquery(cfg.cfg, $3) AS all_words,
          replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS any_word FROM cfg
 ), q AS (
-  -- All the words (web-search syntax, quotes for phrases) when that finds enough chunks,
-  -- else any of them, ranked by how many and how close: ranking every chunk that shares
-  -- one common word is what makes keyword search slow.
-  SELECT CASE WHEN (SELECT count(*) FROM (SELECT 1 FROM chunks, words WHERE tsv @@ words.all_words LIMIT $6) enough) >= LEAST($6, 20)
-              THEN words.all_words ELSE words.any_word END AS tq
-  FROM words
+  -- Ranked by how many of the query's words a chunk has, and how close together.
+  SELECT words.any_word AS tq FROM words
+), cand AS (
+  -- Which chunks are ranked at all: those with one of the query's rarest lexemes (or all
+  -- of a few, or the quoted phrase), at most $10 of them; see `keyword_candidates`.
+  SELECT CASE $9
+           WHEN 'phrase' THEN (SELECT all_words FROM words)
+           WHEN 'all' THEN (SELECT string_agg(quote_literal(l), ' & ')::tsquery FROM unnest($8::text[]) l)
+           ELSE (SELECT string_agg(quote_literal(l), ' | ')::tsquery FROM unnest($8::text[]) l)
+         END AS tq
 ), docs AS (
   SELECT array_agg(id) AS ids FROM documents WHERE $4::text[] IS NOT NULL AND (source_key = ANY($4) OR id::text = ANY($4))
 ), vec AS (
   SELECT v.id, row_number() OVER (ORDER BY v.distance) AS rank FROM ({VECTOR}) v
 ), kw AS (
   SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
-    SELECT c.id, ts_rank_cd(c.tsv, q.tq) AS r
-    FROM chunks c, docs, q
-    WHERE c.tsv @@ q.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))
+    SELECT m.id, ts_rank_cd(m.tsv, q.tq) AS r
+    FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
+          WHERE $6 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $10) m, q
     ORDER BY r DESC LIMIT $6
   ) k
 ), fused AS (
@@ -132,6 +136,58 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        f.score, f.vector_rank, f.keyword_rank
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
 ORDER BY f.score DESC, c.id LIMIT $7";
+
+/// The query's lexemes with the number of chunks that contain each.
+const TERM_COUNTS: &str = "
+SELECT u.lexeme, COALESCE(t.chunks, 0)::bigint
+FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(
+        COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig, $1))) u
+LEFT JOIN kb_terms t USING (lexeme)";
+
+/// How the keyword side picks the chunks it ranks.
+#[derive(Debug, PartialEq, Eq)]
+enum Candidates {
+    /// Chunks with any of these lexemes (together in at most the cap's number of chunks).
+    AnyOf(Vec<String>),
+    /// Chunks with all of these (each too common alone).
+    AllOf(Vec<String>),
+    /// Chunks with the quoted phrase (web-search syntax).
+    Phrase,
+}
+
+impl Candidates {
+    /// The rarest lexemes whose chunks add up to at most `cap`; when even the rarest is in
+    /// more chunks than that, the three rarest together. Lexemes in no chunk are dropped.
+    fn choose(query: &str, mut counts: Vec<(String, i64)>, cap: usize) -> Self {
+        if query.contains('"') {
+            return Candidates::Phrase;
+        }
+        counts.retain(|(_, n)| *n > 0);
+        counts.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        let cap = i64::try_from(cap).unwrap_or(i64::MAX);
+        let mut total = 0i64;
+        let mut any = Vec::new();
+        for (lexeme, n) in &counts {
+            if total + n > cap {
+                break;
+            }
+            total += n;
+            any.push(lexeme.clone());
+        }
+        if any.is_empty() && !counts.is_empty() {
+            return Candidates::AllOf(counts.into_iter().take(3).map(|(l, _)| l).collect());
+        }
+        Candidates::AnyOf(any)
+    }
+
+    fn binds(&self) -> (&'static str, &[String]) {
+        match self {
+            Candidates::AnyOf(l) => ("any", l),
+            Candidates::AllOf(l) => ("all", l),
+            Candidates::Phrase => ("phrase", &[]),
+        }
+    }
+}
 
 const INDEXED_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c WHERE $2::text IS NOT NULL ORDER BY c.embedding <=> $1 LIMIT $5";
 const EXACT_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs \
@@ -209,16 +265,27 @@ impl Knowledge {
         } else {
             false
         };
+        let keywords = keyword_query(query);
+        let candidates = if keyword_limit > 0 {
+            let counts: Vec<(String, i64)> = sqlx::query_as(TERM_COUNTS).bind(&keywords).fetch_all(tx.conn()).await?;
+            Candidates::choose(&keywords, counts, self.config().keyword_candidates.max(1))
+        } else {
+            Candidates::AnyOf(Vec::new())
+        };
+        let (how, lexemes) = candidates.binds();
         let exact = options.documents.is_some() || mixed_models;
         let sql = if exact { EXACT.as_str() } else { INDEXED.as_str() };
         let rows: Vec<Row> = sqlx::query_as(sql)
             .bind(pgvector::Vector::from(vector))
             .bind(&model)
-            .bind(keyword_query(query))
+            .bind(&keywords)
             .bind(options.documents.as_deref())
             .bind(vector_limit)
             .bind(keyword_limit)
             .bind(i64::try_from(options.k).unwrap_or(8))
+            .bind(lexemes)
+            .bind(how)
+            .bind(i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX))
             .fetch_all(tx.conn())
             .await?;
         tx.commit().await?;
@@ -237,5 +304,30 @@ impl Knowledge {
                 keyword_rank: r.keyword_rank,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Candidates;
+
+    fn counts(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+        pairs.iter().map(|(l, n)| ((*l).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn the_rarest_lexemes_are_the_candidates() {
+        let c = counts(&[("refund", 40), ("the", 90_000), ("days", 700), ("zebra", 0)]);
+        assert_eq!(
+            Candidates::choose("refund the days zebra", c, 1000),
+            Candidates::AnyOf(vec!["refund".into(), "days".into()])
+        );
+        let common = counts(&[("a", 5000), ("b", 3000), ("c", 9000), ("d", 4000)]);
+        assert_eq!(
+            Candidates::choose("a b c d", common, 1000),
+            Candidates::AllOf(vec!["b".into(), "d".into(), "a".into()])
+        );
+        assert_eq!(Candidates::choose("\"exact phrase\"", Vec::new(), 1000), Candidates::Phrase);
+        assert_eq!(Candidates::choose("nothing", counts(&[("nothing", 0)]), 1000), Candidates::AnyOf(Vec::new()));
     }
 }

@@ -51,13 +51,61 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, Knowledg
 
 /// Deletes a document (by id or source key) and its chunks.
 pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, KnowledgeError> {
+    lock_terms(&mut *conn).await?;
     let id = Uuid::parse_str(key_or_id).ok();
-    let done = sqlx::query("DELETE FROM documents WHERE source_key = $1 OR id = $2")
+    let doc: Option<Uuid> = sqlx::query_scalar("SELECT id FROM documents WHERE source_key = $1 OR id = $2")
         .bind(key_or_id)
         .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(doc) = doc else { return Ok(false) };
+    forget_terms(&mut *conn, doc).await?;
+    sqlx::query("DELETE FROM documents WHERE id = $1").bind(doc).execute(&mut *conn).await?;
+    Ok(true)
+}
+
+/// Serializes the writers of one tenant's lexeme statistics (held to the transaction's
+/// end), so that two ingests never update the same `kb_terms` rows in opposite orders.
+async fn lock_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_terms.' || current_schema()))").execute(conn).await?;
+    Ok(())
+}
+
+/// Takes a document's current chunks out of the lexeme statistics.
+async fn forget_terms(conn: &mut PgConnection, document: Uuid) -> Result<(), KnowledgeError> {
+    sqlx::query(
+        "UPDATE kb_terms t SET chunks = GREATEST(0, t.chunks - d.n) \
+         FROM (SELECT u.lexeme, count(*)::int AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme) d \
+         WHERE t.lexeme = d.lexeme",
+    )
+    .bind(document)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Adds a document's current chunks to the lexeme statistics.
+async fn count_terms(conn: &mut PgConnection, document: Uuid) -> Result<(), KnowledgeError> {
+    sqlx::query(
+        "INSERT INTO kb_terms (lexeme, chunks) \
+         SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme \
+         ON CONFLICT (lexeme) DO UPDATE SET chunks = kb_terms.chunks + EXCLUDED.chunks",
+    )
+    .bind(document)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Recounts the lexeme statistics from every chunk (after a bulk load that bypassed
+/// [`write_version`]).
+pub async fn recount_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
+    lock_terms(&mut *conn).await?;
+    sqlx::query("DELETE FROM kb_terms").execute(&mut *conn).await?;
+    sqlx::query("INSERT INTO kb_terms (lexeme, chunks) SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme")
         .execute(conn)
         .await?;
-    Ok(done.rows_affected() > 0)
+    Ok(())
 }
 
 /// What a new version carries.
@@ -81,6 +129,7 @@ pub struct NewVersion<'a> {
 /// Writes a new version and replaces the chunks, in the caller's transaction (so a reader
 /// sees the old version or the new one, never a mix). Returns (id, version).
 pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Result<(Uuid, i32), KnowledgeError> {
+    lock_terms(&mut *conn).await?;
     let now = Utc::now();
     let (id, version): (Uuid, i32) = sqlx::query_as(
         "INSERT INTO documents (id, source_key, title, format, content_hash, version, bytes, chunks, notes, created_at, updated_at) \
@@ -101,6 +150,7 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
     .bind(now)
     .fetch_one(&mut *conn)
     .await?;
+    forget_terms(&mut *conn, id).await?;
     sqlx::query("DELETE FROM chunks WHERE document_id = $1").bind(id).execute(&mut *conn).await?;
     for batch in new.chunks.chunks(200) {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
@@ -128,5 +178,6 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
         .execute(&mut *conn)
         .await?;
     }
+    count_terms(&mut *conn, id).await?;
     Ok((id, version))
 }
