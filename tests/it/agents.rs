@@ -156,9 +156,12 @@ async fn the_model_calls_kb_search_and_answers_citing_the_document() {
             Reply::text("Returns are refunded within 14 days of delivery [1].", 80, 15),
         ],
     );
+    let mut finished = aegis.agents().subscribe();
     let reply = say(&aegis, &scope, "/agent kai how long do refunds take?").await;
     assert_eq!(reply.outcome, "ok");
     assert_eq!(reply.text, "Returns are refunded within 14 days of delivery [1].");
+    let event = finished.try_recv().expect("a finished run is announced");
+    assert_eq!((event.run_id, event.agent.as_str(), event.tenant.as_str()), (reply.run_id, "kai", "acme"));
     // Citations are the passages the tool returned, in rank order, each with its anchor.
     assert!(reply.citations.iter().all(|c| c.source_key == "refunds.md"), "{:?}", reply.citations);
     assert!(reply.citations[0].span.contains("14 **days**"), "{:?}", reply.citations);

@@ -99,7 +99,7 @@ impl Default for KnowledgeConfig {
             concurrency: 2,
             ef_search: 100,
             candidates_per_hit: 4,
-            keyword_candidates: 1000,
+            keyword_candidates: 500,
         }
     }
 }
