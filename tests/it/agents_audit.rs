@@ -213,3 +213,56 @@ async fn chat_agents_and_audit_from_the_cli() {
     assert!(run(&["audit", "verify", "acme"]).contains("intact"));
     assert!(run(&["conversations", "list", "acme"]).contains("cli"));
 }
+
+// Multi-threaded: the loopback provider keeps serving while this thread waits for the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cli_chat_against_a_provider_is_audited_as_the_provider_saw_it() {
+    let provider = TestProvider::start().await;
+    let db = aegis_it::fresh_db().await;
+    let url = db.url.as_str();
+    // The shipped configuration, with its `groq` provider pointed at the loopback provider.
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(aegis_it::aegis_bin())
+            .arg("--database-url")
+            .arg(url)
+            .args(args)
+            .env("AEGIS_MODELS__PROVIDERS__GROQ__BASE_URL", &provider.base_url)
+            .env("GROQ_API_KEY", "test-key")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["tenant", "create", "acme", "--tier", "free"]);
+    let dir = std::env::temp_dir().join(format!("aegis-cli-kb-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("refunds.md"), crate::agents::REFUNDS).unwrap();
+    run(&["ingest", "acme", dir.to_str().unwrap()]);
+    let model = "llama-3.3-70b-versatile";
+    provider.push(
+        model,
+        [
+            Reply::ToolCalls(vec![("kb_search".into(), r#"{"query": "refund days"}"#.into())]),
+            Reply::text("Within 14 days of delivery [1].", 90, 9),
+        ],
+    );
+    let out = run(&["chat", "acme", "--agent", "kai", "how long do I have to return goods?"]);
+    assert!(out.contains("Within 14 days of delivery [1].") && out.contains("refunds.md"), "{out}");
+    let runs: Value = serde_json::from_str(&run(&["audit", "runs", "acme", "--json"])).unwrap();
+    let run_id = runs[0]["id"].as_str().unwrap().to_owned();
+    let timeline: Value = serde_json::from_str(&run(&["audit", "show", "acme", &run_id, "--json"])).unwrap();
+    let stored: Vec<&Value> = timeline["runs"][0]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.get("request").filter(|r| !r.is_null()))
+        .collect();
+    let seen = provider.received_for(model);
+    assert_eq!(stored.len(), 2);
+    for (stored, seen) in stored.iter().zip(&seen) {
+        assert_eq!(audit::canonical::canonical_json(stored), audit::canonical::canonical_json(&seen.body));
+    }
+    assert_eq!(seen[0].auth.as_deref(), Some("test-key"));
+    assert!(run(&["audit", "show", "acme", &run_id]).contains("tool_call"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
