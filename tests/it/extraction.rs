@@ -137,3 +137,20 @@ async fn a_batch_finishes_when_one_extractor_never_returns() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_extraction_child_runs_under_a_memory_limit() {
+    let dir = std::env::temp_dir().join(format!("aegis-mem-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.txt");
+    let line = "refund policy shipping order days customer return goods warranty invoice\n";
+    std::fs::write(&path, line.repeat(40 * 1024 * 1024 / line.len())).unwrap();
+    let isolation = Isolation::ChildProcess { program: aegis_bin(), args: vec!["extract-worker".into()] };
+    let tight = Limits { max_memory_bytes: 64 * 1024 * 1024, ..Limits::default() };
+    let err = extract_file(&isolation, Format::Text, &path, &tight).await.unwrap_err();
+    assert!(err.to_string().contains("memory limit of 64 MiB"), "{err}");
+    let roomy = Limits { max_memory_bytes: 1024 * 1024 * 1024, ..Limits::default() };
+    let ok = extract_file(&isolation, Format::Text, &path, &roomy).await.unwrap();
+    assert!(ok.text().len() > 10_000_000, "under a roomy limit the file extracts (capped at max_chars)");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -82,7 +82,20 @@ async fn run_child(
     limits: &Limits,
 ) -> Result<Extracted, ExtractError> {
     let limits_json = serde_json::to_string(limits).map_err(|e| ExtractError::Crashed(e.to_string()))?;
-    let mut child = tokio::process::Command::new(program)
+    // The address-space limit is set by a POSIX shell in front of the child (`ulimit -v`,
+    // in KiB), so no unsafe `setrlimit` is needed; `exec` keeps the pid, so the kill at the
+    // time limit still reaches the extractor.
+    let mut command = if limits.max_memory_bytes > 0 {
+        let mut c = tokio::process::Command::new("/bin/sh");
+        c.arg("-c")
+            .arg("ulimit -v \"$AEGIS_EXTRACT_AS_KIB\" 2>/dev/null; exec \"$0\" \"$@\"")
+            .arg(program)
+            .env("AEGIS_EXTRACT_AS_KIB", (limits.max_memory_bytes / 1024).max(1).to_string());
+        c
+    } else {
+        tokio::process::Command::new(program)
+    };
+    let mut child = command
         .args(args)
         .arg(format.as_str())
         .arg(path)
@@ -111,6 +124,13 @@ async fn run_child(
     };
     match serde_json::from_slice::<Result<Extracted, ExtractError>>(&output) {
         Ok(result) => result,
+        // A Rust allocation failure aborts: under the limit, that is what running out looks like.
+        Err(_) if std::os::unix::process::ExitStatusExt::signal(&status) == Some(6) && limits.max_memory_bytes > 0 => {
+            Err(ExtractError::Crashed(format!(
+                "the extraction process aborted, most likely at its memory limit of {} MiB",
+                limits.max_memory_bytes / (1024 * 1024)
+            )))
+        }
         Err(_) => Err(ExtractError::Crashed(format!("the extraction process ended without an answer ({status})"))),
     }
 }
@@ -122,7 +142,13 @@ pub fn child_main(format: &str, path: &Path) -> i32 {
         std::env::var(LIMITS_ENV).ok().and_then(|j| serde_json::from_str::<Limits>(&j).ok()).unwrap_or_default();
     let result = match parse_format(format) {
         Some(format) => std::fs::read(path)
-            .map_err(|e| ExtractError::Malformed(format!("cannot read the file: {e}")))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::OutOfMemory => ExtractError::TooLarge(format!(
+                    "the file does not fit the extraction memory limit of {} MiB",
+                    limits.max_memory_bytes / (1024 * 1024)
+                )),
+                _ => ExtractError::Malformed(format!("cannot read the file: {e}")),
+            })
             .and_then(|bytes| extract(format, &bytes, &limits)),
         None => Err(ExtractError::Unsupported(format!("format `{format}`"))),
     };
