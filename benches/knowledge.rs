@@ -175,6 +175,14 @@ async fn run(cluster: &Cluster, n: usize, queries: usize, ef_searches: &[u32]) -
     drop(conn);
 
     let questions: Vec<String> = (0..queries).map(|_| window(&words, &mut rng, 8)).collect();
+    for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+        println!("\nEXPLAIN ANALYZE of a {mode:?} search for {:?}:", questions[0]);
+        let options = SearchOptions { k: 10, mode, documents: None };
+        for line in aegis.knowledge().explain_search(&scope, &questions[0], &options).await? {
+            let shown: String = line.chars().take(160).collect();
+            println!("  {shown}");
+        }
+    }
     let defaults = [aegis.config().knowledge.ef_search];
     for &ef_search in if ef_searches.is_empty() { &defaults[..] } else { ef_searches } {
         let mut config = cluster.config.clone();

@@ -73,6 +73,9 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Print how PostgreSQL ran the search (EXPLAIN ANALYZE) instead of its hits.
+        #[arg(long)]
+        explain: bool,
     },
     /// A tenant's documents.
     Docs {

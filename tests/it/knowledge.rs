@@ -173,6 +173,10 @@ async fn lexeme_statistics_follow_every_version_and_deletion() {
     // A keyword search ranks only the chunks of the query's rarest words, and finds them.
     let hits = search(&aegis, &scope, "the opened software", SearchMode::Keyword).await;
     assert!(hits[0].text.contains("Opened software"), "{hits:?}");
+    let options = SearchOptions { k: 5, mode: SearchMode::Hybrid, documents: None };
+    let plan = aegis.knowledge().explain_search(&scope, "the opened software", &options).await.unwrap();
+    assert!(plan[0].starts_with("keyword candidates: AnyOf"), "{plan:?}");
+    assert!(plan.iter().any(|l| l.contains("Execution Time")), "{plan:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -81,13 +81,19 @@ pub async fn search(
     k: usize,
     mode: &str,
     documents: Vec<String>,
-    json: bool,
+    (json, explain): (bool, bool),
 ) -> anyhow::Result<ExitCode> {
     let tenant = TenantId::parse(tenant)?;
     let mode = mode.parse().map_err(anyhow::Error::msg)?;
     let aegis = super::connect(config).await?;
     let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
     let options = SearchOptions { k, mode, documents: (!documents.is_empty()).then_some(documents) };
+    if explain {
+        for line in aegis.knowledge().explain_search(&scope, query, &options).await? {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let hits = aegis.knowledge().search(&scope, query, &options).await?;
     if json {
         output::json(&hits)?;

@@ -42,8 +42,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenant { action } => tenant::run(config, action).await,
         Command::Apikey { action } => apikey::run(config, action).await,
         Command::Ingest { tenant, paths, json } => knowledge::ingest(config, &tenant, &paths, json).await,
-        Command::Search { tenant, query, k, mode, documents, json } => {
-            knowledge::search(config, &tenant, &query, k, &mode, documents, json).await
+        Command::Search { tenant, query, k, mode, documents, json, explain } => {
+            knowledge::search(config, &tenant, &query, k, &mode, documents, (json, explain)).await
         }
         Command::Docs { action } => knowledge::docs(config, action).await,
         Command::Extract { path, json } => knowledge::extract(&config, &path, json).await,

@@ -227,6 +227,48 @@ impl Knowledge {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Vec<Hit>, KnowledgeError> {
+        let rows = match self.run_search(scope, query, options, false).await? {
+            Output::Rows(rows) => rows,
+            Output::Plan(_) => Vec::new(),
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| Hit {
+                chunk_id: r.chunk_id,
+                document_id: r.document_id,
+                source_key: r.source_key,
+                title: r.title,
+                anchor: serde_json::from_value(r.anchor).unwrap_or_default(),
+                text: r.text,
+                span: r.span,
+                score: r.score,
+                vector_rank: r.vector_rank,
+                keyword_rank: r.keyword_rank,
+            })
+            .collect())
+    }
+
+    /// The search's statement as PostgreSQL ran it (`EXPLAIN (ANALYZE, BUFFERS)`), for an
+    /// operator asking why a search is slow. It runs the search once.
+    pub async fn explain_search(
+        &self,
+        scope: &TenantScope,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<String>, KnowledgeError> {
+        match self.run_search(scope, query, options, true).await? {
+            Output::Plan(plan) => Ok(plan),
+            Output::Rows(_) => Ok(Vec::new()),
+        }
+    }
+
+    async fn run_search(
+        &self,
+        scope: &TenantScope,
+        query: &str,
+        options: &SearchOptions,
+        explain: bool,
+    ) -> Result<Output, KnowledgeError> {
         let query = query.trim();
         if query.is_empty() {
             return Err(KnowledgeError::Invalid("the query is empty".into()));
@@ -275,7 +317,14 @@ impl Knowledge {
         let (how, lexemes) = candidates.binds();
         let exact = options.documents.is_some() || mixed_models;
         let sql = if exact { EXACT.as_str() } else { INDEXED.as_str() };
-        let rows: Vec<Row> = sqlx::query_as(sql)
+        let explained;
+        let sql = if explain {
+            explained = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
+            explained.as_str()
+        } else {
+            sql
+        };
+        let statement = sqlx::query(sql)
             .bind(pgvector::Vector::from(vector))
             .bind(&model)
             .bind(&keywords)
@@ -285,26 +334,25 @@ impl Knowledge {
             .bind(i64::try_from(options.k).unwrap_or(8))
             .bind(lexemes)
             .bind(how)
-            .bind(i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX))
-            .fetch_all(tx.conn())
-            .await?;
+            .bind(i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX));
+        let rows = statement.fetch_all(tx.conn()).await?;
         tx.commit().await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Hit {
-                chunk_id: r.chunk_id,
-                document_id: r.document_id,
-                source_key: r.source_key,
-                title: r.title,
-                anchor: serde_json::from_value(r.anchor).unwrap_or_default(),
-                text: r.text,
-                span: r.span,
-                score: r.score,
-                vector_rank: r.vector_rank,
-                keyword_rank: r.keyword_rank,
-            })
-            .collect())
+        if explain {
+            let mut plan = vec![format!("keyword candidates: {candidates:?}")];
+            for row in &rows {
+                plan.push(sqlx::Row::try_get::<String, _>(row, 0)?);
+            }
+            return Ok(Output::Plan(plan));
+        }
+        let rows = rows.iter().map(|r| <Row as sqlx::FromRow<_>>::from_row(r)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Output::Rows(rows))
     }
+}
+
+/// Hits, or the plan that found them.
+enum Output {
+    Rows(Vec<Row>),
+    Plan(Vec<String>),
 }
 
 #[cfg(test)]
