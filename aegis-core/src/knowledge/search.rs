@@ -344,7 +344,7 @@ impl Knowledge {
             }
             return Ok(Output::Plan(plan));
         }
-        let rows = rows.iter().map(|r| <Row as sqlx::FromRow<_>>::from_row(r)).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Output::Rows(rows))
     }
 }
