@@ -242,7 +242,7 @@ impl EmbeddedPostgres {
     fn pg_ctl_start(&self, port: u16) -> Result<Output, DbError> {
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 \
-             -c shared_buffers=128MB"
+             -c shared_buffers=512MB"
         );
         self.run_as
             .command(&self.binaries.program("pg_ctl"))
