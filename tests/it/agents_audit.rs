@@ -183,16 +183,7 @@ async fn chat_over_http_as_json_and_as_events() {
 async fn chat_agents_and_audit_from_the_cli() {
     let db = aegis_it::fresh_db().await;
     let url = db.url.as_str();
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(aegis_it::aegis_bin())
-            .arg("--database-url")
-            .arg(url)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| aegis_it::aegis_ok(url, &[], args);
     run(&["tenant", "create", "acme", "--tier", "pro"]);
     let list = run(&["agents", "list", "acme"]);
     assert!(list.contains("luna") && list.contains("atlas"), "{list}");
@@ -221,18 +212,8 @@ async fn a_cli_chat_against_a_provider_is_audited_as_the_provider_saw_it() {
     let db = aegis_it::fresh_db().await;
     let url = db.url.as_str();
     // The shipped configuration, with its `groq` provider pointed at the loopback provider.
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(aegis_it::aegis_bin())
-            .arg("--database-url")
-            .arg(url)
-            .args(args)
-            .env("AEGIS_MODELS__PROVIDERS__GROQ__BASE_URL", &provider.base_url)
-            .env("GROQ_API_KEY", "test-key")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let envs = [("AEGIS_MODELS__PROVIDERS__GROQ__BASE_URL", provider.base_url.as_str()), ("GROQ_API_KEY", "test-key")];
+    let run = |args: &[&str]| aegis_it::aegis_ok(url, &envs, args);
     run(&["tenant", "create", "acme", "--tier", "free"]);
     let dir = std::env::temp_dir().join(format!("aegis-cli-kb-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -9,9 +9,7 @@ fn aegis(url: &str, args: &[&str]) -> Output {
 }
 
 fn ok(url: &str, args: &[&str]) -> String {
-    let out = aegis(url, args);
-    assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
+    aegis_it::aegis_ok(url, &[], args)
 }
 
 #[tokio::test]

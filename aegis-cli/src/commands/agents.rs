@@ -9,20 +9,14 @@ use aegis_core::{
     Aegis,
     agents::{ChatEvent, ChatReply, InboundMessage, profile},
     config::Config,
-    tenancy::{Caller, TenantId, TenantScope},
+    tenancy::{Caller, TenantScope},
 };
 
+use super::scope_of;
 use crate::{
     cli::{AgentsAction, ChatArgs, ConversationsAction},
     output,
 };
-
-async fn scope_of(config: Config, tenant: &str) -> anyhow::Result<(Aegis, TenantScope)> {
-    let tenant = TenantId::parse(tenant)?;
-    let aegis = super::connect(config).await?;
-    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
-    Ok((aegis, scope))
-}
 
 pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCode> {
     match action {

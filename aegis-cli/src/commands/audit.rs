@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use aegis_core::{
     audit::{self, Timeline},
     config::Config,
-    tenancy::{Caller, TenantId},
 };
 
 use crate::{cli::AuditAction, output};
@@ -16,9 +15,7 @@ pub async fn run(config: Config, action: AuditAction) -> anyhow::Result<ExitCode
         | AuditAction::Show { tenant, json, .. }
         | AuditAction::Verify { tenant, json } => (tenant.clone(), *json),
     };
-    let tenant = TenantId::parse(&tenant)?;
-    let aegis = super::connect(config).await?;
-    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    let (_aegis, scope) = super::scope_of(config, &tenant).await?;
     match action {
         AuditAction::Runs { limit, .. } => {
             let runs = audit::recent_runs(&scope, limit).await?;

@@ -15,16 +15,15 @@ use aegis_core::{
             isolate::{Isolation, extract_file},
         },
     },
-    tenancy::{Caller, TenantId},
+    tenancy::TenantId,
 };
 
 use crate::{cli::DocsAction, output};
 
 pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
-    let tenant = TenantId::parse(tenant)?;
+    TenantId::parse(tenant)?;
     let files = collect_files(paths)?;
-    let aegis = super::connect(config).await?;
-    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    let (aegis, scope) = super::scope_of(config, tenant).await?;
     let total = files.len();
     let outcomes = aegis
         .knowledge()
@@ -83,10 +82,8 @@ pub async fn search(
     documents: Vec<String>,
     (json, explain): (bool, bool),
 ) -> anyhow::Result<ExitCode> {
-    let tenant = TenantId::parse(tenant)?;
     let mode = mode.parse().map_err(anyhow::Error::msg)?;
-    let aegis = super::connect(config).await?;
-    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    let (aegis, scope) = super::scope_of(config, tenant).await?;
     let options = SearchOptions { k, mode, documents: (!documents.is_empty()).then_some(documents) };
     if explain {
         for line in aegis.knowledge().explain_search(&scope, query, &options).await? {
@@ -111,9 +108,7 @@ pub async fn search(
 pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode> {
     match action {
         DocsAction::List { tenant, json } => {
-            let tenant = TenantId::parse(&tenant)?;
-            let aegis = super::connect(config).await?;
-            let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+            let (aegis, scope) = super::scope_of(config, &tenant).await?;
             let docs = aegis.knowledge().list(&scope).await?;
             if json {
                 output::json(&docs)?;
@@ -135,9 +130,7 @@ pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode
             }
         }
         DocsAction::Delete { tenant, document } => {
-            let tenant = TenantId::parse(&tenant)?;
-            let aegis = super::connect(config).await?;
-            let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+            let (aegis, scope) = super::scope_of(config, &tenant).await?;
             aegis.knowledge().delete(&scope, &document).await?;
             println!("deleted {document}");
         }

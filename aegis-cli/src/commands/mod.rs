@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use aegis_core::{
     Aegis,
     config::{Config, EXAMPLE_TOML, Overrides},
+    tenancy::{Caller, TenantId, TenantScope},
 };
 
 use crate::cli::{Cli, Command, ConfigAction};
@@ -58,6 +59,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn toml_of(config: &Config) -> anyhow::Result<String> {
     let value = serde_json::to_value(config)?;
     Ok(format!("{}\n", serde_json::to_string_pretty(&value)?))
+}
+
+/// Connects, and opens the tenant `tenant` (checked before connecting) as the local operator.
+pub async fn scope_of(config: Config, tenant: &str) -> anyhow::Result<(Aegis, TenantScope)> {
+    let tenant = TenantId::parse(tenant)?;
+    let aegis = connect(config).await?;
+    let scope = aegis.tenants().scope(&tenant, Caller::local_operator()).await?;
+    Ok((aegis, scope))
 }
 
 /// Connects to the platform (starting the embedded cluster when no URL is configured).

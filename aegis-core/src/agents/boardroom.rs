@@ -148,16 +148,11 @@ impl Agents {
             },
         ];
         let reply = ChatReply {
-            run_id,
-            conversation_id: conv,
-            thread: m.thread.clone(),
             agent: Some(chief_name),
-            text: synthesis.text,
-            outcome: outcome.as_str().into(),
             citations: super::unique_citations(citations),
             route: Some(record),
             members: member_answers,
-            replayed: false,
+            ..ChatReply::new(run_id, conv, m, outcome, synthesis.text)
         };
         Ok(Answer { reply, messages, summary: None })
     }

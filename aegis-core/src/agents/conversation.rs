@@ -100,8 +100,17 @@ pub struct NewMessage {
     pub sender: Option<String>,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, seq, role, agent, sender, content, tool_calls, tool_call_id, covers_through, run_id, created_at";
+/// The statements' column lists, spliced at compile time (`concat!`), never at run time.
+macro_rules! message_columns {
+    () => {
+        "id, seq, role, agent, sender, content, tool_calls, tool_call_id, covers_through, run_id, created_at"
+    };
+}
+macro_rules! conversation_columns {
+    () => {
+        "id, channel, thread, agent, title, created_at, updated_at"
+    };
+}
 
 /// The conversation of (channel, thread), created when missing.
 pub async fn get_or_create(
@@ -123,9 +132,11 @@ pub async fn get_or_create(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    sqlx::query_as(
-        "SELECT id, channel, thread, agent, title, created_at, updated_at FROM conversations WHERE channel = $1 AND thread = $2",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        conversation_columns!(),
+        " FROM conversations WHERE channel = $1 AND thread = $2"
+    ))
     .bind(channel)
     .bind(thread)
     .fetch_one(conn)
@@ -238,15 +249,19 @@ pub async fn add_summary(
 /// What the prompt shows of the history: the newest summary (if any), then every message
 /// after what it covers, in order.
 pub async fn prompt_history(conn: &mut PgConnection, conversation: Uuid) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    let summary: Option<StoredMessage> = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND role = 'summary' ORDER BY seq DESC LIMIT 1"
+    let summary: Option<StoredMessage> = sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE conversation_id = $1 AND role = 'summary' ORDER BY seq DESC LIMIT 1"
     ))
     .bind(conversation)
     .fetch_optional(&mut *conn)
     .await?;
     let after = summary.as_ref().and_then(|s| s.covers_through).unwrap_or(0);
-    let rest: Vec<StoredMessage> = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND role <> 'summary' AND seq > $2 ORDER BY seq"
+    let rest: Vec<StoredMessage> = sqlx::query_as(concat!(
+        "SELECT ",
+        message_columns!(),
+        " FROM messages WHERE conversation_id = $1 AND role <> 'summary' AND seq > $2 ORDER BY seq"
     ))
     .bind(conversation)
     .bind(after)
@@ -257,7 +272,7 @@ pub async fn prompt_history(conn: &mut PgConnection, conversation: Uuid) -> Resu
 
 /// Every message of a conversation, summaries included, in order.
 pub async fn messages(conn: &mut PgConnection, conversation: Uuid) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"))
+    sqlx::query_as(concat!("SELECT ", message_columns!(), " FROM messages WHERE conversation_id = $1 ORDER BY seq"))
         .bind(conversation)
         .fetch_all(conn)
         .await
@@ -265,17 +280,15 @@ pub async fn messages(conn: &mut PgConnection, conversation: Uuid) -> Result<Vec
 
 /// Conversations, most recent first.
 pub async fn list(conn: &mut PgConnection, limit: i64) -> Result<Vec<Conversation>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, channel, thread, agent, title, created_at, updated_at FROM conversations ORDER BY updated_at DESC LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+    sqlx::query_as(concat!("SELECT ", conversation_columns!(), " FROM conversations ORDER BY updated_at DESC LIMIT $1"))
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
 /// One conversation.
 pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Conversation>, sqlx::Error> {
-    sqlx::query_as("SELECT id, channel, thread, agent, title, created_at, updated_at FROM conversations WHERE id = $1")
+    sqlx::query_as(concat!("SELECT ", conversation_columns!(), " FROM conversations WHERE id = $1"))
         .bind(id)
         .fetch_optional(conn)
         .await

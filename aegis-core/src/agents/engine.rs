@@ -534,15 +534,33 @@ impl Recorder {
 /// `value` with NUL characters removed from its strings (PostgreSQL's text and jsonb
 /// refuse them); borrowed unchanged in the usual case of there being none.
 fn without_nul(value: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
     fn clean(v: &mut Value) {
         match v {
             Value::String(s) => *s = s.replace('\0', ""),
             Value::Array(items) => items.iter_mut().for_each(clean),
-            Value::Object(map) => map.values_mut().for_each(clean),
+            Value::Object(map) => {
+                *map = std::mem::take(map)
+                    .into_iter()
+                    .map(|(k, mut v)| {
+                        (k.replace('\0', ""), {
+                            clean(&mut v);
+                            v
+                        })
+                    })
+                    .collect();
+            }
             _ => {}
         }
     }
-    if value.to_string().contains("\\u0000") {
+    if has_nul(value) {
         let mut owned = value.clone();
         clean(&mut owned);
         std::borrow::Cow::Owned(owned)

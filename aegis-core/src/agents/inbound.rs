@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::{
     AgentError, Agents, EventSink, conversation,
+    engine::Outcome,
     routing::{self, Parsed, RouteMethod},
     tools::Citation,
     turn::Answer,
@@ -80,6 +81,24 @@ pub struct ChatReply {
     /// True when this is the stored reply of an earlier delivery.
     #[serde(default)]
     pub replayed: bool,
+}
+
+impl ChatReply {
+    /// A fresh reply to `m` (no agent, citations, route or members yet).
+    pub(crate) fn new(run_id: Uuid, conversation_id: Uuid, m: &InboundMessage, outcome: Outcome, text: String) -> Self {
+        Self {
+            run_id,
+            conversation_id,
+            thread: m.thread.clone(),
+            agent: None,
+            text,
+            outcome: outcome.as_str().into(),
+            citations: Vec::new(),
+            route: None,
+            members: Vec::new(),
+            replayed: false,
+        }
+    }
 }
 
 enum Claim {

@@ -403,10 +403,7 @@ impl Agents {
     /// Makes an older version current again, as a new version.
     pub async fn revert(&self, scope: &TenantScope, name: &str, version: i32) -> Result<i32, AgentError> {
         let versions = self.versions(scope, name).await?;
-        let old = versions
-            .iter()
-            .find(|v| v.version == version)
-            .ok_or_else(|| AgentError::Invalid(format!("agent `{name}` has no version {version}")))?;
+        let old = version_of(&versions, name, version)?;
         self.save_profile(scope, &old.profile, &format!("revert to {version}")).await
     }
 
@@ -419,14 +416,9 @@ impl Agents {
         to: i32,
     ) -> Result<Vec<FieldChange>, AgentError> {
         let versions = self.versions(scope, name).await?;
-        let get = |n: i32| {
-            versions
-                .iter()
-                .find(|v| v.version == n)
-                .map(|v| serde_json::to_value(&v.profile).unwrap_or_default())
-                .ok_or_else(|| AgentError::Invalid(format!("agent `{name}` has no version {n}")))
-        };
-        Ok(definitions::diff(&get(from)?, &get(to)?))
+        let body =
+            |n: i32| version_of(&versions, name, n).map(|v| serde_json::to_value(&v.profile).unwrap_or_default());
+        Ok(definitions::diff(&body(from)?, &body(to)?))
     }
 
     /// Binds a channel (or one thread of it, when `thread` is not empty) to an agent.
@@ -531,6 +523,14 @@ impl Agents {
         };
         self.run(spec).await
     }
+}
+
+/// Version `n` of agent `name` among `versions`.
+fn version_of<'a>(versions: &'a [ProfileVersion], name: &str, n: i32) -> Result<&'a ProfileVersion, AgentError> {
+    versions
+        .iter()
+        .find(|v| v.version == n)
+        .ok_or_else(|| AgentError::Invalid(format!("agent `{name}` has no version {n}")))
 }
 
 /// Deduplicates citations by document, anchor and span, keeping the first.

@@ -174,16 +174,10 @@ impl Agents {
             sender: None,
         }));
         let reply = ChatReply {
-            run_id,
-            conversation_id: conv.id,
-            thread: m.thread.clone(),
             agent: Some(name),
-            text: result.text,
-            outcome: result.outcome.as_str().into(),
-            citations: super::unique_citations(result.citations),
+            citations: result.citations,
             route: Some(route.record()),
-            members: Vec::new(),
-            replayed: false,
+            ..ChatReply::new(run_id, conv.id, m, result.outcome, result.text)
         };
         Ok(Answer { reply, messages, summary: summary.flatten() })
     }
@@ -292,16 +286,10 @@ impl Agents {
         .await?;
         self.finished(scope, run_id, &agent.profile.name, Outcome::NoModel);
         let reply = ChatReply {
-            run_id,
-            conversation_id: conv,
-            thread: m.thread.clone(),
             agent: Some(agent.profile.name.clone()),
-            text: answer,
-            outcome: Outcome::NoModel.as_str().into(),
             citations,
             route: Some(route.record()),
-            members: Vec::new(),
-            replayed: false,
+            ..ChatReply::new(run_id, conv, m, Outcome::NoModel, answer)
         };
         Ok(Answer::plain(reply, m, Some(&agent.profile.name)))
     }
@@ -384,18 +372,7 @@ impl Agents {
         };
         let record = json!({ "method": "command", "command": format!("{command:?}") });
         self.record_plain_run(scope, run_id, conv, None, Some(record.clone()), Outcome::Command, &record).await?;
-        let reply = ChatReply {
-            run_id,
-            conversation_id: conv,
-            thread: m.thread.clone(),
-            agent: None,
-            text,
-            outcome: Outcome::Command.as_str().into(),
-            citations: Vec::new(),
-            route: None,
-            members: Vec::new(),
-            replayed: false,
-        };
+        let reply = ChatReply::new(run_id, conv, m, Outcome::Command, text);
         Ok(Answer::plain(reply, m, None))
     }
 }

@@ -131,9 +131,14 @@ pub struct RunRow {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-const RUN_COLUMNS: &str = "id, parent_run_id, root_run_id, kind, agent, agent_version, skill_id, skill_version, \
+/// The column list of every `runs` query, spliced at compile time.
+macro_rules! run_columns {
+    () => {
+        "id, parent_run_id, root_run_id, kind, agent, agent_version, skill_id, skill_version, \
      conversation_id, depth, routing, alias, prompt_hash, schema_valid, rating, steps, tokens_in, tokens_out, \
-     cost_micro_usd, unpriced_calls, latency_ms, outcome, error, started_at, finished_at";
+     cost_micro_usd, unpriced_calls, latency_ms, outcome, error, started_at, finished_at"
+    };
+}
 
 /// Records a run as `running`.
 pub async fn start_run(conn: &mut PgConnection, run: &NewRun) -> Result<(), sqlx::Error> {
@@ -181,12 +186,12 @@ pub async fn finish_run(conn: &mut PgConnection, id: Uuid, end: &RunEnd) -> Resu
 
 /// One run.
 pub async fn get_run(conn: &mut PgConnection, id: Uuid) -> Result<Option<RunRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1")).bind(id).fetch_optional(conn).await
+    sqlx::query_as(concat!("SELECT ", run_columns!(), " FROM runs WHERE id = $1")).bind(id).fetch_optional(conn).await
 }
 
 /// Every run of the tree rooted at `root`, in start order.
 pub async fn run_tree(conn: &mut PgConnection, root: Uuid) -> Result<Vec<RunRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE root_run_id = $1 ORDER BY started_at, id"))
+    sqlx::query_as(concat!("SELECT ", run_columns!(), " FROM runs WHERE root_run_id = $1 ORDER BY started_at, id"))
         .bind(root)
         .fetch_all(conn)
         .await
@@ -194,7 +199,7 @@ pub async fn run_tree(conn: &mut PgConnection, root: Uuid) -> Result<Vec<RunRow>
 
 /// Recent runs, newest first.
 pub async fn recent_runs(conn: &mut PgConnection, limit: i64) -> Result<Vec<RunRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {RUN_COLUMNS} FROM runs ORDER BY started_at DESC LIMIT $1"))
+    sqlx::query_as(concat!("SELECT ", run_columns!(), " FROM runs ORDER BY started_at DESC LIMIT $1"))
         .bind(limit)
         .fetch_all(conn)
         .await

@@ -196,6 +196,8 @@ const EXACT_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chu
 
 static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", INDEXED_VECTOR));
 static EXACT: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", EXACT_VECTOR));
+static INDEXED_EXPLAINED: LazyLock<String> = LazyLock::new(|| format!("EXPLAIN (ANALYZE, BUFFERS) {}", *INDEXED));
+static EXACT_EXPLAINED: LazyLock<String> = LazyLock::new(|| format!("EXPLAIN (ANALYZE, BUFFERS) {}", *EXACT));
 
 /// Function words dropped from unquoted queries before their words are ORed: they match
 /// nearly every chunk and only cost ranking time. (English and a few common others; the
@@ -316,13 +318,11 @@ impl Knowledge {
         };
         let (how, lexemes) = candidates.binds();
         let exact = options.documents.is_some() || mixed_models;
-        let sql = if exact { EXACT.as_str() } else { INDEXED.as_str() };
-        let explained;
-        let sql = if explain {
-            explained = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
-            explained.as_str()
-        } else {
-            sql
+        let sql = match (exact, explain) {
+            (false, false) => INDEXED.as_str(),
+            (true, false) => EXACT.as_str(),
+            (false, true) => INDEXED_EXPLAINED.as_str(),
+            (true, true) => EXACT_EXPLAINED.as_str(),
         };
         let statement = sqlx::query(sql)
             .bind(pgvector::Vector::from(vector))
