@@ -41,6 +41,8 @@ pub enum Reply {
     Disconnect(String),
     /// Wait, then answer with text (to hold requests open concurrently).
     Slow(Duration, String, (u64, u64)),
+    /// Wait, then give the inner reply.
+    Delayed(Duration, Box<Reply>),
 }
 
 impl Reply {
@@ -170,10 +172,6 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     let include_usage = request["stream_options"]["include_usage"] == true;
     let mut reply = next_reply(&script, &model);
     let mut tool_usage = (20, 10);
-    if let Reply::ToolCallsWithUsage(calls, usage) = reply {
-        tool_usage = usage;
-        reply = Reply::ToolCalls(calls);
-    }
     loop {
         match reply {
             Reply::Hang(d) => {
@@ -183,6 +181,14 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             Reply::Slow(d, text, usage) => {
                 tokio::time::sleep(d).await;
                 reply = Reply::Text { text, usage: Some(usage) };
+            }
+            Reply::Delayed(d, inner) => {
+                tokio::time::sleep(d).await;
+                reply = *inner;
+            }
+            Reply::ToolCallsWithUsage(calls, usage) => {
+                tool_usage = usage;
+                reply = Reply::ToolCalls(calls);
             }
             _ => break,
         }
@@ -253,7 +259,7 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             events.push(chunk(&model, json!({ "content": text }), None));
             sse(events, true)
         }
-        Reply::Hang(_) | Reply::Slow(..) | Reply::ToolCallsWithUsage(..) => unreachable!(),
+        Reply::Hang(_) | Reply::Slow(..) | Reply::Delayed(..) | Reply::ToolCallsWithUsage(..) => unreachable!(),
     }
 }
 

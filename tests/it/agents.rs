@@ -302,6 +302,35 @@ async fn delegation_makes_child_runs_up_to_the_depth_limit() {
 }
 
 #[tokio::test]
+async fn a_delegation_is_not_cut_by_the_tool_timeout() {
+    let provider = TestProvider::start().await;
+    let (aegis, scope) = platform(Some(&provider), |c| {
+        c.tool_timeout_secs = 1;
+        c.kb_context_hits = 0;
+    })
+    .await;
+    let slow = |reply: Reply| Reply::Delayed(Duration::from_millis(700), Box::new(reply));
+    provider.push(
+        "m1",
+        [
+            Reply::ToolCalls(vec![("ask_agent".into(), r#"{"agent": "nova", "question": "pipeline?"}"#.into())]),
+            // Nova's run takes two 0.7 s calls: longer than one tool may take, as a run it may.
+            slow(Reply::ToolCalls(vec![("current_time".into(), "{}".into())])),
+            slow(Reply::text("Three deals are open.", 30, 5)),
+            Reply::text("Nova says three deals are open.", 30, 5),
+        ],
+    );
+    let reply = say(&aegis, &scope, "/agent atlas how is sales doing?").await;
+    assert_eq!(reply.text, "Nova says three deals are open.");
+    let received = provider.received_for("m1");
+    assert!(
+        tool_messages(&received[3].body)[0].contains("Three deals are open."),
+        "{:?}",
+        tool_messages(&received[3].body)
+    );
+}
+
+#[tokio::test]
 async fn the_boardroom_asks_in_parallel_and_the_chief_synthesizes() {
     let provider = TestProvider::start().await;
     let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;

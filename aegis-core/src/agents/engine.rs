@@ -383,6 +383,10 @@ impl Agents {
                     }
                     let result = match tool {
                         None => Err(format!("tool `{}` is not available to this agent", call.function.name)),
+                        // A delegation is a run with its own step cap and tool timeouts.
+                        Some(tool) if !tool.timed() => {
+                            tool.call_json(ctx, &call.function.arguments).await.map_err(|e| e.0)
+                        }
                         Some(tool) => {
                             match tokio::time::timeout(timeout, tool.call_json(ctx, &call.function.arguments)).await {
                                 Ok(Ok(out)) => Ok(out),
