@@ -55,20 +55,19 @@ pub async fn chat(
 ) -> Result<Response, ApiError> {
     let source_id = body
         .source_id
-        .clone()
         .or_else(|| headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned))
         .unwrap_or_else(|| Uuid::now_v7().to_string());
     // Without a thread a message starts a conversation of its own, named after the message
     // so that a retry of it lands in the same one.
-    let thread = body.thread.clone().unwrap_or_else(|| format!("api-{source_id}"));
+    let thread = body.thread.unwrap_or_else(|| format!("api-{source_id}"));
     let message = InboundMessage {
         channel: "api".into(),
         source_id,
-        thread: thread.clone(),
-        sender: body.sender.clone().unwrap_or_else(|| access.scope.caller().to_string()),
-        text: body.message.clone(),
-        agent: body.agent.clone(),
-        boardroom: body.boardroom.clone(),
+        thread,
+        sender: body.sender.unwrap_or_else(|| access.scope.caller().to_string()),
+        text: body.message,
+        agent: body.agent,
+        boardroom: body.boardroom,
     };
     let wants_events = body.stream
         || headers.get("accept").and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/event-stream"));
@@ -83,11 +82,8 @@ pub async fn chat(
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ChatEvent>();
     let task = tokio::spawn(async move { agents.handle(&scope, &message, Some(tx)).await });
-    let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) }).map(|event| {
-        let name =
-            serde_json::to_value(&event).ok().and_then(|v| v["type"].as_str().map(str::to_owned)).unwrap_or_default();
-        Event::default().event(name).data(serde_json::to_string(&event).unwrap_or_default())
-    });
+    let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) })
+        .map(|event| Event::default().event(event.kind()).data(serde_json::to_string(&event).unwrap_or_default()));
     let end = futures::stream::once(async move {
         match task.await {
             Ok(Ok(reply)) => Event::default().event("done").data(serde_json::to_string(&reply).unwrap_or_default()),
@@ -135,11 +131,7 @@ pub async fn conversation(
 }
 
 /// `GET /api/tenants/{tenant}/runs/{id}`: the run's whole timeline.
-pub async fn run(
-    State(_state): State<AppState>,
-    access: TenantAccess,
-    Path((_, id)): Path<(String, Uuid)>,
-) -> Result<Json<audit::Timeline>, ApiError> {
+pub async fn run(access: TenantAccess, Path((_, id)): Path<(String, Uuid)>) -> Result<Json<audit::Timeline>, ApiError> {
     Ok(Json(audit::timeline(&access.scope, id).await?))
 }
 

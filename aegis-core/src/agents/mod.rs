@@ -195,6 +195,18 @@ pub enum ChatEvent {
     },
 }
 
+impl ChatEvent {
+    /// Its `type` tag (the server-sent event's name).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChatEvent::Routed { .. } => "routed",
+            ChatEvent::ToolCall { .. } => "tool_call",
+            ChatEvent::ToolResult { .. } => "tool_result",
+            ChatEvent::Delta { .. } => "delta",
+        }
+    }
+}
+
 /// Where a run sends its [`ChatEvent`]s.
 pub type EventSink = mpsc::UnboundedSender<ChatEvent>;
 
