@@ -100,6 +100,11 @@ async fn every_real_file_gives_text_or_a_clear_error() {
     assert!(slides.sections[0].text.starts_with("Slide 1:"));
     let date = text("xlsx/date.xlsx");
     assert!(date.text().contains("20") && date.sections.iter().all(|s| s.anchor.sheet.is_some()));
+    // The amplification file numbers its rows from 0, which the cell reader refuses: a note.
+    let amplified = text("xlsx/poc-shared-strings.xlsx");
+    assert!(amplified.notes.iter().any(|n| n.contains("not read")), "{:?}", amplified.notes);
+    let chart = text("xlsx/chartsheet10.xlsx");
+    assert!(chart.notes.iter().any(|n| n.contains("not a worksheet")), "{:?}", chart.notes);
 }
 
 #[tokio::test]

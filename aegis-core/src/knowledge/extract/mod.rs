@@ -308,36 +308,40 @@ fn cap_chars(extracted: &mut Extracted, max: usize) {
     }
 }
 
-/// Joins cells into one markdown table row; `|` and newlines inside cells are escaped.
-pub(crate) fn markdown_row(cells: &[String]) -> String {
-    let mut row = String::with_capacity(cells.iter().map(|c| c.len() + 3).sum::<usize>() + 2);
-    row.push('|');
-    for cell in cells {
-        row.push(' ');
-        for c in cell.trim().chars() {
+/// Appends one markdown table row of `width` cells (missing ones empty); `|` and newlines
+/// inside cells are escaped.
+fn push_markdown_row<S: AsRef<str>>(out: &mut String, cells: &[S], width: usize) {
+    out.push('|');
+    for i in 0..width {
+        out.push(' ');
+        for c in cells.get(i).map_or("", AsRef::as_ref).trim().chars() {
             match c {
-                '|' => row.push_str("\\|"),
-                '\n' | '\r' => row.push(' '),
-                c => row.push(c),
+                '|' => out.push_str("\\|"),
+                '\n' | '\r' => out.push(' '),
+                c => out.push(c),
             }
         }
-        row.push_str(" |");
+        out.push_str(" |");
     }
-    row
 }
 
-/// A markdown table: the first row, a separator, then the rest.
-pub(crate) fn markdown_table(rows: &[Vec<String>]) -> String {
+/// A markdown table: the first row, a separator, then the rest, every row as wide as the
+/// widest.
+pub(crate) fn markdown_table<S: AsRef<str>>(rows: &[Vec<S>]) -> String {
     let Some(first) = rows.first() else { return String::new() };
     let width = rows.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let pad = |r: &Vec<String>| {
-        let mut r = r.clone();
-        r.resize(width, String::new());
-        r
-    };
-    let mut lines = vec![markdown_row(&pad(first)), format!("|{}", " --- |".repeat(width))];
-    lines.extend(rows[1..].iter().map(|r| markdown_row(&pad(r))));
-    lines.join("\n")
+    let cells: usize = rows.iter().flatten().map(|c| c.as_ref().len() + 3).sum();
+    let mut out = String::with_capacity(cells + rows.len() * (width * 3 + 2) + width * 6);
+    push_markdown_row(&mut out, first, width);
+    out.push_str("\n|");
+    for _ in 0..width {
+        out.push_str(" --- |");
+    }
+    for row in &rows[1..] {
+        out.push('\n');
+        push_markdown_row(&mut out, row, width);
+    }
+    out
 }
 
 /// Token recall and precision of `got` against `truth`: lowercased runs of letters and
@@ -369,7 +373,7 @@ mod tests {
 
     #[test]
     fn tables_are_markdown_rows() {
-        let t = markdown_table(&[vec!["a".into(), "b|c".into()], vec!["1".into()]]);
+        let t = markdown_table(&[vec!["a", "b|c"], vec!["1"]]);
         assert_eq!(t, "| a | b\\|c |\n| --- | --- |\n| 1 |  |");
     }
 

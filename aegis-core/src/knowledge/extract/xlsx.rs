@@ -1,11 +1,12 @@
-//! XLSX with calamine: sheet by sheet, 50 rows per section under the sheet's first row,
-//! each section anchored by its cell range; dates as ISO dates, not serial numbers; the
-//! total number of cells read is capped (a shared-strings amplification file can turn
-//! 110 KB into millions of characters).
+//! XLSX with calamine's streaming cell reader: sheet by sheet, 50 rows per section under
+//! the sheet's first row, each section anchored by its cell range; dates as ISO dates, not
+//! serial numbers. Cells are read one by one (shared strings borrowed, not copied) and the
+//! cells and characters read are capped as they stream, before anything is laid out: a
+//! shared-strings amplification file can turn 110 KB into millions of characters.
 
-use std::io::Cursor;
+use std::{borrow::Cow, io::Cursor};
 
-use calamine::{Data, Reader};
+use calamine::{DataRef, Reader, XlsxError};
 
 use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table, ooxml::Package};
 
@@ -28,37 +29,136 @@ fn column_name(mut col: u32) -> String {
     String::from_utf8(name).unwrap_or_default()
 }
 
-fn cell_text(cell: &Data) -> String {
-    match cell {
-        Data::Empty => String::new(),
-        Data::String(s) => s.clone(),
-        Data::Int(i) => i.to_string(),
-        Data::Float(f) => {
-            if f.fract() == 0.0 && f.abs() < 1e15 {
-                format!("{f:.0}")
+fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
+    match *cell {
+        DataRef::Empty => Cow::Borrowed(""),
+        DataRef::SharedString(s) => Cow::Borrowed(s),
+        DataRef::String(ref s) | DataRef::DateTimeIso(ref s) | DataRef::DurationIso(ref s) => Cow::Owned(s.clone()),
+        DataRef::Int(i) => Cow::Owned(i.to_string()),
+        DataRef::Float(f) => Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { f.to_string() }),
+        DataRef::Bool(b) => Cow::Borrowed(if b { "TRUE" } else { "FALSE" }),
+        DataRef::DateTime(ref dt) => Cow::Owned(
+            if dt.is_duration() {
+                dt.as_duration().map(|d| {
+                    let s = d.num_seconds();
+                    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+                })
             } else {
-                f.to_string()
+                dt.as_datetime().map(|t| {
+                    if t.time() == chrono::NaiveTime::MIN {
+                        t.date().format("%Y-%m-%d").to_string()
+                    } else {
+                        t.format("%Y-%m-%dT%H:%M:%S").to_string()
+                    }
+                })
             }
-        }
-        Data::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
-        Data::DateTime(dt) => if dt.is_duration() {
-            dt.as_duration().map(|d| {
-                let s = d.num_seconds();
-                format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-            })
-        } else {
-            dt.as_datetime().map(|t| {
-                if t.time() == chrono::NaiveTime::MIN {
-                    t.date().format("%Y-%m-%d").to_string()
-                } else {
-                    t.format("%Y-%m-%dT%H:%M:%S").to_string()
-                }
-            })
-        }
-        .unwrap_or_else(|| dt.as_f64().to_string()),
-        Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-        Data::Error(e) => format!("#{e:?}"),
+            .unwrap_or_else(|| dt.as_f64().to_string()),
+        ),
+        DataRef::Error(ref e) => Cow::Owned(format!("#{e:?}")),
     }
+}
+
+/// What the workbook has used of the caps so far.
+#[derive(Default)]
+struct Budget {
+    cells: usize,
+    chars: usize,
+}
+
+/// One sheet's non-empty cells, in row then column order.
+struct Sheet<'a> {
+    cells: Vec<(u32, u32, Cow<'a, str>)>,
+    /// The row at which the caps stopped reading, if they did.
+    stopped_at: Option<u32>,
+}
+
+fn read_sheet<'a>(
+    workbook: &'a mut calamine::Xlsx<Cursor<&[u8]>>,
+    name: &str,
+    limits: &Limits,
+    budget: &mut Budget,
+) -> Result<Sheet<'a>, XlsxError> {
+    let mut reader = workbook.worksheet_cells_reader(name)?;
+    let mut cells = Vec::new();
+    let mut stopped_at = None;
+    while let Some(cell) = reader.next_cell()? {
+        let (row, col) = cell.get_position();
+        if *cell.get_value() == DataRef::Empty {
+            continue;
+        }
+        let text = cell_text(cell.get_value());
+        budget.cells += 1;
+        budget.chars += text.len();
+        if budget.cells > limits.max_cells || budget.chars > limits.max_chars {
+            stopped_at = Some(row);
+            break;
+        }
+        cells.push((row, col, text));
+    }
+    if !cells.is_sorted_by_key(|(r, c, _)| (*r, *c)) {
+        cells.sort_by_key(|(r, c, _)| (*r, *c));
+    }
+    Ok(Sheet { cells, stopped_at })
+}
+
+/// Lays a sheet's cells out as markdown tables of `ROWS_PER_SECTION` rows under its first
+/// row. Counts every laid-out cell (empty ones included) against the cell cap, and
+/// returns the row at which that cap stopped it, if it did.
+fn lay_out(name: &str, sheet: &Sheet<'_>, limits: &Limits, laid_out: &mut usize, sections: &mut Vec<Section>) -> Option<u32> {
+    let (Some(first_col), Some(last_col)) =
+        (sheet.cells.iter().map(|c| c.1).min(), sheet.cells.iter().map(|c| c.1).max())
+    else {
+        return None;
+    };
+    let width = usize::try_from(last_col - first_col + 1).unwrap_or(usize::MAX);
+    let mut rows = sheet.cells.chunk_by(|a, b| a.0 == b.0).map(|cells| {
+        let mut row: Vec<&str> = vec![""; width];
+        for (_, col, text) in cells {
+            row[usize::try_from(col - first_col).unwrap_or(0)] = text;
+        }
+        (cells[0].0, row)
+    });
+    let Some((header_row, header)) = rows.next() else { return None };
+    let mut batch: Vec<(u32, Vec<&str>)> = Vec::new();
+    let emit = |batch: &mut Vec<(u32, Vec<&str>)>, sections: &mut Vec<Section>| {
+        let (Some((start, _)), Some((end, _))) = (batch.first(), batch.last()) else { return };
+        let range = format!("{}{}:{}{}", column_name(first_col), start + 1, column_name(last_col), end + 1);
+        let mut table = Vec::with_capacity(batch.len() + 1);
+        table.push(header.clone());
+        table.extend(batch.drain(..).map(|(_, r)| r));
+        sections.push(Section {
+            anchor: Anchor { sheet: Some(name.to_owned()), range: Some(range), ..Anchor::default() },
+            kind: SectionKind::Table,
+            text: markdown_table(&table),
+        });
+    };
+    let mut any_row = false;
+    let mut stopped_at = None;
+    for (row_no, row) in rows {
+        *laid_out += width;
+        if *laid_out > limits.max_cells {
+            stopped_at = Some(row_no);
+            break;
+        }
+        any_row = true;
+        batch.push((row_no, row));
+        if batch.len() == ROWS_PER_SECTION {
+            emit(&mut batch, sections);
+        }
+    }
+    emit(&mut batch, sections);
+    if !any_row {
+        sections.push(Section {
+            anchor: Anchor {
+                sheet: Some(name.to_owned()),
+                range: Some(format!("{}{}", column_name(first_col), header_row + 1)),
+                ..Anchor::default()
+            },
+            kind: SectionKind::Table,
+            text: markdown_table(std::slice::from_ref(&header)),
+        });
+    }
+    stopped_at
 }
 
 impl Extractor for Xlsx {
@@ -69,76 +169,33 @@ impl Extractor for Xlsx {
             calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("workbook: {e}")))?;
         let mut sections = Vec::new();
         let mut notes = Vec::new();
-        let mut cells = 0usize;
-        let mut chars = 0usize;
-        'sheets: for name in workbook.sheet_names() {
-            let range = match workbook.worksheet_range(&name) {
-                Ok(range) => range,
+        let mut budget = Budget::default();
+        let mut laid_out = 0usize;
+        for name in workbook.sheet_names() {
+            let sheet = match read_sheet(&mut workbook, &name, limits, &mut budget) {
+                Ok(sheet) => sheet,
+                Err(XlsxError::NotAWorksheet(kind)) => {
+                    notes.push(format!("sheet {name} is not a worksheet ({kind})"));
+                    continue;
+                }
                 Err(e) => {
                     notes.push(format!("sheet {name}: not read ({e})"));
                     continue;
                 }
             };
-            let Some((first_row, first_col)) = range.start() else {
+            if sheet.cells.is_empty() && sheet.stopped_at.is_none() {
                 notes.push(format!("sheet {name} has no cells"));
                 continue;
-            };
-            let width = range.get_size().1;
-            let last_col = first_col + u32::try_from(width.saturating_sub(1)).unwrap_or(0);
-            let mut rows =
-                range.rows().enumerate().map(|(i, row)| (first_row + u32::try_from(i).unwrap_or(u32::MAX), row));
-            let Some((_, header)) = rows.next() else { continue };
-            let header: Vec<String> = header.iter().map(cell_text).collect();
-            let mut batch: Vec<(u32, Vec<String>)> = Vec::new();
-            let emit = |batch: &mut Vec<(u32, Vec<String>)>, sections: &mut Vec<Section>| {
-                let (Some((start, _)), Some((end, _))) = (batch.first(), batch.last()) else { return };
-                let range = format!("{}{}:{}{}", column_name(first_col), start + 1, column_name(last_col), end + 1);
-                let mut table = vec![header.clone()];
-                table.extend(batch.drain(..).map(|(_, r)| r));
-                sections.push(Section {
-                    anchor: Anchor { sheet: Some(name.clone()), range: Some(range), ..Anchor::default() },
-                    kind: SectionKind::Table,
-                    text: markdown_table(&table),
-                });
-            };
-            if header.iter().all(String::is_empty) {
-                notes.push(format!("sheet {name}: its first row is empty"));
             }
-            let mut any_row = false;
-            for (row_no, row) in rows {
-                let texts: Vec<String> = row.iter().map(cell_text).collect();
-                if texts.iter().all(String::is_empty) {
-                    continue;
-                }
-                cells += texts.len();
-                chars += texts.iter().map(String::len).sum::<usize>();
-                if cells > limits.max_cells || chars > limits.max_chars {
-                    emit(&mut batch, &mut sections);
-                    notes.push(format!(
-                        "stopped in sheet {name} at row {}: more than {} cells or {} characters",
-                        row_no + 1,
-                        limits.max_cells,
-                        limits.max_chars
-                    ));
-                    break 'sheets;
-                }
-                any_row = true;
-                batch.push((row_no, texts));
-                if batch.len() == ROWS_PER_SECTION {
-                    emit(&mut batch, &mut sections);
-                }
-            }
-            emit(&mut batch, &mut sections);
-            if !any_row && !header.iter().all(String::is_empty) {
-                sections.push(Section {
-                    anchor: Anchor {
-                        sheet: Some(name.clone()),
-                        range: Some(format!("{}{}", column_name(first_col), first_row + 1)),
-                        ..Anchor::default()
-                    },
-                    kind: SectionKind::Table,
-                    text: markdown_table(std::slice::from_ref(&header)),
-                });
+            let stopped_at = lay_out(&name, &sheet, limits, &mut laid_out, &mut sections).or(sheet.stopped_at);
+            if let Some(row) = stopped_at {
+                notes.push(format!(
+                    "stopped in sheet {name} at row {}: more than {} cells or {} characters",
+                    row + 1,
+                    limits.max_cells,
+                    limits.max_chars
+                ));
+                break;
             }
         }
         Ok(Extracted { sections, notes })
@@ -147,7 +204,67 @@ impl Extractor for Xlsx {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
+
+    /// A workbook of one sheet whose `rows` rows each hold `A` and `C`, both the one shared
+    /// string `shared` (the amplification pattern: one string, many references).
+    fn workbook(shared: &str, rows: usize) -> Vec<u8> {
+        const NS: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
+        const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+        let cells: String = (1..=rows)
+            .map(|r| format!(r#"<row r="{r}"><c r="A{r}" t="s"><v>0</v></c><c r="C{r}" t="s"><v>0</v></c></row>"#))
+            .collect();
+        let parts = [
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#.to_owned(),
+            ),
+            (
+                "_rels/.rels",
+                format!(r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>"#),
+            ),
+            (
+                "xl/workbook.xml",
+                format!(r#"<?xml version="1.0"?><workbook xmlns="{NS}" xmlns:r="{REL}"><sheets><sheet name="Data" sheetId="1" r:id="rId1"/></sheets></workbook>"#),
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                format!(r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{REL}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="{REL}/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#),
+            ),
+            ("xl/sharedStrings.xml", format!(r#"<?xml version="1.0"?><sst xmlns="{NS}" count="1" uniqueCount="1"><si><t>{shared}</t></si></sst>"#)),
+            ("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0"?><worksheet xmlns="{NS}"><sheetData>{cells}</sheetData></worksheet>"#)),
+        ];
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, text) in parts {
+            zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            zip.write_all(text.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn rows_become_markdown_sections_under_the_first_row() {
+        let extracted = Xlsx.extract(&workbook("cell", 3), &Limits::default()).unwrap();
+        assert_eq!(extracted.sections.len(), 1);
+        let section = &extracted.sections[0];
+        assert_eq!(section.anchor.sheet.as_deref(), Some("Data"));
+        assert_eq!(section.anchor.range.as_deref(), Some("A2:C3"));
+        assert_eq!(section.text, "| cell |  | cell |\n| --- | --- | --- |\n| cell |  | cell |\n| cell |  | cell |");
+    }
+
+    #[test]
+    fn an_amplified_shared_string_is_capped_while_the_cells_stream() {
+        let long = "x".repeat(10_000);
+        let limits = Limits { max_chars: 1_000_000, ..Limits::default() };
+        let extracted = Xlsx.extract(&workbook(&long, 5_000), &limits).unwrap();
+        assert!(extracted.notes.iter().any(|n| n.starts_with("stopped in sheet Data at row 51")), "{:?}", extracted.notes);
+        assert!(extracted.chars() <= 1_100_000, "{} chars", extracted.chars());
+        let few_cells = Limits { max_cells: 10, ..Limits::default() };
+        let extracted = Xlsx.extract(&workbook("c", 100), &few_cells).unwrap();
+        assert!(extracted.notes.iter().any(|n| n.starts_with("stopped in sheet Data")), "{:?}", extracted.notes);
+    }
 
     #[test]
     fn column_names() {
