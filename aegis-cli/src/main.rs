@@ -6,6 +6,12 @@ mod output;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: the server's request path allocates and frees
+/// many small buffers, and glibc's malloc (with its consolidation passes) was ~12 % of the
+/// gateway's CPU under load (benches/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();

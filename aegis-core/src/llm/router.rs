@@ -227,10 +227,9 @@ impl Router {
         request: &ChatRequest,
     ) -> Result<Routed<ChatResponse>, RouterError> {
         self.walk(target, false, |model| {
-            let request = request.clone();
             async move {
                 let Backend::Chat(chat) = &model.backend else { return Err(model.not_chat()) };
-                let response = chat.complete(&request).await?;
+                let response = chat.complete(request).await?;
                 let usage = response.usage;
                 Ok((response, usage))
             }

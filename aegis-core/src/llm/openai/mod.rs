@@ -101,14 +101,13 @@ impl OpenAiClient {
     }
 
     /// `POST /chat/completions` without streaming.
-    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        let mut body = request.clone();
-        body.stream = None;
-        body.stream_options = None;
+    pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        request.stream = None;
+        request.stream_options = None;
         let response = self
             .post("/chat/completions")
             .timeout(self.timeouts.request)
-            .json(&body)
+            .json(&request)
             .send()
             .await
             .map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
@@ -134,11 +133,10 @@ impl OpenAiClient {
     }
 
     /// `POST /chat/completions` with `stream: true`, asking for usage in the last chunk.
-    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, LlmError> {
-        let mut body = request.clone();
-        body.stream = Some(true);
-        body.stream_options = Some(StreamOptions { include_usage: true });
-        let send = self.post("/chat/completions").header("accept", "text/event-stream").json(&body).send();
+    pub async fn chat_stream(&self, mut request: ChatRequest) -> Result<ChatStream, LlmError> {
+        request.stream = Some(true);
+        request.stream_options = Some(StreamOptions { include_usage: true });
+        let send = self.post("/chat/completions").header("accept", "text/event-stream").json(&request).send();
         let response = tokio::time::timeout(self.timeouts.request, send)
             .await
             .map_err(|_| {
@@ -194,10 +192,10 @@ impl ProviderModel {
 #[async_trait]
 impl ChatModel for ProviderModel {
     async fn complete(&self, request: &ChatRequest) -> Result<ChatResponse, LlmError> {
-        self.client.chat(&self.request_for(request)).await
+        self.client.chat(self.request_for(request)).await
     }
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, LlmError> {
-        self.client.chat_stream(&self.request_for(request)).await
+        self.client.chat_stream(self.request_for(request)).await
     }
 }
