@@ -206,6 +206,7 @@ async fn measure(
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_bench.chunks").fetch_one(pool).await?;
     let (mut raw, mut exact_t, mut hybrid, mut vector, mut keyword) = (vec![], vec![], vec![], vec![], vec![]);
     let mut recall_sum = 0.0;
+    let mut slowest_keyword: Option<(Duration, String)> = None;
     for q in questions {
         let v = pgvector::Vector::from(OfflineEmbedder::embed_one(q));
         // Baseline: the raw pgvector top-10 in a transaction with the same ef_search.
@@ -243,6 +244,9 @@ async fn measure(
         let t = Instant::now();
         aegis.knowledge().search(scope, q, &options(SearchMode::Keyword)).await?;
         keyword.push(t.elapsed());
+        if slowest_keyword.as_ref().is_none_or(|(d, _)| t.elapsed() > *d) {
+            slowest_keyword = Some((t.elapsed(), q.clone()));
+        }
     }
     println!(
         "\n## {queries} queries over {n} chunks, k = 10, ef_search {ef_search}, {} candidates per list",
@@ -255,5 +259,13 @@ async fn measure(
     report("keyword search (production path)", &mut keyword);
     println!("recall@10 of vector search against the exact scan: {:.3}", recall_sum / queries as f64);
     println!("hybrid p99 / raw top-10 p99: {:.2}×", hybrid99.as_secs_f64() / raw99.as_secs_f64().max(1e-9));
+    if let Some((took, q)) = slowest_keyword {
+        println!("\nEXPLAIN ANALYZE of the slowest keyword search ({}) for {q:?}:", ms(took));
+        let options = SearchOptions { k: 10, mode: SearchMode::Keyword, documents: None };
+        for line in aegis.knowledge().explain_search(scope, &q, &options).await? {
+            let shown: String = line.chars().take(160).collect();
+            println!("  {shown}");
+        }
+    }
     Ok(())
 }

@@ -81,6 +81,7 @@ impl MigrationSet {
                 migration!(2, "knowledge", "../../../migrations/tenant/0002_knowledge.sql"),
                 migration!(3, "agents", "../../../migrations/tenant/0003_agents.sql"),
                 migration!(4, "kb_terms", "../../../migrations/tenant/0004_kb_terms.sql"),
+                migration!(5, "chunk_storage", "../../../migrations/tenant/0005_chunk_storage.sql"),
             ]),
         }
     }

@@ -120,10 +120,16 @@ WITH cfg AS (
 ), vec AS (
   SELECT v.id, row_number() OVER (ORDER BY v.distance) AS rank FROM ({VECTOR}) v
 ), kw AS (
+  -- Two passes: ts_rank (term frequency, cheap) keeps twice the list's length of the
+  -- candidates, ts_rank_cd (cover density: how close together the words are, several times
+  -- dearer) orders those.
   SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
-    SELECT m.id, ts_rank_cd(m.tsv, q.tq) AS r
-    FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
-          WHERE $6 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $10) m, q
+    SELECT p.id, ts_rank_cd(p.tsv, q.tq) AS r FROM (
+      SELECT m.id, m.tsv
+      FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
+            WHERE $6 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $10) m, q
+      ORDER BY ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $6
+    ) p, q
     ORDER BY r DESC LIMIT $6
   ) k
 ), fused AS (
@@ -137,12 +143,25 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
 ORDER BY f.score DESC, c.id LIMIT $7";
 
-/// The query's lexemes with the number of chunks that contain each.
-const TERM_COUNTS: &str = "
-SELECT u.lexeme, COALESCE(t.chunks, 0)::bigint
-FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(
-        COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig, $1))) u
-LEFT JOIN kb_terms t USING (lexeme)";
+/// Everything the search statement needs to know first, in one round trip: the session's
+/// `ef_search`; generic plans for the search statement (planning it afresh for every query
+/// cost more than running it); whether chunks of another embedding model exist (`$2`; two
+/// range conditions, answerable from the btree, where `<>` would scan every chunk); and the
+/// keyword query's lexemes (`$3`, when set) with the number of chunks holding each.
+const PREPARE: &str = "
+WITH terms AS (
+  SELECT u.lexeme, COALESCE(t.chunks, 0)::bigint AS chunks
+  FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(
+          COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig,
+          COALESCE($3, '')))) u
+  LEFT JOIN kb_terms t USING (lexeme) WHERE $3::text IS NOT NULL
+)
+SELECT set_config('hnsw.ef_search', $1, true) AS ef_search,
+       set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode,
+       $2::text IS NOT NULL AND (EXISTS (SELECT 1 FROM chunks WHERE embedding_model < $2)
+                                 OR EXISTS (SELECT 1 FROM chunks WHERE embedding_model > $2)) AS mixed_models,
+       COALESCE((SELECT array_agg(lexeme ORDER BY lexeme) FROM terms), '{}') AS lexemes,
+       COALESCE((SELECT array_agg(chunks ORDER BY lexeme) FROM terms), '{}') AS counts";
 
 /// How the keyword side picks the chunks it ranks.
 #[derive(Debug, PartialEq, Eq)]
@@ -292,27 +311,17 @@ impl Knowledge {
             SearchMode::Vector => (candidates, 0),
             SearchMode::Keyword => (0, candidates),
         };
-        let mut tx = scope.begin().await?;
-        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-            .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
-            .execute(tx.conn())
-            .await?;
-        let mixed_models: bool = if vector_limit > 0 {
-            // Two range conditions, answerable from the btree (`<>` would scan every chunk).
-            sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM chunks WHERE embedding_model < $1) \
-                 OR EXISTS (SELECT 1 FROM chunks WHERE embedding_model > $1)",
-            )
-            .bind(&model)
-            .fetch_one(tx.conn())
-            .await?
-        } else {
-            false
-        };
         let keywords = keyword_query(query);
+        let mut tx = scope.begin().await?;
+        let (_, _, mixed_models, lexemes, counts): (String, String, bool, Vec<String>, Vec<i64>) =
+            sqlx::query_as(PREPARE)
+                .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
+                .bind((vector_limit > 0).then_some(&model))
+                .bind((keyword_limit > 0).then_some(&keywords))
+                .fetch_one(tx.conn())
+                .await?;
         let candidates = if keyword_limit > 0 {
-            let counts: Vec<(String, i64)> = sqlx::query_as(TERM_COUNTS).bind(&keywords).fetch_all(tx.conn()).await?;
-            Candidates::choose(&keywords, counts, self.config().keyword_candidates.max(1))
+            Candidates::choose(&keywords, lexemes.into_iter().zip(counts).collect(), self.config().keyword_candidates.max(1))
         } else {
             Candidates::AnyOf(Vec::new())
         };
