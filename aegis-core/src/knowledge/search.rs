@@ -321,7 +321,11 @@ impl Knowledge {
                 .fetch_one(tx.conn())
                 .await?;
         let candidates = if keyword_limit > 0 {
-            Candidates::choose(&keywords, lexemes.into_iter().zip(counts).collect(), self.config().keyword_candidates.max(1))
+            Candidates::choose(
+                &keywords,
+                lexemes.into_iter().zip(counts).collect(),
+                self.config().keyword_candidates.max(1),
+            )
         } else {
             Candidates::AnyOf(Vec::new())
         };

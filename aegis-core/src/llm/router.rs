@@ -226,13 +226,11 @@ impl Router {
         target: &RouteTarget,
         request: &ChatRequest,
     ) -> Result<Routed<ChatResponse>, RouterError> {
-        self.walk(target, false, |model| {
-            async move {
-                let Backend::Chat(chat) = &model.backend else { return Err(model.not_chat()) };
-                let response = chat.complete(request).await?;
-                let usage = response.usage;
-                Ok((response, usage))
-            }
+        self.walk(target, false, |model| async move {
+            let Backend::Chat(chat) = &model.backend else { return Err(model.not_chat()) };
+            let response = chat.complete(request).await?;
+            let usage = response.usage;
+            Ok((response, usage))
         })
         .await
     }

@@ -35,7 +35,9 @@ fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
         DataRef::SharedString(s) => Cow::Borrowed(s),
         DataRef::String(ref s) | DataRef::DateTimeIso(ref s) | DataRef::DurationIso(ref s) => Cow::Owned(s.clone()),
         DataRef::Int(i) => Cow::Owned(i.to_string()),
-        DataRef::Float(f) => Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { f.to_string() }),
+        DataRef::Float(f) => {
+            Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { f.to_string() })
+        }
         DataRef::Bool(b) => Cow::Borrowed(if b { "TRUE" } else { "FALSE" }),
         DataRef::DateTime(ref dt) => Cow::Owned(
             if dt.is_duration() {
@@ -104,7 +106,13 @@ fn read_sheet<'a>(
 /// Lays a sheet's cells out as markdown tables of `ROWS_PER_SECTION` rows under its first
 /// row. Counts every laid-out cell (empty ones included) against the cell cap, and
 /// returns the row at which that cap stopped it, if it did.
-fn lay_out(name: &str, sheet: &Sheet<'_>, limits: &Limits, laid_out: &mut usize, sections: &mut Vec<Section>) -> Option<u32> {
+fn lay_out(
+    name: &str,
+    sheet: &Sheet<'_>,
+    limits: &Limits,
+    laid_out: &mut usize,
+    sections: &mut Vec<Section>,
+) -> Option<u32> {
     let (Some(first_col), Some(last_col)) =
         (sheet.cells.iter().map(|c| c.1).min(), sheet.cells.iter().map(|c| c.1).max())
     else {
@@ -118,7 +126,7 @@ fn lay_out(name: &str, sheet: &Sheet<'_>, limits: &Limits, laid_out: &mut usize,
         }
         (cells[0].0, row)
     });
-    let Some((header_row, header)) = rows.next() else { return None };
+    let (header_row, header) = rows.next()?;
     let mut batch: Vec<(u32, Vec<&str>)> = Vec::new();
     let emit = |batch: &mut Vec<(u32, Vec<&str>)>, sections: &mut Vec<Section>| {
         let (Some((start, _)), Some((end, _))) = (batch.first(), batch.last()) else { return };
@@ -259,7 +267,11 @@ mod tests {
         let long = "x".repeat(10_000);
         let limits = Limits { max_chars: 1_000_000, ..Limits::default() };
         let extracted = Xlsx.extract(&workbook(&long, 5_000), &limits).unwrap();
-        assert!(extracted.notes.iter().any(|n| n.starts_with("stopped in sheet Data at row 51")), "{:?}", extracted.notes);
+        assert!(
+            extracted.notes.iter().any(|n| n.starts_with("stopped in sheet Data at row 51")),
+            "{:?}",
+            extracted.notes
+        );
         assert!(extracted.chars() <= 1_100_000, "{} chars", extracted.chars());
         let few_cells = Limits { max_cells: 10, ..Limits::default() };
         let extracted = Xlsx.extract(&workbook("c", 100), &few_cells).unwrap();
