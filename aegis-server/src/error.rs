@@ -124,7 +124,7 @@ impl From<KnowledgeError> for ApiError {
 impl From<AgentError> for ApiError {
     fn from(err: AgentError) -> Self {
         match err {
-            AgentError::UnknownAgent(_) => ApiError::not_found(err.to_string()),
+            AgentError::UnknownAgent(_) | AgentError::ConversationNotFound(_) => ApiError::not_found(err.to_string()),
             AgentError::Invalid(_) | AgentError::InvalidProfile { .. } => ApiError::bad_request(err.to_string()),
             AgentError::InProgress(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict_error", "in_progress", err.to_string())

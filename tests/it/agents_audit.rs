@@ -142,6 +142,13 @@ async fn chat_over_http_as_json_and_as_events() {
     let conv = list["conversations"][0]["id"].as_str().unwrap().to_owned();
     let history = get(format!("/conversations/{conv}")).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+    // Unknown conversations and runs are 404s, in OpenAI's error shape.
+    for path in [format!("/conversations/{}", uuid::Uuid::now_v7()), format!("/runs/{}", uuid::Uuid::now_v7())] {
+        let r = http.get(format!("{base}{path}")).bearer_auth(&key).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["error"]["message"].as_str().unwrap().starts_with("no "), "{body}");
+    }
     let run = reply["run_id"].as_str().unwrap();
     let timeline = get(format!("/runs/{run}")).await;
     assert_eq!(timeline["runs"][0]["steps"][0]["request"], provider.received_for("m1")[0].body);

@@ -103,6 +103,9 @@ pub enum AgentError {
     /// A bad request.
     #[error("{0}")]
     Invalid(String),
+    /// No conversation with that id in this tenant.
+    #[error("no conversation `{0}` in this tenant")]
+    ConversationNotFound(Uuid),
     /// The same (channel, source id) was received before with other content.
     #[error("{0}")]
     Conflict(String),
@@ -487,7 +490,7 @@ impl Agents {
         let mut tx = scope.begin().await?;
         let conversation = conversation::get(tx.conn(), id)
             .await?
-            .ok_or_else(|| AgentError::Invalid(format!("no conversation `{id}`")))?;
+            .ok_or(AgentError::ConversationNotFound(id))?;
         let participants = conversation::participants(tx.conn(), id)
             .await?
             .into_iter()
