@@ -488,9 +488,7 @@ impl Agents {
     /// One conversation with its participants and every message, summaries included.
     pub async fn conversation(&self, scope: &TenantScope, id: Uuid) -> Result<ConversationHistory, AgentError> {
         let mut tx = scope.begin().await?;
-        let conversation = conversation::get(tx.conn(), id)
-            .await?
-            .ok_or(AgentError::ConversationNotFound(id))?;
+        let conversation = conversation::get(tx.conn(), id).await?.ok_or(AgentError::ConversationNotFound(id))?;
         let participants = conversation::participants(tx.conn(), id)
             .await?
             .into_iter()
