@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let mut chunks = 100_000usize;
     let mut queries = 300usize;
     let mut ef_searches: Vec<u32> = Vec::new();
+    let mut ef_construction = 64u32;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -84,16 +85,23 @@ async fn main() -> anyhow::Result<()> {
                 ef_searches =
                     args.next().unwrap_or_default().split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()?
             }
+            "--ef-construction" => ef_construction = args.next().unwrap_or_default().parse()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     let cluster = Cluster::start().await?;
-    let result = run(&cluster, chunks, queries, &ef_searches).await;
+    let result = run(&cluster, chunks, queries, &ef_searches, ef_construction).await;
     cluster.stop().await?;
     result
 }
 
-async fn run(cluster: &Cluster, n: usize, queries: usize, ef_searches: &[u32]) -> anyhow::Result<()> {
+async fn run(
+    cluster: &Cluster,
+    n: usize,
+    queries: usize,
+    ef_searches: &[u32],
+    ef_construction: u32,
+) -> anyhow::Result<()> {
     let aegis = Aegis::builder().config(cluster.config.clone()).build().await?;
     let id = TenantId::parse("bench")?;
     aegis
@@ -150,14 +158,14 @@ async fn run(cluster: &Cluster, n: usize, queries: usize, ef_searches: &[u32]) -
     println!("loaded in {}", ms(t.elapsed()));
     let t = Instant::now();
     let mut conn = pool.acquire().await?;
-    sqlx::raw_sql(
+    sqlx::raw_sql(&format!(
         "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1; \
-         CREATE INDEX chunks_embedding_hnsw ON tenant_bench.chunks USING hnsw (embedding ext.vector_cosine_ops) WITH (m = 16, ef_construction = 64); \
+         CREATE INDEX chunks_embedding_hnsw ON tenant_bench.chunks USING hnsw (embedding ext.vector_cosine_ops) WITH (m = 16, ef_construction = {ef_construction}); \
          ANALYZE tenant_bench.chunks",
-    )
+    ))
     .execute(&mut *conn)
     .await?;
-    println!("HNSW index (m 16, ef_construction 64) built in {}", ms(t.elapsed()));
+    println!("HNSW index (m 16, ef_construction {ef_construction}) built in {}", ms(t.elapsed()));
     let t = Instant::now();
     aegis.knowledge().recount_terms(&scope).await?;
     println!("lexeme statistics counted in {}", ms(t.elapsed()));
