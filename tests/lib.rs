@@ -38,7 +38,12 @@ pub async fn fresh_db() -> TestDb {
     let base = cluster_url();
     let name = format!("t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     let mut conn = PgConnection::connect(&base).await.expect("connect to the test cluster");
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create test database");
+    let create: String = sqlx::query_scalar("SELECT format('CREATE DATABASE %I', $1::text)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .expect("quote the test database's name");
+    sqlx::raw_sql(&create).execute(&mut conn).await.expect("create test database");
     conn.close().await.ok();
     TestDb { url: url_for_database(&base, &name), name }
 }

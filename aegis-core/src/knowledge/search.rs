@@ -248,10 +248,8 @@ impl Knowledge {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Vec<Hit>, KnowledgeError> {
-        let rows = match self.run_search(scope, query, options, false).await? {
-            Output::Rows(rows) => rows,
-            Output::Plan(_) => Vec::new(),
-        };
+        let (_, rows) = self.run_search(scope, query, options, false).await?;
+        let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<_>, _>>()?;
         Ok(rows
             .into_iter()
             .map(|r| Hit {
@@ -277,19 +275,23 @@ impl Knowledge {
         query: &str,
         options: &SearchOptions,
     ) -> Result<Vec<String>, KnowledgeError> {
-        match self.run_search(scope, query, options, true).await? {
-            Output::Plan(plan) => Ok(plan),
-            Output::Rows(_) => Ok(Vec::new()),
+        let (candidates, rows) = self.run_search(scope, query, options, true).await?;
+        let mut plan = vec![format!("keyword candidates: {candidates:?}")];
+        for row in &rows {
+            plan.push(sqlx::Row::try_get::<String, _>(row, 0)?);
         }
+        Ok(plan)
     }
 
+    /// Runs the search statement (or its `EXPLAIN`), returning how the keyword side chose
+    /// its candidates and the statement's rows.
     async fn run_search(
         &self,
         scope: &TenantScope,
         query: &str,
         options: &SearchOptions,
         explain: bool,
-    ) -> Result<Output, KnowledgeError> {
+    ) -> Result<(Candidates, Vec<sqlx::postgres::PgRow>), KnowledgeError> {
         let query = query.trim();
         if query.is_empty() {
             return Err(KnowledgeError::Invalid("the query is empty".into()));
@@ -350,22 +352,8 @@ impl Knowledge {
             .bind(i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX));
         let rows = statement.fetch_all(tx.conn()).await?;
         tx.commit().await?;
-        if explain {
-            let mut plan = vec![format!("keyword candidates: {candidates:?}")];
-            for row in &rows {
-                plan.push(sqlx::Row::try_get::<String, _>(row, 0)?);
-            }
-            return Ok(Output::Plan(plan));
-        }
-        let rows = rows.iter().map(<Row as sqlx::FromRow<_>>::from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Output::Rows(rows))
+        Ok((candidates, rows))
     }
-}
-
-/// Hits, or the plan that found them.
-enum Output {
-    Rows(Vec<Row>),
-    Plan(Vec<String>),
 }
 
 #[cfg(test)]

@@ -127,18 +127,19 @@ fn lay_out(
         (cells[0].0, row)
     });
     let (header_row, header) = rows.next()?;
+    let table = |range: String, rows: &[Vec<&str>]| Section {
+        anchor: Anchor { sheet: Some(name.to_owned()), range: Some(range), ..Anchor::default() },
+        kind: SectionKind::Table,
+        text: markdown_table(rows),
+    };
     let mut batch: Vec<(u32, Vec<&str>)> = Vec::new();
     let emit = |batch: &mut Vec<(u32, Vec<&str>)>, sections: &mut Vec<Section>| {
         let (Some((start, _)), Some((end, _))) = (batch.first(), batch.last()) else { return };
         let range = format!("{}{}:{}{}", column_name(first_col), start + 1, column_name(last_col), end + 1);
-        let mut table = Vec::with_capacity(batch.len() + 1);
-        table.push(header.clone());
-        table.extend(batch.drain(..).map(|(_, r)| r));
-        sections.push(Section {
-            anchor: Anchor { sheet: Some(name.to_owned()), range: Some(range), ..Anchor::default() },
-            kind: SectionKind::Table,
-            text: markdown_table(&table),
-        });
+        let mut rows = Vec::with_capacity(batch.len() + 1);
+        rows.push(header.clone());
+        rows.extend(batch.drain(..).map(|(_, r)| r));
+        sections.push(table(range, &rows));
     };
     let mut any_row = false;
     let mut stopped_at = None;
@@ -156,15 +157,7 @@ fn lay_out(
     }
     emit(&mut batch, sections);
     if !any_row {
-        sections.push(Section {
-            anchor: Anchor {
-                sheet: Some(name.to_owned()),
-                range: Some(format!("{}{}", column_name(first_col), header_row + 1)),
-                ..Anchor::default()
-            },
-            kind: SectionKind::Table,
-            text: markdown_table(std::slice::from_ref(&header)),
-        });
+        sections.push(table(format!("{}{}", column_name(first_col), header_row + 1), std::slice::from_ref(&header)));
     }
     stopped_at
 }
