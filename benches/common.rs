@@ -24,6 +24,7 @@ impl Cluster {
         std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755))?;
         let mut config = Config { data_dir, ..Config::default() };
         config.workers.enabled = false;
+        config.database.embedded.pg_bin = std::env::var_os("AEGIS_PG_BIN").map(PathBuf::from);
         let embedded = EmbeddedPostgres::prepare(&config).await?;
         let t0 = Instant::now();
         let running = embedded.start().await?;

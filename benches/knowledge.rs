@@ -75,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
     let mut chunks = 100_000usize;
     let mut queries = 300usize;
     let mut ef_searches: Vec<u32> = Vec::new();
-    let mut ef_construction = 64u32;
+    let mut ef_construction = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
                 ef_searches =
                     args.next().unwrap_or_default().split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()?
             }
-            "--ef-construction" => ef_construction = args.next().unwrap_or_default().parse()?,
+            "--ef-construction" => ef_construction = Some(args.next().unwrap_or_default().parse()?),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -100,7 +100,7 @@ async fn run(
     n: usize,
     queries: usize,
     ef_searches: &[u32],
-    ef_construction: u32,
+    ef_construction: Option<u32>,
 ) -> anyhow::Result<()> {
     let aegis = Aegis::builder().config(cluster.config.clone()).build().await?;
     let id = TenantId::parse("bench")?;
@@ -134,6 +134,16 @@ async fn run(
         .bind(i32::try_from(n)?)
         .execute(pool)
         .await?;
+    // The production index (as the tenant migrations made it) is dropped for the bulk load
+    // and rebuilt from its own definition, with the construction depth asked for.
+    let index_sql: String =
+        sqlx::query_scalar("SELECT pg_get_indexdef('tenant_bench.chunks_embedding_hnsw'::regclass)")
+            .fetch_one(pool)
+            .await?;
+    let index_sql = match ef_construction {
+        Some(depth) => with_ef_construction(&index_sql, depth)?,
+        None => index_sql,
+    };
     sqlx::query("DROP INDEX tenant_bench.chunks_embedding_hnsw").execute(pool).await?;
     let t = Instant::now();
     for (i, batch) in texts.chunks(2000).enumerate() {
@@ -158,22 +168,17 @@ async fn run(
     println!("loaded in {}", ms(t.elapsed()));
     let t = Instant::now();
     let mut conn = pool.acquire().await?;
-    sqlx::raw_sql(&format!(
-        "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1; \
-         CREATE INDEX chunks_embedding_hnsw ON tenant_bench.chunks USING hnsw (embedding ext.vector_cosine_ops) WITH (m = 16, ef_construction = {ef_construction}); \
-         ANALYZE tenant_bench.chunks",
-    ))
-    .execute(&mut *conn)
-    .await?;
-    println!("HNSW index (m 16, ef_construction {ef_construction}) built in {}", ms(t.elapsed()));
+    sqlx::raw_sql("SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 1")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::raw_sql(&index_sql).execute(&mut *conn).await?;
+    sqlx::raw_sql("ANALYZE tenant_bench.chunks").execute(&mut *conn).await?;
+    println!("{index_sql}\n  built in {}", ms(t.elapsed()));
     let t = Instant::now();
     aegis.knowledge().recount_terms(&scope).await?;
     println!("lexeme statistics counted in {}", ms(t.elapsed()));
     let plan: Vec<(String,)> =
-        sqlx::query_as("EXPLAIN SELECT id FROM tenant_bench.chunks ORDER BY embedding <=> $1 LIMIT 10")
-            .bind(&vectors[0])
-            .fetch_all(&mut *conn)
-            .await?;
+        sqlx::query_as(&format!("EXPLAIN {}", *RAW_TOP10)).bind(&vectors[0]).fetch_all(&mut *conn).await?;
     println!("\nEXPLAIN of the vector top-10:");
     for (line,) in &plan {
         // The plan spells out the query vector; the first part of the line says enough.
@@ -200,6 +205,22 @@ async fn run(
         measure(&aegis, &scope, pool, &questions, ef_search).await?;
     }
     Ok(())
+}
+
+/// pgvector's own top-10 on the production index: the baseline.
+static RAW_TOP10: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let distance = aegis_core::knowledge::INDEXED_DISTANCE;
+    format!("SELECT c.id FROM tenant_bench.chunks c ORDER BY {distance} LIMIT 10")
+});
+
+/// The index definition `pg_get_indexdef` gave, with another `ef_construction`.
+fn with_ef_construction(definition: &str, ef_construction: u32) -> anyhow::Result<String> {
+    let at =
+        definition.find("ef_construction='").ok_or_else(|| anyhow::anyhow!("no ef_construction in {definition}"))?;
+    let value_start = at + "ef_construction='".len();
+    let value_end = value_start
+        + definition[value_start..].find('\'').ok_or_else(|| anyhow::anyhow!("unterminated ef_construction"))?;
+    Ok(format!("{}{ef_construction}{}", &definition[..value_start], &definition[value_end..]))
 }
 
 /// Runs every question on every path at one `ef_search` and prints the figures.
@@ -239,11 +260,7 @@ async fn measure(
             .bind(ef_search.to_string())
             .execute(&mut *tx)
             .await?;
-        let _: Vec<(uuid::Uuid,)> =
-            sqlx::query_as("SELECT id FROM tenant_bench.chunks ORDER BY embedding <=> $1 LIMIT 10")
-                .bind(&v)
-                .fetch_all(&mut *tx)
-                .await?;
+        let _: Vec<(uuid::Uuid,)> = sqlx::query_as(&RAW_TOP10).bind(&v).fetch_all(&mut *tx).await?;
         tx.commit().await?;
         raw.push(t.elapsed());
 

@@ -180,6 +180,28 @@ async fn lexeme_statistics_follow_every_version_and_deletion() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test]
+async fn the_vector_top_k_is_answered_by_the_half_precision_hnsw_index() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&dir)).unwrap(), |_, _| {}).await;
+    let query = pgvector::Vector::from(aegis_core::llm::offline::OfflineEmbedder::embed_one("refund policy"));
+    let mut tx = scope.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(tx.conn()).await.unwrap();
+    let distance = aegis_core::knowledge::INDEXED_DISTANCE;
+    let top_k = format!("SELECT c.id FROM chunks c ORDER BY {distance} LIMIT 5");
+    let plan: Vec<String> =
+        sqlx::query_scalar(&format!("EXPLAIN {top_k}")).bind(&query).fetch_all(tx.conn()).await.unwrap();
+    assert!(plan.iter().any(|l| l.contains("Index Scan using chunks_embedding_hnsw")), "{plan:?}");
+    let nearest: Vec<uuid::Uuid> = sqlx::query_scalar(&top_k).bind(&query).fetch_all(tx.conn()).await.unwrap();
+    tx.commit().await.unwrap();
+    let hits = search(&aegis, &scope, "refund policy", SearchMode::Vector).await;
+    assert_eq!(hits.first().map(|h| h.chunk_id), nearest.first().copied(), "{hits:?}");
+    assert!(hits[0].text.contains("Refund policy"), "{hits:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Every document's chunks match its row: same version, same count.
 async fn consistent(url: &str) -> Vec<(String, i32, i32)> {
     let pool = sqlx::PgPool::connect(url).await.unwrap();

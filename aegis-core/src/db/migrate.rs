@@ -11,7 +11,7 @@ use std::{borrow::Cow, sync::Arc};
 use futures::future::BoxFuture;
 use sqlx::{Connection, Executor, PgConnection};
 
-use super::{Database, DbError};
+use super::{Database, DbError, MIN_PGVECTOR, version_at_least};
 use crate::tenancy::{SqlIdent, TenantId};
 
 /// One migration.
@@ -82,6 +82,7 @@ impl MigrationSet {
                 migration!(3, "agents", "../../../migrations/tenant/0003_agents.sql"),
                 migration!(4, "kb_terms", "../../../migrations/tenant/0004_kb_terms.sql"),
                 migration!(5, "chunk_storage", "../../../migrations/tenant/0005_chunk_storage.sql"),
+                migration!(6, "halfvec_index", "../../../migrations/tenant/0006_halfvec_index.sql"),
             ]),
         }
     }
@@ -116,7 +117,10 @@ const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
 pub async fn migrate_public(db: &Database, set: &MigrationSet) -> Result<Vec<i32>, DbError> {
     let mut conn = db.pool().acquire().await?;
     sqlx::query("SELECT pg_advisory_lock(hashtext('aegis:migrate:public'))").execute(&mut *conn).await?;
-    let result = apply_public(&mut conn, set).await;
+    let result = match apply_public(&mut conn, set).await {
+        Ok(applied) => require_pgvector(&mut conn).await.map(|()| applied),
+        Err(e) => Err(e),
+    };
     let unlock = sqlx::query("SELECT pg_advisory_unlock(hashtext('aegis:migrate:public'))").execute(&mut *conn).await;
     let applied = result?;
     unlock?;
@@ -136,6 +140,33 @@ async fn apply_public(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec
         tx.commit().await?;
     }
     Ok(applied_now)
+}
+
+/// Fails clearly when the database's pgvector is older than [`MIN_PGVECTOR`], after trying
+/// `ALTER EXTENSION vector UPDATE` (which works when the server has a newer pgvector and
+/// this role owns the extension; the embedded cluster updates it as superuser at start).
+async fn require_pgvector(conn: &mut PgConnection) -> Result<(), DbError> {
+    let installed = || sqlx::query_scalar::<_, String>("SELECT extversion FROM pg_extension WHERE extname = 'vector'");
+    let version = installed().fetch_one(&mut *conn).await?;
+    if version_at_least(&version, MIN_PGVECTOR) {
+        return Ok(());
+    }
+    let updated = match sqlx::raw_sql("ALTER EXTENSION vector UPDATE").execute(&mut *conn).await {
+        Ok(_) => installed().fetch_one(&mut *conn).await?,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot update pgvector");
+            version.clone()
+        }
+    };
+    if version_at_least(&updated, MIN_PGVECTOR) {
+        tracing::info!(from = %version, to = %updated, "updated pgvector");
+        return Ok(());
+    }
+    let (major, minor) = MIN_PGVECTOR;
+    Err(DbError::Unsupported(format!(
+        "pgvector {updated} is installed in this database; AEGIS needs {major}.{minor} or newer \
+         (install it on the server, then run `ALTER EXTENSION vector UPDATE` as the extension's owner)"
+    )))
 }
 
 /// Applies `migration` in the schema the connection's search path points at, unless its

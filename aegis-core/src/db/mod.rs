@@ -39,6 +39,9 @@ pub enum DbError {
         /// The underlying error.
         source: sqlx::Error,
     },
+    /// The database lacks something AEGIS needs (an old pgvector, say).
+    #[error("unsupported database: {0}")]
+    Unsupported(String),
     /// A schema holds a migration this binary does not know, or one whose text changed.
     #[error("schema `{schema}` migration {version}: {reason}")]
     MigrationMismatch {
@@ -49,6 +52,18 @@ pub enum DbError {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// The oldest pgvector AEGIS runs on (major, minor): `halfvec` (0.7) and iterative index
+/// scans (0.8).
+pub const MIN_PGVECTOR: (u32, u32) = (0, 8);
+
+/// Whether a dotted version (`0.8.5`) is at least `min` (major, minor).
+pub fn version_at_least(version: &str, min: (u32, u32)) -> bool {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    (major, minor) >= min
 }
 
 /// A pool of connections as the AEGIS owner role.

@@ -13,7 +13,7 @@ mod store;
 
 pub use chunk::{Chunk, ChunkOptions};
 pub use ingest::{IngestOutcome, IngestProgress, collect_files};
-pub use search::{Hit, SearchMode, SearchOptions};
+pub use search::{Hit, INDEXED_DISTANCE, SearchMode, SearchOptions};
 pub use store::DocumentInfo;
 
 use std::sync::Arc;

