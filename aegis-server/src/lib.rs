@@ -25,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 use aegis_core::{
     Aegis,
     jobs::{Worker, WorkerOptions},
-    knowledge::queue::IngestHandler,
+    knowledge::{bulk::IndexRepair, queue::IngestHandler},
     policy::meters::ReservationSweeper,
 };
 
@@ -89,9 +89,11 @@ pub async fn launch_with_listener(
         options.leader_key = Some(LEADER_KEY);
         let sweeper = Arc::new(ReservationSweeper(aegis.models().meters().clone()));
         let ingest = Arc::new(IngestHandler { knowledge: aegis.knowledge().clone(), tenants: aegis.tenants().clone() });
+        let index_repair = Arc::new(IndexRepair(aegis.db().clone()));
         Worker::new(aegis.db().clone(), options)
             .handler(ingest)
             .periodic(Duration::from_secs(60), sweeper)
+            .periodic(Duration::from_secs(300), index_repair)
             .spawn(shutdown.clone())
     });
     let grace = Duration::from_secs(aegis.config().server.shutdown_grace_secs);

@@ -202,6 +202,64 @@ async fn the_vector_top_k_is_answered_by_the_half_precision_hnsw_index() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The tenant `acme`'s vector index: its oid and definition, if it exists.
+async fn vector_index(aegis: &Aegis) -> Option<(i64, String)> {
+    sqlx::query_as(
+        "SELECT c.oid::int8, pg_get_indexdef(c.oid) FROM pg_class c \
+         WHERE c.oid = to_regclass('tenant_acme.chunks_embedding_hnsw')",
+    )
+    .fetch_optional(aegis.db().pool())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_bulk_import_builds_the_vector_index_at_the_end_and_a_lost_index_is_rebuilt() {
+    let db = fresh_db().await;
+    let mut config = aegis_it::config_for(&db);
+    config.knowledge.bulk_import_files = 3;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let (migrated, definition) = vector_index(&aegis).await.expect("the migrations made the index");
+
+    // Two files are below the threshold: the index is updated in place.
+    let small = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&small)).unwrap(), |_, _| {}).await;
+    assert_eq!(vector_index(&aegis).await.map(|(oid, _)| oid), Some(migrated));
+
+    // Three files into a tenant holding few chunks: dropped, loaded, built once at the end.
+    let texts =
+        ["Invoices are due within 30 days.", "The Lisbon office opens at nine.", "Support answers in four hours."];
+    let files: Vec<(String, String)> =
+        texts.iter().enumerate().map(|(i, t)| (format!("note-{i}.txt"), (*t).to_owned())).collect();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let bulk = workdir(&refs);
+    let outcomes =
+        aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&bulk)).unwrap(), |_, _| {}).await;
+    assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Stored { .. })), "{outcomes:?}");
+    let (rebuilt, rebuilt_definition) = vector_index(&aegis).await.expect("rebuilt after the import");
+    assert_ne!(rebuilt, migrated, "the index was dropped and built again");
+    assert_eq!(rebuilt_definition, definition, "the same index as the migration's");
+    let hits = search(&aegis, &scope, "when does the Lisbon office open", SearchMode::Vector).await;
+    assert!(hits.iter().any(|h| h.text.contains("Lisbon")), "{hits:?}");
+
+    // An import that died left the index missing: the repair waits while an import holds
+    // the tenant's lock, then rebuilds it.
+    sqlx::raw_sql("DROP INDEX tenant_acme.chunks_embedding_hnsw").execute(aegis.db().pool()).await.unwrap();
+    let key = aegis_core::knowledge::bulk::bulk_lock_key(scope.tenant());
+    let mut holder = aegis.db().pool().acquire().await.unwrap().detach();
+    sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(&key).execute(&mut holder).await.unwrap();
+    assert!(aegis_core::knowledge::bulk::repair_indexes(aegis.db()).await.unwrap().is_empty());
+    assert!(vector_index(&aegis).await.is_none());
+    sqlx::Connection::close(holder).await.unwrap();
+    let repaired = aegis_core::knowledge::bulk::repair_indexes(aegis.db()).await.unwrap();
+    assert_eq!(repaired, vec![scope.tenant().clone()]);
+    assert_eq!(vector_index(&aegis).await.map(|(_, d)| d), Some(definition));
+    assert!(aegis_core::knowledge::bulk::repair_indexes(aegis.db()).await.unwrap().is_empty(), "nothing left to do");
+    std::fs::remove_dir_all(&small).unwrap();
+    std::fs::remove_dir_all(&bulk).unwrap();
+}
+
 /// Every document's chunks match its row: same version, same count.
 async fn consistent(url: &str) -> Vec<(String, i32, i32)> {
     let pool = sqlx::PgPool::connect(url).await.unwrap();

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{
     Knowledge, KnowledgeError,
+    bulk::BulkImport,
     chunk::chunk,
     extract::{Format, isolate::extract_file},
     store::{self, NewVersion},
@@ -146,9 +147,10 @@ impl Knowledge {
         progress: impl Fn(IngestProgress, &IngestOutcome) + Send + Sync,
     ) -> Vec<IngestOutcome> {
         let total = files.len();
+        let bulk = self.begin_batch(scope, total).await;
         let done = std::sync::atomic::AtomicUsize::new(0);
         let (done, progress) = (&done, &progress);
-        stream::iter(files)
+        let outcomes = stream::iter(files)
             .map(|(key, path)| async move {
                 let outcome = match self.ingest_file(scope, &key, &path).await {
                     Ok(outcome) => outcome,
@@ -160,7 +162,29 @@ impl Knowledge {
             })
             .buffer_unordered(self.config().concurrency.max(1))
             .collect()
-            .await
+            .await;
+        if let Some(bulk) = bulk
+            && let Err(error) = bulk.finish().await
+        {
+            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the vector index; the repair task retries");
+        }
+        outcomes
+    }
+
+    /// Before a batch: drops the vector index when the batch is a bulk import (see
+    /// [`super::bulk`]), else rebuilds it if an earlier import left it missing. Trouble here
+    /// only costs speed, so it is logged, not returned.
+    async fn begin_batch(&self, scope: &TenantScope, files: usize) -> Option<BulkImport> {
+        let db = scope.db();
+        match BulkImport::begin(db, scope.tenant(), files, self.config().bulk_import_files).await {
+            Ok(Some(bulk)) => return Some(bulk),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(tenant = %scope.tenant(), %error, "cannot start a bulk import"),
+        }
+        if let Err(error) = super::bulk::repair_index(db, scope.tenant()).await {
+            tracing::warn!(tenant = %scope.tenant(), %error, "cannot check the vector index");
+        }
+        None
     }
 
     /// The tenant's documents.

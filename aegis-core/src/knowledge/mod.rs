@@ -4,6 +4,7 @@
 //! (vector + full text fused with reciprocal rank fusion in one SQL statement), vector-only
 //! or keyword-only, every hit with its citation.
 
+pub mod bulk;
 pub mod chunk;
 pub mod extract;
 mod ingest;
@@ -88,6 +89,9 @@ pub struct KnowledgeConfig {
     pub candidates_per_hit: usize,
     /// Chunks the keyword side ranks at most: those holding the query's rarest lexemes.
     pub keyword_candidates: usize,
+    /// A batch ingest of at least this many files into a tenant holding few chunks drops
+    /// the vector index and rebuilds it at the end (0: never); see [`bulk`].
+    pub bulk_import_files: usize,
 }
 
 impl Default for KnowledgeConfig {
@@ -100,6 +104,7 @@ impl Default for KnowledgeConfig {
             ef_search: 100,
             candidates_per_hit: 4,
             keyword_candidates: 500,
+            bulk_import_files: 200,
         }
     }
 }

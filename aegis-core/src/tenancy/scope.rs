@@ -110,6 +110,11 @@ impl TenantScope {
         self.schema_version
     }
 
+    /// The owner-role pool, for platform maintenance of the tenant's schema (its indexes).
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     /// Begins one short transaction as the tenant role. Never hold it across a network call.
     pub async fn begin(&self) -> Result<TenantTx, DbError> {
         let begin = format!(
