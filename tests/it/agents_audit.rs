@@ -52,6 +52,43 @@ async fn a_tampered_audit_row_is_detected() {
 }
 
 #[tokio::test]
+async fn a_run_its_steps_and_its_payloads_cannot_be_rewritten_by_the_tenant_role() {
+    let provider = TestProvider::start().await;
+    let (aegis, scope) = platform(Some(&provider), |c| c.kb_context_hits = 0).await;
+    provider.push("m1", [Reply::text("Refunds take 14 days.", 10, 4)]);
+    say(&aegis, &scope, "/agent kai how long do refunds take?").await;
+    let mut tx = scope.begin().await.unwrap();
+    let (run, outcome): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, outcome FROM runs ORDER BY started_at DESC LIMIT 1")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+    assert_ne!(outcome, "running");
+    tx.commit().await.unwrap();
+    let refused = |sql: &'static str| {
+        let scope = scope.clone();
+        async move {
+            let mut tx = scope.begin().await.unwrap();
+            let err = sqlx::query(sql).bind(run).execute(tx.conn()).await.unwrap_err().to_string();
+            assert!(
+                err.contains("append-only") || err.contains("history") || err.contains("has ended"),
+                "{sql}: {err}"
+            );
+        }
+    };
+    refused("UPDATE runs SET cost_micro_usd = 0 WHERE id = $1").await;
+    refused("DELETE FROM runs WHERE id = $1").await;
+    refused("UPDATE run_steps SET detail = '{}' WHERE run_id = $1").await;
+    refused("DELETE FROM run_steps WHERE run_id = $1").await;
+    refused("DELETE FROM model_payloads WHERE hash IN (SELECT request_hash FROM run_steps WHERE run_id = $1)").await;
+    // Feedback on a finished run is still taken.
+    let mut tx = scope.begin().await.unwrap();
+    let rated = sqlx::query("UPDATE runs SET rating = 5 WHERE id = $1").bind(run).execute(tx.conn()).await.unwrap();
+    assert_eq!(rated.rows_affected(), 1);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
 async fn profiles_are_versioned_diffed_and_reverted() {
     let (aegis, scope) = platform(None, |_| {}).await;
     let agents = aegis.agents();
