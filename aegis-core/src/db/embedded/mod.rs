@@ -363,8 +363,9 @@ impl EmbeddedPostgres {
     }
 
     /// After the binaries moved to a newer pgvector (a cluster made by an older AEGIS),
-    /// updates the extension in every database that has it, `template1` first so that
-    /// databases created later get the new version. A no-op once `template1` is current.
+    /// updates the extension in every database that has it, `template1` (whose copy later
+    /// databases get) last: a start interrupted halfway finds `template1` still old and
+    /// goes through every database again. A no-op once `template1` is current.
     async fn update_vector(&self, template1_url: &str, template1: &mut sqlx::PgConnection) -> Result<(), DbError> {
         use sqlx::{ConnectOptions, postgres::PgConnectOptions};
         let (installed, available): (Option<String>, Option<String>) = sqlx::query_as(
@@ -377,7 +378,7 @@ impl EmbeddedPostgres {
             return Ok(());
         }
         let databases: Vec<String> = sqlx::query_scalar(
-            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname <> 'template1', datname",
+            "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname = 'template1', datname",
         )
         .fetch_all(&mut *template1)
         .await?;
