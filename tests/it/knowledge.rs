@@ -202,6 +202,50 @@ async fn the_vector_top_k_is_answered_by_the_half_precision_hnsw_index() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test]
+async fn vectors_of_another_embedding_model_are_never_compared() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&dir)).unwrap(), |_, _| {}).await;
+    // Chunks embedded by another model, each holding exactly the query's own vector: were
+    // they compared, they would be the nearest of all.
+    let query = "refund policy";
+    let twin = pgvector::Vector::from(aegis_core::llm::offline::OfflineEmbedder::embed_one(query));
+    let foreign = uuid::Uuid::now_v7();
+    let mut tx = scope.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO documents (id, source_key, title, format, content_hash, version, bytes, chunks, created_at, updated_at) \
+         VALUES ($1, 'foreign.md', 'foreign', 'markdown', 'f', 1, 0, 3, now(), now())",
+    )
+    .bind(foreign)
+    .execute(tx.conn())
+    .await
+    .unwrap();
+    for ordinal in 0..3 {
+        sqlx::query(
+            "INSERT INTO chunks (id, document_id, version, ordinal, text, anchor, tsv, embedding, embedding_model) \
+             VALUES ($1, $2, 1, $3, 'unrelated words', '{}', to_tsvector('simple', 'unrelated words'), $4, 'other-model-v1')",
+        )
+        .bind(uuid::Uuid::now_v7())
+        .bind(foreign)
+        .bind(ordinal)
+        .bind(&twin)
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    for mode in [SearchMode::Vector, SearchMode::Hybrid] {
+        let hits =
+            aegis.knowledge().search(&scope, query, &SearchOptions { k: 3, mode, documents: None }).await.unwrap();
+        assert_eq!(hits.len(), 3, "k hits of the query's model when k exist ({mode:?}): {hits:?}");
+        assert!(hits.iter().all(|h| h.document_id != foreign), "{mode:?}: {hits:?}");
+        assert!(hits[0].text.contains("Refund policy"), "{mode:?}: {hits:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The tenant `acme`'s vector index: its oid and definition, if it exists.
 async fn vector_index(aegis: &Aegis) -> Option<(i64, String)> {
     sqlx::query_as(
