@@ -243,6 +243,18 @@ async fn vectors_of_another_embedding_model_are_never_compared() {
         assert!(hits.iter().all(|h| h.document_id != foreign), "{mode:?}: {hits:?}");
         assert!(hits[0].text.contains("Refund policy"), "{mode:?}: {hits:?}");
     }
+    // With more chunks of the query's model than the vector list holds, the one-model
+    // index scan fills the list itself (no exact rescan) and still keeps to its model.
+    let long: String =
+        (0..700).map(|i| format!("Parcel {i} leaves warehouse {} on day {}. ", i % 17, i % 30)).collect();
+    std::fs::write(dir.join("parcels.txt"), long).unwrap();
+    aegis.knowledge().ingest_file(&scope, "parcels.txt", &dir.join("parcels.txt")).await.unwrap();
+    for mode in [SearchMode::Vector, SearchMode::Hybrid] {
+        let hits =
+            aegis.knowledge().search(&scope, query, &SearchOptions { k: 3, mode, documents: None }).await.unwrap();
+        assert_eq!(hits.len(), 3, "{mode:?}: {hits:?}");
+        assert!(hits.iter().all(|h| h.document_id != foreign), "{mode:?}: {hits:?}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

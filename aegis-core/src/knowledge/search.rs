@@ -1,8 +1,9 @@
 //! Search: hybrid (vector top-k and full-text top-k fused by reciprocal rank fusion, in one
 //! SQL statement), vector-only or keyword-only, optionally within some documents. Only
-//! vectors of the query's embedding model are compared. pgvector filters HNSW results after
-//! the index scan, so a search within documents (or among chunks of several models) uses an
-//! exact scan over the matching rows, at full precision: it still returns k hits when k exist.
+//! vectors of the query's embedding model are compared. A search within documents scans the
+//! documents' chunks exactly, at full precision, so it returns k hits when k exist. In a
+//! tenant holding chunks of several models the index is scanned iteratively (pgvector 0.8)
+//! keeping only the query's model, and exactly when that scan gives up short.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -135,12 +136,14 @@ WITH cfg AS (
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
-       f.score, f.vector_rank, f.keyword_rank
+       f.score, f.vector_rank, f.keyword_rank, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
 ORDER BY f.score DESC, c.id LIMIT $6";
 
 /// Everything the search statement needs to know first, in one round trip: the session's
-/// `ef_search`; generic plans for the search statement (planning it afresh for every query
+/// `ef_search`; iterative index scans (pgvector 0.8: a filtered index scan goes on past
+/// `ef_search` until enough rows pass the filter, up to `hnsw.max_scan_tuples`; without a
+/// filter it changes nothing); generic plans for the search statement (planning it afresh for every query
 /// cost more than running it); whether chunks of another embedding model exist (`$2`; two
 /// range conditions, answerable from the btree, where `<>` would scan every chunk); and the
 /// keyword query's lexemes (`$3`, when set) with the number of chunks holding each.
@@ -153,6 +156,7 @@ WITH terms AS (
   LEFT JOIN kb_terms t USING (lexeme) WHERE $3::text IS NOT NULL
 )
 SELECT set_config('hnsw.ef_search', $1, true) AS ef_search,
+       set_config('hnsw.iterative_scan', 'strict_order', true) AS iterative_scan,
        set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode,
        $2::text IS NOT NULL AND (EXISTS (SELECT 1 FROM chunks WHERE embedding_model < $2)
                                  OR EXISTS (SELECT 1 FROM chunks WHERE embedding_model > $2)) AS mixed_models,
@@ -209,25 +213,41 @@ impl Candidates {
 /// with no other condition, is answered from the index.
 pub const INDEXED_DISTANCE: &str = "c.embedding::halfvec(768) <=> $1::halfvec(768)";
 
-/// The search statement with its vector candidates' query: the indexed form (exactly
-/// pgvector's top-k query, answered from the HNSW index) or the exact form (filtered by
-/// model and documents, ordered by `distance + 0`, which no index answers). The vector
-/// list's length is a literal, not a parameter: the statement runs with generic plans, and
-/// for `LIMIT $n` a generic plan assumes a tenth of the table, which pgvector 0.8 (rightly)
-/// costs above a sequential scan and sort — every search became an exact scan. Lengths
-/// are at most 100 × `candidates_per_hit`, so few statements are cached per connection.
-fn statement(exact: bool, vector_limit: i64, explain: bool) -> String {
-    let vector = if exact {
-        format!(
+/// How the vector side finds its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VectorScan {
+    /// pgvector's top-k query exactly, answered from the HNSW index: every chunk has the
+    /// query's model and no document filter is set.
+    Indexed,
+    /// The index with an iterative scan keeping only the query's model (the tenant holds
+    /// chunks of other models too). It can give up before finding enough; then the search
+    /// runs again with [`VectorScan::Exact`].
+    IndexedOneModel,
+    /// Filtered by model and documents and ordered by `distance + 0`, which no index
+    /// answers: every matching row is scanned, and k hits come back when k exist.
+    Exact,
+}
+
+/// The search statement with its vector candidates' query. The vector list's length is a
+/// literal, not a parameter: the statement runs with generic plans, and for `LIMIT $n` a
+/// generic plan assumes a tenth of the table, which pgvector 0.8 (rightly) costs above a
+/// sequential scan and sort — every search became an exact scan. Lengths are at most
+/// 100 × `candidates_per_hit`, so few statements are cached per connection.
+fn statement(scan: VectorScan, vector_limit: i64, explain: bool) -> String {
+    let vector = match scan {
+        VectorScan::Indexed => format!(
+            "SELECT c.id, {INDEXED_DISTANCE} AS distance FROM chunks c WHERE $2::text IS NOT NULL \
+             ORDER BY {INDEXED_DISTANCE} LIMIT {vector_limit}"
+        ),
+        VectorScan::IndexedOneModel => format!(
+            "SELECT c.id, {INDEXED_DISTANCE} AS distance FROM chunks c WHERE c.embedding_model = $2 \
+             ORDER BY {INDEXED_DISTANCE} LIMIT {vector_limit}"
+        ),
+        VectorScan::Exact => format!(
             "SELECT c.id, c.embedding <=> $1 AS distance FROM chunks c, docs \
              WHERE c.embedding_model = $2 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) \
              ORDER BY (c.embedding <=> $1) + 0 LIMIT {vector_limit}"
-        )
-    } else {
-        format!(
-            "SELECT c.id, {INDEXED_DISTANCE} AS distance FROM chunks c WHERE $2::text IS NOT NULL \
-             ORDER BY {INDEXED_DISTANCE} LIMIT {vector_limit}"
-        )
+        ),
     };
     let sql = SEARCH.replace("{VECTOR}", &vector);
     if explain { format!("EXPLAIN (ANALYZE, BUFFERS) {sql}") } else { sql }
@@ -330,7 +350,8 @@ impl Knowledge {
         };
         let keywords = keyword_query(query);
         let mut tx = scope.begin().await?;
-        let (_, _, mixed_models, lexemes, counts): (String, String, bool, Vec<String>, Vec<i64>) =
+        #[allow(clippy::type_complexity)]
+        let (_, _, _, mixed_models, lexemes, counts): (String, String, String, bool, Vec<String>, Vec<i64>) =
             sqlx::query_as(PREPARE)
                 .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
                 .bind((vector_limit > 0).then_some(&model))
@@ -347,19 +368,37 @@ impl Knowledge {
             Candidates::AnyOf(Vec::new())
         };
         let (how, lexemes) = candidates.binds();
-        let exact = options.documents.is_some() || mixed_models;
-        let sql = statement(exact, vector_limit, explain);
-        let statement = sqlx::query(&sql)
-            .bind(pgvector::Vector::from(vector))
-            .bind(&model)
-            .bind(&keywords)
-            .bind(options.documents.as_deref())
-            .bind(keyword_limit)
-            .bind(i64::try_from(options.k).unwrap_or(8))
-            .bind(lexemes)
-            .bind(how)
-            .bind(i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX));
-        let rows = statement.fetch_all(tx.conn()).await?;
+        let scan = match (options.documents.is_some(), mixed_models) {
+            (true, _) => VectorScan::Exact,
+            (false, true) => VectorScan::IndexedOneModel,
+            (false, false) => VectorScan::Indexed,
+        };
+        let vector = pgvector::Vector::from(vector);
+        let keyword_cap = i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX);
+        let mut rows = Vec::new();
+        for scan in [scan, VectorScan::Exact] {
+            let sql = statement(scan, vector_limit, explain);
+            rows = sqlx::query(&sql)
+                .bind(&vector)
+                .bind(&model)
+                .bind(&keywords)
+                .bind(options.documents.as_deref())
+                .bind(keyword_limit)
+                .bind(i64::try_from(options.k).unwrap_or(8))
+                .bind(lexemes)
+                .bind(how)
+                .bind(keyword_cap)
+                .fetch_all(tx.conn())
+                .await?;
+            // An iterative scan that gave up short of the list's length: scan exactly.
+            let found = match rows.first() {
+                Some(row) if !explain => sqlx::Row::try_get::<i64, _>(row, "vector_found")?,
+                _ => 0,
+            };
+            if scan != VectorScan::IndexedOneModel || explain || found >= vector_limit {
+                break;
+            }
+        }
         tx.commit().await?;
         Ok((candidates, rows))
     }
