@@ -44,6 +44,12 @@ async fn search(aegis: &Aegis, scope: &TenantScope, query: &str, mode: SearchMod
     aegis.knowledge().search(scope, query, &SearchOptions { k: 5, mode, documents: None }).await.unwrap()
 }
 
+/// Ingests every file under `dir` as one batch.
+async fn ingest_dir(aegis: &Aegis, scope: &TenantScope, dir: &Path) -> Vec<IngestOutcome> {
+    let files = collect_files(&[dir.to_path_buf()]).unwrap();
+    aegis.knowledge().ingest_files(scope, files, |_, _| {}).await
+}
+
 #[tokio::test]
 async fn ingest_then_search_with_citations() {
     let aegis = aegis().await;
@@ -60,8 +66,7 @@ async fn ingest_then_search_with_citations() {
         std::fs::copy(corpus().join("generated").join(file), target).unwrap();
     }
     std::fs::write(dir.join("corpus/broken.pdf"), b"%PDF-1.4 not really").unwrap();
-    let files = collect_files(std::slice::from_ref(&dir)).unwrap();
-    let outcomes = aegis.knowledge().ingest_files(&scope, files, |_, _| {}).await;
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
     assert_eq!(outcomes.len(), 7);
     let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Failed { .. })).collect();
     assert_eq!(failed.len(), 1, "only the broken file fails: {outcomes:?}");
@@ -157,8 +162,7 @@ async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
     let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
-    let files = collect_files(std::slice::from_ref(&dir)).unwrap();
-    aegis.knowledge().ingest_files(&scope, files, |_, _| {}).await;
+    ingest_dir(&aegis, &scope, &dir).await;
     let (kept, counted) = term_counts(&aegis).await;
     assert!(kept.iter().any(|(l, n)| l == "refund" && *n >= 1), "{kept:?}");
     assert_eq!(kept, counted);
@@ -185,7 +189,7 @@ async fn the_vector_top_k_is_answered_by_the_half_precision_hnsw_index() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
     let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
-    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&dir)).unwrap(), |_, _| {}).await;
+    ingest_dir(&aegis, &scope, &dir).await;
     let query = pgvector::Vector::from(aegis_core::llm::offline::OfflineEmbedder::embed_one("refund policy"));
     let mut tx = scope.begin().await.unwrap();
     sqlx::query("SET LOCAL enable_seqscan = off").execute(tx.conn()).await.unwrap();
@@ -207,7 +211,7 @@ async fn vectors_of_another_embedding_model_are_never_compared() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
     let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
-    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&dir)).unwrap(), |_, _| {}).await;
+    ingest_dir(&aegis, &scope, &dir).await;
     // Chunks embedded by another model, each holding exactly the query's own vector: were
     // they compared, they would be the nearest of all.
     let query = "refund policy";
@@ -280,18 +284,16 @@ async fn a_bulk_import_builds_the_vector_index_at_the_end_and_a_lost_index_is_re
 
     // Two files are below the threshold: the index is updated in place.
     let small = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
-    aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&small)).unwrap(), |_, _| {}).await;
+    ingest_dir(&aegis, &scope, &small).await;
     assert_eq!(vector_index(&aegis).await.map(|(oid, _)| oid), Some(migrated));
 
     // Three files into a tenant holding few chunks: dropped, loaded, built once at the end.
-    let texts =
-        ["Invoices are due within 30 days.", "The Lisbon office opens at nine.", "Support answers in four hours."];
-    let files: Vec<(String, String)> =
-        texts.iter().enumerate().map(|(i, t)| (format!("note-{i}.txt"), (*t).to_owned())).collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-    let bulk = workdir(&refs);
-    let outcomes =
-        aegis.knowledge().ingest_files(&scope, collect_files(std::slice::from_ref(&bulk)).unwrap(), |_, _| {}).await;
+    let bulk = workdir(&[
+        ("invoices.txt", "Invoices are due within 30 days."),
+        ("lisbon.txt", "The Lisbon office opens at nine."),
+        ("support.txt", "Support answers in four hours."),
+    ]);
+    let outcomes = ingest_dir(&aegis, &scope, &bulk).await;
     assert!(outcomes.iter().all(|o| matches!(o, IngestOutcome::Stored { .. })), "{outcomes:?}");
     let (rebuilt, rebuilt_definition) = vector_index(&aegis).await.expect("rebuilt after the import");
     assert_ne!(rebuilt, migrated, "the index was dropped and built again");

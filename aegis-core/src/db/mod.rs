@@ -143,3 +143,17 @@ fn redact_url_error(err: &sqlx::Error) -> String {
         _ => "could not parse it".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::version_at_least;
+
+    #[test]
+    fn versions_compare() {
+        assert!(version_at_least("0.6.2", (0, 6)));
+        assert!(version_at_least("0.7.0", (0, 6)));
+        assert!(version_at_least("1.0", (0, 6)));
+        assert!(!version_at_least("0.5.1", (0, 6)));
+        assert!(!version_at_least("", (0, 6)));
+    }
+}

@@ -20,6 +20,9 @@ use crate::{
 /// one chunk for every this many the tenant already holds (7 ms / 0.7 ms, less a margin).
 const CHUNKS_PER_NEW_FILE: i64 = 9;
 
+/// The tenant's HNSW index (tenant migrations 2 and 6).
+const INDEX: &str = "chunks_embedding_hnsw";
+
 /// The session advisory lock an import of this tenant holds while its index is down.
 pub fn bulk_lock_key(tenant: &TenantId) -> String {
     format!("aegis:kb:bulk:{tenant}")
@@ -28,7 +31,7 @@ pub fn bulk_lock_key(tenant: &TenantId) -> String {
 /// The index as the latest tenant migration that defines it (6) makes it; keep in step.
 fn create_index_sql(schema: &SqlIdent) -> String {
     format!(
-        "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON {}.chunks \
+        "CREATE INDEX IF NOT EXISTS {INDEX} ON {}.chunks \
          USING hnsw ((embedding::ext.halfvec(768)) ext.halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)",
         schema.quoted()
     )
@@ -92,7 +95,7 @@ impl BulkImport {
             return Ok(None);
         }
         let Some(mut conn) = try_lock(db, tenant).await? else { return Ok(None) };
-        conn.execute(format!("DROP INDEX IF EXISTS {}.chunks_embedding_hnsw", schema.quoted()).as_str()).await?;
+        conn.execute(format!("DROP INDEX IF EXISTS {}.{INDEX}", schema.quoted()).as_str()).await?;
         tracing::info!(%tenant, files, "vector index dropped for a bulk import; it is rebuilt at the end");
         Ok(Some(Self { conn, tenant: tenant.clone() }))
     }
@@ -109,9 +112,10 @@ pub async fn repair_index(db: &Database, tenant: &TenantId) -> Result<bool, DbEr
     let schema = tenant.schema();
     let missing: bool = sqlx::query_scalar(
         "SELECT to_regclass(format('%I.chunks', $1::text)) IS NOT NULL \
-            AND to_regclass(format('%I.chunks_embedding_hnsw', $1::text)) IS NULL",
+            AND to_regclass(format('%I.%I', $1::text, $2::text)) IS NULL",
     )
     .bind(schema.to_string())
+    .bind(INDEX)
     .fetch_one(db.pool())
     .await?;
     if !missing {

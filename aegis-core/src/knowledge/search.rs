@@ -92,9 +92,8 @@ struct Row {
     keyword_rank: Option<i64>,
 }
 
-/// The statement; `{VECTOR}` is the vector candidates' query (see [`statement`]). The
-/// indexed form is used only when every chunk has the query's model and no document filter
-/// is set; the exact form scans the matching rows and returns k hits when k exist.
+/// The statement; `{VECTOR}` is the vector candidates' query ([`VectorScan`], put in by
+/// [`statement`]). `vector_found` says how many candidates that query found.
 const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
@@ -143,10 +142,11 @@ ORDER BY f.score DESC, c.id LIMIT $6";
 /// Everything the search statement needs to know first, in one round trip: the session's
 /// `ef_search`; iterative index scans (pgvector 0.8: a filtered index scan goes on past
 /// `ef_search` until enough rows pass the filter, up to `hnsw.max_scan_tuples`; without a
-/// filter it changes nothing); generic plans for the search statement (planning it afresh for every query
-/// cost more than running it); whether chunks of another embedding model exist (`$2`; two
-/// range conditions, answerable from the btree, where `<>` would scan every chunk); and the
-/// keyword query's lexemes (`$3`, when set) with the number of chunks holding each.
+/// filter it changes nothing); generic plans for the search statement (planning it afresh
+/// for every query cost more than running it); whether chunks of another embedding model
+/// exist (`$2`; two range conditions, answerable from the btree, where `<>` would scan
+/// every chunk); and the keyword query's lexemes (`$3`, when set) with the number of chunks
+/// holding each.
 const PREPARE: &str = "
 WITH terms AS (
   SELECT u.lexeme, COALESCE(t.chunks, 0)::bigint AS chunks
@@ -162,6 +162,14 @@ SELECT set_config('hnsw.ef_search', $1, true) AS ef_search,
                                  OR EXISTS (SELECT 1 FROM chunks WHERE embedding_model > $2)) AS mixed_models,
        COALESCE((SELECT array_agg(lexeme ORDER BY lexeme) FROM terms), '{}') AS lexemes,
        COALESCE((SELECT array_agg(chunks ORDER BY lexeme) FROM terms), '{}') AS counts";
+
+/// What [`PREPARE`] returns that the search uses (the `set_config` columns are not read).
+#[derive(sqlx::FromRow)]
+struct Prepared {
+    mixed_models: bool,
+    lexemes: Vec<String>,
+    counts: Vec<i64>,
+}
 
 /// How the keyword side picks the chunks it ranks.
 #[derive(Debug, PartialEq, Eq)]
@@ -251,6 +259,11 @@ fn statement(scan: VectorScan, vector_limit: i64, explain: bool) -> String {
     };
     let sql = SEARCH.replace("{VECTOR}", &vector);
     if explain { format!("EXPLAIN (ANALYZE, BUFFERS) {sql}") } else { sql }
+}
+
+/// How many vector candidates the search statement found (0 when it returned no rows).
+fn vector_found(rows: &[sqlx::postgres::PgRow]) -> Result<i64, sqlx::Error> {
+    rows.first().map_or(Ok(0), |row| sqlx::Row::try_get(row, "vector_found"))
 }
 
 /// Function words dropped from unquoted queries before their words are ORed: they match
@@ -350,14 +363,12 @@ impl Knowledge {
         };
         let keywords = keyword_query(query);
         let mut tx = scope.begin().await?;
-        #[allow(clippy::type_complexity)]
-        let (_, _, _, mixed_models, lexemes, counts): (String, String, String, bool, Vec<String>, Vec<i64>) =
-            sqlx::query_as(PREPARE)
-                .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
-                .bind((vector_limit > 0).then_some(&model))
-                .bind((keyword_limit > 0).then_some(&keywords))
-                .fetch_one(tx.conn())
-                .await?;
+        let Prepared { mixed_models, lexemes, counts } = sqlx::query_as(PREPARE)
+            .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
+            .bind((vector_limit > 0).then_some(&model))
+            .bind((keyword_limit > 0).then_some(&keywords))
+            .fetch_one(tx.conn())
+            .await?;
         let candidates = if keyword_limit > 0 {
             Candidates::choose(
                 &keywords,
@@ -391,11 +402,8 @@ impl Knowledge {
                 .fetch_all(tx.conn())
                 .await?;
             // An iterative scan that gave up short of the list's length: scan exactly.
-            let found = match rows.first() {
-                Some(row) if !explain => sqlx::Row::try_get::<i64, _>(row, "vector_found")?,
-                _ => 0,
-            };
-            if scan != VectorScan::IndexedOneModel || explain || found >= vector_limit {
+            let short = scan == VectorScan::IndexedOneModel && !explain && vector_found(&rows)? < vector_limit;
+            if !short {
                 break;
             }
         }

@@ -234,15 +234,6 @@ mod tests {
     }
 
     #[test]
-    fn versions_compare() {
-        assert!(version_at_least("0.6.2", (0, 6)));
-        assert!(version_at_least("0.7.0", (0, 6)));
-        assert!(version_at_least("1.0", (0, 6)));
-        assert!(!version_at_least("0.5.1", (0, 6)));
-        assert!(!version_at_least("", (0, 6)));
-    }
-
-    #[test]
     fn rejects_a_directory_without_postgres() {
         let err = check(Path::new("/nonexistent")).unwrap_err();
         assert!(err.contains("missing"), "{err}");
