@@ -36,6 +36,7 @@ pub mod knowledge;
 pub mod llm;
 pub mod policy;
 pub mod tenancy;
+pub mod wheel;
 
 pub use error::{Error, Result};
 
@@ -152,7 +153,8 @@ impl AegisBuilder {
         let models = llm::Models::new(&db, Arc::new(config.models.clone()), clock);
         let api_keys = auth::ApiKeys::new(db.clone());
         let isolation = self.extraction.unwrap_or(knowledge::extract::isolate::Isolation::InProcess);
-        let knowledge = knowledge::Knowledge::new(models.clone(), config.knowledge.clone(), isolation);
+        let knowledge =
+            knowledge::Knowledge::new(models.clone(), config.knowledge.clone(), isolation, config.cache_dir());
         let agents = agents::Agents::new(db.clone(), models.clone(), knowledge.clone(), config.agents.clone());
         Ok(Aegis {
             inner: Arc::new(Inner {

@@ -1,14 +1,18 @@
 //! Extraction on real files: fidelity against the generated corpus's ground truth
 //! (bag-of-words token recall and precision, thresholds per format), a clear outcome for
-//! every file of the real corpus (through the child-process isolation, as `aegis` runs
-//! it), and a batch that finishes although one file's extractor never returns.
+//! every file of the real corpus under every PDF reader (through the child-process
+//! isolation, as `aegis` runs it), the default reader handing PDFium what lopdf skips, and
+//! a batch that finishes although one file's extractor never returns.
 
 use std::{path::PathBuf, time::Duration};
 
-use aegis_core::knowledge::extract::{
-    ExtractError, Format, Limits, extract,
-    isolate::{Isolation, extract_file},
-    token_fidelity as fidelity,
+use aegis_core::{
+    config::default_cache_dir,
+    knowledge::extract::{
+        ExtractError, Format, Limits, PdfBackend, PdfConfig, PdfReader, extract, extract_with,
+        isolate::{Isolation, extract_file},
+        token_fidelity as fidelity,
+    },
 };
 use aegis_it::aegis_bin;
 
@@ -56,36 +60,88 @@ fn the_generated_corpus_is_extracted_faithfully() {
     eprintln!("{}", report.join("\n"));
 }
 
+/// The PDF reader `backend` resolves to (PDFium installed into the cache if need be).
+fn pdf_reader(backend: PdfBackend) -> PdfReader {
+    PdfConfig { backend, ..PdfConfig::default() }.resolve(&default_cache_dir()).expect("PDFium can be installed")
+}
+
+#[test]
+fn pdfium_reads_the_generated_pdfs_faithfully() {
+    let pdfium = pdf_reader(PdfBackend::Pdfium);
+    let dir = corpus().join("generated/pdf");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in &files {
+        let truth = std::fs::read_to_string(file.with_extension("txt")).unwrap();
+        let extracted = extract_with(Format::Pdf, &std::fs::read(file).unwrap(), &Limits::default(), &pdfium).unwrap();
+        let (recall, precision) = fidelity(&truth, &extracted.text());
+        assert!(recall >= 0.99 && precision >= 0.95, "{}: recall {recall:.3} precision {precision:.3}", file.display());
+        assert!(extracted.sections.iter().enumerate().all(|(i, s)| s.anchor.page == Some(i as u32 + 1)));
+    }
+}
+
+#[test]
+fn the_default_reader_hands_pdfium_the_text_lopdf_skips() {
+    let (pdfium, auto) = (pdf_reader(PdfBackend::Pdfium), pdf_reader(PdfBackend::Auto));
+    assert!(matches!(auto, PdfReader::LopdfThenPdfium { .. }), "{auto:?}");
+    let limits = Limits::default();
+    // Text drawn inside form XObjects: lopdf alone finds little or none of it.
+    for file in ["GeoBase_NHNC1_Data_Model_UML_EN.pdf", "issue-1113-evil-xobjects.pdf"] {
+        let bytes = std::fs::read(corpus().join("real/pdf").join(file)).unwrap();
+        let text = |reader: &PdfReader| extract_with(Format::Pdf, &bytes, &limits, reader).unwrap().text();
+        let reference = text(&pdfium);
+        let (lopdf_recall, _) = fidelity(&reference, &text(&PdfReader::Lopdf));
+        let (auto_recall, _) = fidelity(&reference, &text(&auto));
+        assert!(lopdf_recall < 0.6, "{file}: lopdf alone found {lopdf_recall:.2} of PDFium's words");
+        assert!(auto_recall > 0.99, "{file}: the default reader found only {auto_recall:.2} of PDFium's words");
+    }
+    // A plain document stays with lopdf: the same text as lopdf alone.
+    let plain = std::fs::read(corpus().join("real/pdf/crazyones.pdf")).unwrap();
+    let lopdf = extract_with(Format::Pdf, &plain, &limits, &PdfReader::Lopdf).unwrap();
+    assert_eq!(extract_with(Format::Pdf, &plain, &limits, &auto).unwrap(), lopdf);
+}
+
 #[tokio::test]
 async fn every_real_file_gives_text_or_a_clear_error() {
     let root = corpus().join("real");
     let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();
     let isolation = Isolation::ChildProcess { program: aegis_bin(), args: vec!["extract-worker".into()] };
     let limits = Limits { timeout: Duration::from_secs(60), ..Limits::default() };
+    let readers = [PdfReader::Lopdf, pdf_reader(PdfBackend::Auto), pdf_reader(PdfBackend::Pdfium)];
     let mut outcomes = Vec::new();
     for line in manifest.lines().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
         let (file, notes) = (fields[0], fields[fields.len() - 1]);
         let path = root.join(file);
         let format = Format::detect(file, &[]).unwrap();
-        let result = extract_file(&isolation, format, &path, &limits).await;
-        match &result {
-            Err(ExtractError::Timeout(_)) => panic!("{file}: {result:?}"),
-            // A third-party parser's panic on a fuzzed file is that file's error.
-            Err(ExtractError::Crashed(_)) if notes.starts_with("MALFORMED") => {}
-            Err(ExtractError::Crashed(_)) => panic!("{file}: {result:?}"),
-            Err(e) if notes.starts_with("ENCRYPTED") && !notes.contains("should open") => {
-                assert!(matches!(e, ExtractError::Encrypted(_)), "{file}: expected an encryption error, got {e}");
+        let readers = if format == Format::Pdf { &readers[..] } else { &readers[..1] };
+        for reader in readers {
+            let result = extract_file(&isolation, format, &path, &limits, reader).await;
+            match &result {
+                Err(ExtractError::Timeout(_)) => panic!("{file}: {result:?}"),
+                // A third-party parser's panic on a fuzzed file is that file's error.
+                Err(ExtractError::Crashed(_)) if notes.starts_with("MALFORMED") => {}
+                Err(ExtractError::Crashed(_)) => panic!("{file}: {result:?}"),
+                Err(e) if notes.starts_with("ENCRYPTED") && !notes.contains("should open") => {
+                    assert!(matches!(e, ExtractError::Encrypted(_)), "{file}: expected an encryption error, got {e}");
+                }
+                Ok(extracted) if notes.starts_with("ENCRYPTED") && !notes.contains("should open") => {
+                    panic!("{file}: encrypted, yet extracted {} chars", extracted.chars())
+                }
+                Ok(extracted) => {
+                    assert!(extracted.chars() > 0 || !extracted.notes.is_empty(), "{file}: empty without a note")
+                }
+                Err(e) => {
+                    assert!(!notes.contains("basic") && !notes.starts_with("LARGE"), "{file} should extract: {e}")
+                }
             }
-            Ok(extracted) if notes.starts_with("ENCRYPTED") && !notes.contains("should open") => {
-                panic!("{file}: encrypted, yet extracted {} chars", extracted.chars())
-            }
-            Ok(extracted) => {
-                assert!(extracted.chars() > 0 || !extracted.notes.is_empty(), "{file}: empty without a note")
-            }
-            Err(e) => assert!(!notes.contains("basic") && !notes.starts_with("LARGE"), "{file} should extract: {e}"),
+            outcomes.push((file.to_owned(), result.map(|e| e.chars())));
         }
-        outcomes.push((file.to_owned(), result.map(|e| e.chars())));
     }
     let ok = outcomes.iter().filter(|o| o.1.is_ok()).count();
     assert!(ok >= outcomes.len() * 3 / 4, "only {ok} of {} files extracted", outcomes.len());
@@ -123,11 +179,14 @@ async fn a_batch_finishes_when_one_extractor_never_returns() {
     }
     let limits = Limits { timeout: Duration::from_secs(2), ..Limits::default() };
     let started = std::time::Instant::now();
-    let results = futures::future::join_all(["a.txt", "hang.txt", "b.md"].map(|name| {
-        let (isolation, limits, path) = (isolation.clone(), limits.clone(), dir.join(name));
-        async move { extract_file(&isolation, Format::detect(name, &[]).unwrap(), &path, &limits).await }
-    }))
-    .await;
+    let results =
+        futures::future::join_all(["a.txt", "hang.txt", "b.md"].map(|name| {
+            let (isolation, limits, path) = (isolation.clone(), limits.clone(), dir.join(name));
+            async move {
+                extract_file(&isolation, Format::detect(name, &[]).unwrap(), &path, &limits, &PdfReader::Lopdf).await
+            }
+        }))
+        .await;
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(results[0].as_ref().unwrap().text().contains("a.txt"));
     assert_eq!(results[1].as_ref().unwrap_err(), &ExtractError::Timeout(2));
@@ -152,10 +211,10 @@ async fn the_extraction_child_runs_under_a_memory_limit() {
     std::fs::write(&path, line.repeat(40 * 1024 * 1024 / line.len())).unwrap();
     let isolation = Isolation::ChildProcess { program: aegis_bin(), args: vec!["extract-worker".into()] };
     let tight = Limits { max_memory_bytes: 64 * 1024 * 1024, ..Limits::default() };
-    let err = extract_file(&isolation, Format::Text, &path, &tight).await.unwrap_err();
+    let err = extract_file(&isolation, Format::Text, &path, &tight, &PdfReader::Lopdf).await.unwrap_err();
     assert!(err.to_string().contains("memory limit of 64 MiB"), "{err}");
     let roomy = Limits { max_memory_bytes: 1024 * 1024 * 1024, ..Limits::default() };
-    let ok = extract_file(&isolation, Format::Text, &path, &roomy).await.unwrap();
+    let ok = extract_file(&isolation, Format::Text, &path, &roomy, &PdfReader::Lopdf).await.unwrap();
     assert!(ok.text().len() > 10_000_000, "under a roomy limit the file extracts (capped at max_chars)");
     std::fs::remove_dir_all(&dir).unwrap();
 }

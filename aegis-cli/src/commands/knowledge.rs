@@ -11,7 +11,7 @@ use aegis_core::{
     knowledge::{
         IngestOutcome, SearchOptions, collect_files,
         extract::{
-            Format,
+            Format, PdfReader,
             isolate::{Isolation, extract_file},
         },
     },
@@ -144,7 +144,14 @@ pub async fn extract(config: &Config, path: &Path, json: bool) -> anyhow::Result
     let format =
         Format::detect(&name, &head).ok_or_else(|| anyhow::anyhow!("`{}`: unsupported format", path.display()))?;
     let isolation = Isolation::current_exe_worker().unwrap_or(Isolation::InProcess);
-    let extracted = extract_file(&isolation, format, path, &config.knowledge.limits).await?;
+    let pdf = match format {
+        Format::Pdf => {
+            let (pdf, cache_dir) = (config.knowledge.pdf.clone(), config.cache_dir());
+            tokio::task::spawn_blocking(move || pdf.resolve(&cache_dir)).await?.map_err(anyhow::Error::msg)?
+        }
+        _ => PdfReader::Lopdf,
+    };
+    let extracted = extract_file(&isolation, format, path, &config.knowledge.limits, &pdf).await?;
     if json {
         output::json(&extracted)?;
     } else {

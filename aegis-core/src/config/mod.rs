@@ -387,6 +387,10 @@ mod tests {
             assert_eq!(config.server.bind.port(), 8080);
             assert_eq!(config.models.premium.business, 50_000_000);
             assert!(config.models.aliases.contains_key("openrouter-mini"), "defaults are kept");
+            let defaults = crate::knowledge::KnowledgeConfig::default();
+            assert_eq!(config.knowledge.pdf, defaults.pdf);
+            assert_eq!(config.knowledge.limits.timeout, defaults.limits.timeout);
+            assert_eq!(config.knowledge.bulk_import_files, defaults.bulk_import_files);
             Ok(())
         });
     }

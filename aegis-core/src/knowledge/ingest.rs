@@ -14,7 +14,7 @@ use super::{
     Knowledge, KnowledgeError,
     bulk::BulkImport,
     chunk::chunk,
-    extract::{Format, isolate::extract_file},
+    extract::{Format, PdfReader, isolate::extract_file},
     store::{self, NewVersion},
 };
 use crate::{llm::Target, policy::Intent, tenancy::TenantScope};
@@ -101,9 +101,13 @@ impl Knowledge {
             .or_else(|| Format::detect(source_key, &bytes[..bytes.len().min(1024)]))
             .ok_or_else(|| KnowledgeError::UnsupportedFormat(source_key.to_owned()))?;
         drop(bytes);
-        let extracted = extract_file(self.isolation(), format, path, &config.limits)
-            .await
-            .map_err(|error| KnowledgeError::Extract { source_key: source_key.to_owned(), error })?;
+        let extract_err = |error| KnowledgeError::Extract { source_key: source_key.to_owned(), error };
+        let pdf = match format {
+            Format::Pdf => self.pdf_reader().await.map_err(extract_err)?,
+            _ => PdfReader::Lopdf,
+        };
+        let extracted =
+            extract_file(self.isolation(), format, path, &config.limits, &pdf).await.map_err(extract_err)?;
         let chunks = chunk(&extracted, &config.chunking);
         let call = Self::call_scope(scope);
         let mut embedded = Vec::with_capacity(chunks.len());

@@ -17,7 +17,7 @@ pub use ingest::{IngestOutcome, IngestProgress, collect_files};
 pub use search::{Hit, INDEXED_DISTANCE, SearchMode, SearchOptions};
 pub use store::DocumentInfo;
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ use crate::{
     llm::{CallScope, ModelError, Models},
     tenancy::TenantScope,
 };
-use extract::{ExtractError, Limits, isolate::Isolation};
+use extract::{ExtractError, Limits, PdfConfig, PdfReader, isolate::Isolation};
 
 /// A knowledge-base failure.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,8 @@ impl From<sqlx::Error> for KnowledgeError {
 pub struct KnowledgeConfig {
     /// Per-file limits.
     pub limits: Limits,
+    /// Which library reads PDFs.
+    pub pdf: PdfConfig,
     /// Chunk sizes.
     pub chunking: ChunkOptions,
     /// Texts per embedding request.
@@ -98,6 +100,7 @@ impl Default for KnowledgeConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            pdf: PdfConfig::default(),
             chunking: ChunkOptions::default(),
             embed_batch: 64,
             concurrency: 2,
@@ -120,12 +123,33 @@ struct Inner {
     models: Models,
     config: KnowledgeConfig,
     isolation: Isolation,
+    cache_dir: PathBuf,
+    /// Resolved from `config.pdf` on the first PDF (it may install PDFium).
+    pdf_reader: tokio::sync::OnceCell<Result<PdfReader, String>>,
 }
 
 impl Knowledge {
-    /// The service: embeddings through `models`, extraction under `isolation`.
-    pub fn new(models: Models, config: KnowledgeConfig, isolation: Isolation) -> Self {
-        Self { inner: Arc::new(Inner { models, config, isolation }) }
+    /// The service: embeddings through `models`, extraction under `isolation`; downloaded
+    /// readers (PDFium) are kept in `cache_dir`.
+    pub fn new(models: Models, config: KnowledgeConfig, isolation: Isolation, cache_dir: PathBuf) -> Self {
+        let pdf_reader = tokio::sync::OnceCell::new();
+        Self { inner: Arc::new(Inner { models, config, isolation, cache_dir, pdf_reader }) }
+    }
+
+    /// The PDF reader `[knowledge.pdf]` resolves to, resolved (and PDFium installed, if
+    /// need be) once, on first use.
+    pub async fn pdf_reader(&self) -> Result<PdfReader, ExtractError> {
+        let inner = &self.inner;
+        let resolved = inner
+            .pdf_reader
+            .get_or_init(|| async {
+                let (config, cache_dir) = (inner.config.pdf.clone(), inner.cache_dir.clone());
+                tokio::task::spawn_blocking(move || config.resolve(&cache_dir))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("resolving the PDF reader failed: {e}")))
+            })
+            .await;
+        resolved.clone().map_err(ExtractError::Unsupported)
     }
 
     /// The settings.

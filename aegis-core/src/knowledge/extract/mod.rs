@@ -12,6 +12,9 @@ pub mod isolate;
 mod ooxml;
 #[cfg(feature = "office-docs")]
 mod pdf;
+mod pdf_reader;
+#[cfg(feature = "pdfium")]
+mod pdfium;
 #[cfg(feature = "office-docs")]
 mod pptx;
 mod text;
@@ -20,6 +23,7 @@ mod xlsx;
 
 use std::{fmt, path::Path, time::Duration};
 
+pub use pdf_reader::{PdfBackend, PdfConfig, PdfReader};
 use serde::{Deserialize, Serialize};
 
 /// A document format.
@@ -240,14 +244,38 @@ pub trait Extractor: Send + Sync {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError>;
 }
 
-fn extractor_for(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
+#[cfg(feature = "pdfium")]
+fn pdfium(library: &Path) -> Result<Box<dyn Extractor>, ExtractError> {
+    Ok(Box::new(pdfium::Pdfium { library: library.to_path_buf() }))
+}
+
+#[cfg(not(feature = "pdfium"))]
+fn pdfium(library: &Path) -> Result<Box<dyn Extractor>, ExtractError> {
+    Err(ExtractError::Unsupported(format!(
+        "PDFium (`{}`) needs the `pdfium` feature, which this build lacks",
+        library.display()
+    )))
+}
+
+fn extractor_for(format: Format, pdf: &PdfReader) -> Result<Box<dyn Extractor>, ExtractError> {
+    Ok(match (format, pdf) {
+        (Format::Pdf, PdfReader::Pdfium { library }) => return pdfium(library),
+        #[cfg(feature = "office-docs")]
+        (Format::Pdf, PdfReader::LopdfThenPdfium { library }) => {
+            Box::new(pdf::Pdf { fallback: Some(pdfium(library)?) })
+        }
+        _ => extractor_of(format)?,
+    })
+}
+
+fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
     Ok(match format {
         Format::Text => Box::new(text::PlainText),
         Format::Markdown => Box::new(text::Markdown),
         Format::Csv => Box::new(text::Csv),
         Format::Html => Box::new(html::Html),
         #[cfg(feature = "office-docs")]
-        Format::Pdf => Box::new(pdf::Pdf),
+        Format::Pdf => Box::new(pdf::Pdf { fallback: None }),
         #[cfg(feature = "office-docs")]
         Format::Docx => Box::new(docx::Docx),
         #[cfg(feature = "office-docs")]
@@ -259,14 +287,20 @@ fn extractor_for(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
     })
 }
 
-/// Extracts in this process, turning a panic into [`ExtractError::Crashed`]. It cannot
-/// stop a parser that never returns, nor survive a stack overflow: use [`isolate`] for
-/// untrusted files.
+/// Extracts in this process (PDFs with lopdf), turning a panic into
+/// [`ExtractError::Crashed`]. It cannot stop a parser that never returns, nor survive a
+/// stack overflow: use [`isolate`] for untrusted files.
 pub fn extract(format: Format, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
+    extract_with(format, bytes, limits, &PdfReader::Lopdf)
+}
+
+/// [`extract`] with PDFs read by `pdf`. A crash inside PDFium (C++) is not a panic and
+/// takes the process down: run it in a child process ([`isolate`]) for untrusted files.
+pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfReader) -> Result<Extracted, ExtractError> {
     if bytes.len() as u64 > limits.max_file_bytes {
         return Err(ExtractError::TooLarge(format!("{} bytes, limit {}", bytes.len(), limits.max_file_bytes)));
     }
-    let extractor = extractor_for(format)?;
+    let extractor = extractor_for(format, pdf)?;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| extractor.extract(bytes, limits)));
     let mut extracted = match result {
         Ok(result) => result?,

@@ -4,69 +4,159 @@
 //! decompress past the limit, or fails to parse, becomes a note for that page; a page with
 //! no text layer (a scan) is noted, not silently empty. Memory and time are bounded by the
 //! child process that runs extraction (see `isolate`).
+//!
+//! lopdf also reads some documents poorly: it skips the text of form XObjects (content
+//! drawn with `Do`, common in diagrams and in exported forms) and drops text in fonts it
+//! cannot decode. When a fallback reader is set (PDFium), a document showing either sign —
+//! or a page that failed or came out empty — is read again by the fallback, whose answer
+//! wins when it has one. lopdf stays first because it is several times faster (see
+//! `benches/README.md`).
+
+use lopdf::{Document, Object, ObjectId};
 
 use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind};
 
 /// PDF documents.
-pub struct Pdf;
+pub struct Pdf {
+    /// Reads the documents lopdf reads poorly, when set.
+    pub fallback: Option<Box<dyn Extractor>>,
+}
 
 /// Most decompressed content per page.
 const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
 
 impl Extractor for Pdf {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-        if !bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
-            return Err(ExtractError::Malformed("no %PDF header".into()));
-        }
-        let document = lopdf::Document::load_mem(bytes).map_err(|e| match e {
-            lopdf::Error::InvalidPassword => ExtractError::Encrypted("a password is required".into()),
-            other => ExtractError::Malformed(format!("PDF: {other}")),
-        })?;
-        // `is_encrypted` misses an /Encrypt entry that is not a reference; the trailer does not.
-        let declares_encryption = document.trailer.get(b"Encrypt").is_ok() || document.is_encrypted();
-        if declares_encryption && !document.was_encrypted() {
-            return Err(ExtractError::Encrypted("a user password is required to read its text".into()));
-        }
-        let pages = document.get_pages();
-        if pages.is_empty() {
-            return Err(ExtractError::Malformed("the document has no pages".into()));
-        }
-        let mut sections = Vec::new();
-        let mut notes = Vec::new();
-        let mut empty_pages = Vec::new();
-        let mut chars = 0usize;
-        for number in pages.keys().copied() {
-            match document.extract_text_with_limit(&[number], MAX_PAGE_CONTENT) {
-                Ok(text) => {
-                    let text = tidy(&text);
-                    if text.is_empty() {
-                        empty_pages.push(number);
-                        continue;
-                    }
-                    chars += text.len();
-                    sections.push(Section {
-                        anchor: Anchor { page: Some(number), ..Anchor::default() },
-                        kind: SectionKind::Text,
-                        text,
-                    });
-                    if chars > limits.max_chars {
-                        notes.push(format!("stopped after page {number}: more than {} characters", limits.max_chars));
-                        break;
-                    }
-                }
-                Err(e) => notes.push(format!("page {number}: its text could not be read ({e})")),
+        check_header(bytes)?;
+        let read = read(bytes, limits);
+        let doubt = match &read {
+            Ok((_, doubt)) => doubt.clone(),
+            Err(e) => Some(e.to_string()),
+        };
+        if let (Some(fallback), Some(why)) = (&self.fallback, doubt) {
+            tracing::debug!(%why, "lopdf reads this PDF poorly: reading it with the fallback");
+            if let Ok(better) = fallback.extract(bytes, limits) {
+                return Ok(better);
             }
         }
-        if !empty_pages.is_empty() {
-            let list = empty_pages.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
-            if sections.is_empty() {
-                notes.push(format!("no page has a text layer (image-only or scanned; OCR is not done): pages {list}"));
-            } else {
-                notes.push(format!("pages without a text layer (image-only?): {list}"));
-            }
-        }
-        Ok(Extracted { sections, notes })
+        read.map(|(extracted, _)| extracted)
     }
+}
+
+/// Reads with lopdf; the second value says why the result is doubtful, if it is.
+fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), ExtractError> {
+    let document = Document::load_mem(bytes).map_err(|e| match e {
+        lopdf::Error::InvalidPassword => ExtractError::Encrypted("a password is required".into()),
+        other => ExtractError::Malformed(format!("PDF: {other}")),
+    })?;
+    // `is_encrypted` misses an /Encrypt entry that is not a reference; the trailer does not.
+    let declares_encryption = document.trailer.get(b"Encrypt").is_ok() || document.is_encrypted();
+    if declares_encryption && !document.was_encrypted() {
+        return Err(ExtractError::Encrypted("a user password is required to read its text".into()));
+    }
+    let pages = document.get_pages();
+    if pages.is_empty() {
+        return Err(ExtractError::Malformed("the document has no pages".into()));
+    }
+    let mut doubt = None;
+    let texts = pages.iter().map(|(&number, &page)| {
+        if doubt.is_none() && draws_forms(&document, page) {
+            doubt = Some(format!("page {number} draws form XObjects, whose text lopdf skips"));
+        }
+        let (text, failure) = page_text(&document, number);
+        if let Some(failure) = &failure {
+            doubt.get_or_insert_with(|| format!("page {number}: {failure}"));
+        } else if text.trim().is_empty() {
+            doubt.get_or_insert_with(|| format!("page {number} has no text lopdf can read"));
+        }
+        match failure {
+            Some(failure) if text.trim().is_empty() => (number, Err(format!("its text could not be read ({failure})"))),
+            _ => (number, Ok(text)),
+        }
+    });
+    let extracted = assemble(texts, limits);
+    Ok((extracted, doubt))
+}
+
+/// The text lopdf reads from one page, and the first thing it could not read, if any.
+fn page_text(document: &Document, number: u32) -> (String, Option<String>) {
+    let mut text = String::new();
+    let mut failure = None;
+    for chunk in document.extract_text_chunks_with_limit(&[number], MAX_PAGE_CONTENT) {
+        match chunk {
+            Ok(piece) => text.push_str(&piece),
+            Err(e) => {
+                failure.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    (text, failure)
+}
+
+/// Whether the page's resources hold a form XObject.
+fn draws_forms(document: &Document, page: ObjectId) -> bool {
+    let Ok((own, inherited)) = document.get_page_resources(page) else { return false };
+    fn resolve<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Object> {
+        document.dereference(object).ok().map(|(_, o)| o)
+    }
+    own.into_iter()
+        .chain(inherited.into_iter().filter_map(|id| document.get_dictionary(id).ok()))
+        .filter_map(|resources| resolve(document, resources.get(b"XObject").ok()?)?.as_dict().ok())
+        .any(|xobjects| {
+            xobjects.iter().filter_map(|(_, x)| resolve(document, x)?.as_stream().ok()).any(|stream| {
+                stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|subtype| subtype == b"Form")
+            })
+        })
+}
+
+/// Refuses bytes that are not a PDF (no `%PDF-` in the first kilobyte).
+pub(super) fn check_header(bytes: &[u8]) -> Result<(), ExtractError> {
+    if bytes.windows(5).take(1024).any(|w| w == b"%PDF-") {
+        Ok(())
+    } else {
+        Err(ExtractError::Malformed("no %PDF header".into()))
+    }
+}
+
+/// One section per page from `(page number, text or why not)`, read lazily: pages without
+/// text and pages that failed become notes, and reading stops past the character limit.
+pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)>, limits: &Limits) -> Extracted {
+    let mut sections = Vec::new();
+    let mut notes = Vec::new();
+    let mut empty_pages = Vec::new();
+    let mut chars = 0usize;
+    for (number, text) in pages {
+        let text = match text {
+            Ok(text) => tidy(&text),
+            Err(why) => {
+                notes.push(format!("page {number}: {why}"));
+                continue;
+            }
+        };
+        if text.is_empty() {
+            empty_pages.push(number);
+            continue;
+        }
+        chars += text.len();
+        sections.push(Section {
+            anchor: Anchor { page: Some(number), ..Anchor::default() },
+            kind: SectionKind::Text,
+            text,
+        });
+        if chars > limits.max_chars {
+            notes.push(format!("stopped after page {number}: more than {} characters", limits.max_chars));
+            break;
+        }
+    }
+    if !empty_pages.is_empty() {
+        let list = empty_pages.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+        if sections.is_empty() {
+            notes.push(format!("no page has a text layer (image-only or scanned; OCR is not done): pages {list}"));
+        } else {
+            notes.push(format!("pages without a text layer (image-only?): {list}"));
+        }
+    }
+    Extracted { sections, notes }
 }
 
 /// Trims lines, drops empty runs and control characters.
