@@ -56,6 +56,24 @@ fn config_example_is_printed() {
     assert!(text.contains("[database.embedded]") && text.contains("master_key"));
 }
 
+#[test]
+fn output_cut_short_by_its_reader_ends_quietly() {
+    // ~370,000 characters of text: far more than a pipe holds, so writing hits the closed pipe.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real/docx/stress008.docx");
+    let mut child = std::process::Command::new(aegis_bin())
+        .arg("extract")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[tokio::test]
 async fn the_embedding_example_creates_a_tenant() {
     let db = fresh_db().await;

@@ -1,5 +1,6 @@
 //! `aegis agents …`, `aegis chat`, `aegis conversations …`.
 
+use crate::output::{out, outln};
 use std::{
     io::{BufRead, Write},
     process::ExitCode,
@@ -58,8 +59,8 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
             if json {
                 output::json(chosen)?;
             } else {
-                println!("# {} version {}", chosen.profile.name, chosen.version);
-                print!("{}", chosen.profile.to_toml());
+                outln!("# {} version {}", chosen.profile.name, chosen.version);
+                out!("{}", chosen.profile.to_toml());
             }
         }
         AgentsAction::Versions { tenant, name, json } => {
@@ -86,22 +87,22 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
             let (aegis, scope) = scope_of(config, &tenant).await?;
             let changes = aegis.agents().diff(&scope, &name, from, to).await?;
             if changes.is_empty() {
-                println!("versions {from} and {to} of {name} are the same");
+                outln!("versions {from} and {to} of {name} are the same");
             }
             for c in changes {
-                println!("{}:", c.path);
+                outln!("{}:", c.path);
                 if let Some(old) = c.old {
-                    println!("  - {old}");
+                    outln!("  - {old}");
                 }
                 if let Some(new) = c.new {
-                    println!("  + {new}");
+                    outln!("  + {new}");
                 }
             }
         }
         AgentsAction::Revert { tenant, name, version } => {
             let (aegis, scope) = scope_of(config, &tenant).await?;
             let new = aegis.agents().revert(&scope, &name, version).await?;
-            println!("{name}: version {version} is current again as version {new}");
+            outln!("{name}: version {version} is current again as version {new}");
         }
         AgentsAction::Export { tenant, name, out } => {
             let (aegis, scope) = scope_of(config, &tenant).await?;
@@ -112,7 +113,7 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
                     std::fs::write(&path, text)?;
                     eprintln!("wrote {} (version {})", path.display(), agent.version);
                 }
-                None => print!("{text}"),
+                None => out!("{text}"),
             }
         }
         AgentsAction::Import { tenant, file } => {
@@ -121,13 +122,13 @@ pub async fn run(config: Config, action: AgentsAction) -> anyhow::Result<ExitCod
             let profile = profile::parse_profile(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let (aegis, scope) = scope_of(config, &tenant).await?;
             let version = aegis.agents().save_profile(&scope, &profile, "import").await?;
-            println!("{}: imported as version {version}", profile.name);
+            outln!("{}: imported as version {version}", profile.name);
         }
         AgentsAction::Bind { tenant, agent, channel, thread } => {
             let (aegis, scope) = scope_of(config, &tenant).await?;
             aegis.agents().bind(&scope, &channel, &thread, &agent).await?;
             let place = if thread.is_empty() { channel } else { format!("{channel} thread {thread}") };
-            println!("{place} now goes to {agent}");
+            outln!("{place} now goes to {agent}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -176,7 +177,7 @@ async fn send(
                 ChatEvent::ToolResult { tool, ok, .. } => eprintln!("[{tool} {}]", if ok { "ok" } else { "failed" }),
                 ChatEvent::Delta { text, .. } => {
                     streamed = true;
-                    print!("{text}");
+                    out!("{text}");
                     let _ = std::io::stdout().flush();
                 }
             }
@@ -190,12 +191,12 @@ async fn send(
         output::json(&reply)?;
     } else {
         if streamed {
-            println!();
+            outln!();
         } else {
-            println!("{}", reply.text);
+            outln!("{}", reply.text);
         }
         for (i, c) in reply.citations.iter().enumerate() {
-            println!("  [{}] {} {}", i + 1, c.source_key, c.anchor);
+            outln!("  [{}] {} {}", i + 1, c.source_key, c.anchor);
         }
         eprintln!("(run {} · {})", reply.run_id, reply.outcome);
     }
@@ -256,7 +257,7 @@ pub async fn conversations(config: Config, action: ConversationsAction) -> anyho
             } else {
                 for m in &history.messages {
                     let who = m.agent.as_deref().or(m.sender.as_deref()).unwrap_or(&m.role);
-                    println!("#{} {} {who}: {}", m.seq, m.role, m.content.as_deref().unwrap_or(""));
+                    outln!("#{} {} {who}: {}", m.seq, m.role, m.content.as_deref().unwrap_or(""));
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! `aegis apikey create | list | revoke`.
 
+use crate::output::outln;
 use std::process::ExitCode;
 
 use aegis_core::{
@@ -20,7 +21,7 @@ pub async fn run(config: Config, action: ApikeyAction) -> anyhow::Result<ExitCod
             let aegis = super::connect(config).await?;
             let created = aegis.api_keys().create(&NewApiKey { tenant, name, scopes, expires_at }, &caller).await?;
             eprintln!("key id {} (prefix {}); store the key now, it is not shown again:", created.id, created.prefix);
-            println!("{}", reveal(&created));
+            outln!("{}", reveal(&created));
         }
         ApikeyAction::List { tenant, json } => {
             let tenant = TenantId::parse(&tenant)?;
@@ -56,7 +57,7 @@ pub async fn run(config: Config, action: ApikeyAction) -> anyhow::Result<ExitCod
                 key_id.parse().map_err(|_| anyhow::anyhow!("`{key_id}` is not a key id (see `aegis apikey list`)"))?;
             let aegis = super::connect(config).await?;
             aegis.api_keys().revoke(&tenant, key_id, &caller).await?;
-            println!("revoked {key_id}");
+            outln!("revoked {key_id}");
         }
     }
     Ok(ExitCode::SUCCESS)

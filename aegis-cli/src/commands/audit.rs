@@ -1,5 +1,6 @@
 //! `aegis audit runs | show | verify`.
 
+use crate::output::outln;
 use std::process::ExitCode;
 
 use aegis_core::{
@@ -55,8 +56,8 @@ pub async fn run(config: Config, action: AuditAction) -> anyhow::Result<ExitCode
                 output::json(&report)?;
             } else {
                 match &report.broken {
-                    None => println!("audit chain intact: {} rows", report.rows),
-                    Some(b) => println!("audit chain BROKEN at row {}: {}", b.seq, b.problem),
+                    None => outln!("audit chain intact: {} rows", report.rows),
+                    Some(b) => outln!("audit chain BROKEN at row {}: {}", b.seq, b.problem),
                 }
             }
             Ok(if report.broken.is_none() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
@@ -68,7 +69,7 @@ fn print_timeline(timeline: &Timeline) {
     for entry in &timeline.runs {
         let r = &entry.run;
         let indent = "  ".repeat(usize::try_from(r.depth).unwrap_or(0));
-        println!(
+        outln!(
             "{indent}run {} · {} {} · {} · {} steps · {} in / {} out tokens · {} µUSD{} · {} ms",
             r.id,
             r.kind,
@@ -82,24 +83,24 @@ fn print_timeline(timeline: &Timeline) {
             r.latency_ms.unwrap_or(0)
         );
         if let Some(routing) = &r.routing {
-            println!("{indent}  routing: {routing}");
+            outln!("{indent}  routing: {routing}");
         }
         if let Some(error) = &r.error {
-            println!("{indent}  error: {error}");
+            outln!("{indent}  error: {error}");
         }
         for s in &entry.steps {
             let step = &s.step;
-            println!("{indent}  #{} {} {}", step.seq, step.at.to_rfc3339(), step.kind);
-            println!("{indent}    {}", step.detail);
+            outln!("{indent}  #{} {} {}", step.seq, step.at.to_rfc3339(), step.kind);
+            outln!("{indent}    {}", step.detail);
             if let Some(request) = &s.request {
-                println!("{indent}    request {}: {request}", step.request_hash.as_deref().unwrap_or(""));
+                outln!("{indent}    request {}: {request}", step.request_hash.as_deref().unwrap_or(""));
             }
             if let Some(response) = &s.response {
-                println!("{indent}    response {}: {response}", step.response_hash.as_deref().unwrap_or(""));
+                outln!("{indent}    response {}: {response}", step.response_hash.as_deref().unwrap_or(""));
             }
         }
         for e in &entry.events {
-            println!("{indent}  event #{} {} {} {}", e.seq, e.event, e.actor, e.data);
+            outln!("{indent}  event #{} {} {} {}", e.seq, e.event, e.actor, e.data);
         }
     }
 }

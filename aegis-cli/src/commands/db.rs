@@ -1,5 +1,6 @@
 //! `aegis db start | stop | status | url`.
 
+use crate::output::outln;
 use std::process::ExitCode;
 
 use aegis_core::{
@@ -20,7 +21,7 @@ pub async fn run(config: &Config, action: DbAction) -> anyhow::Result<ExitCode> 
         DbAction::Start => {
             let running = cluster.start().await?;
             let verb = if running.started_now { "started" } else { "already running" };
-            println!(
+            outln!(
                 "PostgreSQL {} {verb}: pid {} on 127.0.0.1:{}",
                 cluster.binaries().version,
                 running.pid,
@@ -29,7 +30,7 @@ pub async fn run(config: &Config, action: DbAction) -> anyhow::Result<ExitCode> 
         }
         DbAction::Stop => {
             let stopped = cluster.stop().await?;
-            println!("{}", if stopped { "stopped" } else { "not running" });
+            outln!("{}", if stopped { "stopped" } else { "not running" });
         }
         DbAction::Status { json } => {
             let status = cluster.status();
@@ -47,15 +48,15 @@ pub async fn run(config: &Config, action: DbAction) -> anyhow::Result<ExitCode> 
                 output::json(&value)?;
             } else {
                 match status {
-                    ClusterStatus::NotInitialized => println!("not initialized ({pgdata})"),
+                    ClusterStatus::NotInitialized => outln!("not initialized ({pgdata})"),
                     ClusterStatus::Stopped { stale_pid: Some(pid) } => {
-                        println!(
+                        outln!(
                             "stopped, with a stale postmaster.pid (pid {pid}) that the next start removes ({pgdata})"
                         );
                     }
-                    ClusterStatus::Stopped { stale_pid: None } => println!("stopped ({pgdata})"),
+                    ClusterStatus::Stopped { stale_pid: None } => outln!("stopped ({pgdata})"),
                     ClusterStatus::Running { pid, port } => {
-                        println!("running: pid {pid} on 127.0.0.1:{port} ({pgdata})")
+                        outln!("running: pid {pid} on 127.0.0.1:{port} ({pgdata})")
                     }
                 }
             }
@@ -63,7 +64,7 @@ pub async fn run(config: &Config, action: DbAction) -> anyhow::Result<ExitCode> 
                 return Ok(ExitCode::from(3));
             }
         }
-        DbAction::Url => println!("{}", cluster.url()?.expose_secret()),
+        DbAction::Url => outln!("{}", cluster.url()?.expose_secret()),
     }
     Ok(ExitCode::SUCCESS)
 }

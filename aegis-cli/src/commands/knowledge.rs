@@ -1,5 +1,6 @@
 //! `aegis ingest`, `aegis search`, `aegis docs list | delete`, `aegis extract`.
 
+use crate::output::outln;
 use std::{
     io::Write,
     path::{Path, PathBuf},
@@ -59,16 +60,16 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
         for outcome in &outcomes {
             if let IngestOutcome::Stored { source_key, notes, .. } = outcome {
                 for note in notes {
-                    println!("note   {source_key}: {note}");
+                    outln!("note   {source_key}: {note}");
                 }
             }
         }
         for outcome in &failed {
             if let IngestOutcome::Failed { source_key, error } = outcome {
-                println!("failed {source_key}: {error}");
+                outln!("failed {source_key}: {error}");
             }
         }
-        println!("{total} files: {stored} stored, {unchanged} unchanged, {} failed", failed.len());
+        outln!("{total} files: {stored} stored, {unchanged} unchanged, {} failed", failed.len());
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }
@@ -87,7 +88,7 @@ pub async fn search(
     let options = SearchOptions { k, mode, documents: (!documents.is_empty()).then_some(documents) };
     if explain {
         for line in aegis.knowledge().explain_search(&scope, query, &options).await? {
-            println!("{line}");
+            outln!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -95,11 +96,11 @@ pub async fn search(
     if json {
         output::json(&hits)?;
     } else if hits.is_empty() {
-        println!("no hits");
+        outln!("no hits");
     } else {
         for (i, hit) in hits.iter().enumerate() {
-            println!("{:>2}. {} ({})  score {:.4}", i + 1, hit.source_key, hit.anchor, hit.score);
-            println!("    {}", hit.span.replace('\n', " "));
+            outln!("{:>2}. {} ({})  score {:.4}", i + 1, hit.source_key, hit.anchor, hit.score);
+            outln!("    {}", hit.span.replace('\n', " "));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -132,7 +133,7 @@ pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode
         DocsAction::Delete { tenant, document } => {
             let (aegis, scope) = super::scope_of(config, &tenant).await?;
             aegis.knowledge().delete(&scope, &document).await?;
-            println!("deleted {document}");
+            outln!("deleted {document}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -156,11 +157,11 @@ pub async fn extract(config: &Config, path: &Path, json: bool) -> anyhow::Result
         output::json(&extracted)?;
     } else {
         for section in &extracted.sections {
-            println!("--- {} [{}]", section.anchor, format!("{:?}", section.kind).to_lowercase());
-            println!("{}", section.text);
+            outln!("--- {} [{}]", section.anchor, format!("{:?}", section.kind).to_lowercase());
+            outln!("{}", section.text);
         }
         for note in &extracted.notes {
-            println!("note: {note}");
+            outln!("note: {note}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! `aegis migrate [status]`.
 
+use crate::output::outln;
 use std::process::ExitCode;
 
 use aegis_core::{config::Config, tenancy::TenantUpgrade};
@@ -34,12 +35,12 @@ pub async fn run(config: Config, args: MigrateArgs) -> anyhow::Result<ExitCode> 
     } else {
         for entry in &report.tenants.tenants {
             match entry {
-                TenantUpgrade::Current { tenant, version } => println!("{tenant}: current (v{version})"),
-                TenantUpgrade::Upgraded { tenant, from, to } => println!("{tenant}: upgraded v{from} -> v{to}"),
-                TenantUpgrade::Failed { tenant, error } => println!("{tenant}: FAILED: {error}"),
+                TenantUpgrade::Current { tenant, version } => outln!("{tenant}: current (v{version})"),
+                TenantUpgrade::Upgraded { tenant, from, to } => outln!("{tenant}: upgraded v{from} -> v{to}"),
+                TenantUpgrade::Failed { tenant, error } => outln!("{tenant}: FAILED: {error}"),
             }
         }
-        println!(
+        outln!(
             "public: {} applied now; tenants: {} upgraded, {} failed, {} total (latest v{})",
             report.public_applied.len(),
             report.tenants.upgraded(),

@@ -9,6 +9,7 @@ mod migrate;
 mod serve;
 mod tenant;
 
+use crate::output::out;
 use std::process::ExitCode;
 
 use aegis_core::{
@@ -23,7 +24,7 @@ use crate::cli::{Cli, Command, ConfigAction};
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() };
     if let Command::Config { action: ConfigAction::Example } = &cli.command {
-        print!("{EXAMPLE_TOML}");
+        out!("{EXAMPLE_TOML}");
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::ExtractWorker { format, path } = &cli.command {
@@ -33,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = Config::load(cli.config.as_deref(), &overrides)?;
     match cli.command {
         Command::Config { action: ConfigAction::Show } => {
-            print!("{}", toml_of(&config)?);
+            out!("{}", toml_of(&config)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { action: ConfigAction::Example } => Ok(ExitCode::SUCCESS),

@@ -1,5 +1,6 @@
 //! `aegis tenant create | list | show | set-tier | delete`.
 
+use crate::output::outln;
 use std::process::ExitCode;
 
 use aegis_core::{
@@ -20,9 +21,12 @@ pub async fn run(config: Config, action: TenantAction) -> anyhow::Result<ExitCod
             if json {
                 output::json(&info)?;
             } else {
-                println!(
+                outln!(
                     "created tenant {} ({}): schema {}, role {}",
-                    info.id, info.tier.0, info.schema_name, info.role_name
+                    info.id,
+                    info.tier.0,
+                    info.schema_name,
+                    info.role_name
                 );
             }
         }
@@ -43,20 +47,20 @@ pub async fn run(config: Config, action: TenantAction) -> anyhow::Result<ExitCod
             if json {
                 output::json(&info)?;
             } else {
-                println!("id:             {}", info.id);
-                println!("name:           {}", info.name);
-                println!("tier:           {}", info.tier.0);
-                println!("schema:         {}", info.schema_name);
-                println!("role:           {}", info.role_name);
-                println!("schema version: {}", info.schema_version);
-                println!("created:        {}", info.created_at.to_rfc3339());
+                outln!("id:             {}", info.id);
+                outln!("name:           {}", info.name);
+                outln!("tier:           {}", info.tier.0);
+                outln!("schema:         {}", info.schema_name);
+                outln!("role:           {}", info.role_name);
+                outln!("schema version: {}", info.schema_version);
+                outln!("created:        {}", info.created_at.to_rfc3339());
             }
         }
         TenantAction::SetTier { id, tier } => {
             let (id, tier) = (TenantId::parse(&id)?, tier.parse::<Tier>()?);
             let aegis = super::connect(config).await?;
             let info = aegis.tenants().set_tier(&id, tier, &caller).await?;
-            println!("tenant {} is now {}", info.id, info.tier.0);
+            outln!("tenant {} is now {}", info.id, info.tier.0);
         }
         TenantAction::Delete { id, yes } => {
             let id = TenantId::parse(&id)?;
@@ -65,7 +69,7 @@ pub async fn run(config: Config, action: TenantAction) -> anyhow::Result<ExitCod
             }
             let aegis = super::connect(config).await?;
             aegis.tenants().delete(&id, true, &caller).await?;
-            println!("deleted tenant {id}");
+            outln!("deleted tenant {id}");
         }
     }
     Ok(ExitCode::SUCCESS)

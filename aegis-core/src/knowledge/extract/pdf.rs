@@ -159,9 +159,23 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
     Extracted { sections, notes }
 }
 
-/// Trims lines, drops empty runs and control characters.
+/// Trims lines, drops empty runs and control characters, and spells out typographic
+/// ligatures (`ﬁ` → `fi`), which fonts map to one glyph and search would not match.
 fn tidy(text: &str) -> String {
-    let cleaned: String = text.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
+    let mut cleaned = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{FB00}' => cleaned.push_str("ff"),
+            '\u{FB01}' => cleaned.push_str("fi"),
+            '\u{FB02}' => cleaned.push_str("fl"),
+            '\u{FB03}' => cleaned.push_str("ffi"),
+            '\u{FB04}' => cleaned.push_str("ffl"),
+            '\u{FB05}' | '\u{FB06}' => cleaned.push_str("st"),
+            '\n' | '\t' => cleaned.push(c),
+            c if c.is_control() => {}
+            c => cleaned.push(c),
+        }
+    }
     let mut out = Vec::new();
     for line in cleaned.lines() {
         let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -170,4 +184,14 @@ fn tidy(text: &str) -> String {
         }
     }
     out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy;
+
+    #[test]
+    fn text_is_tidied_and_ligatures_spelled_out() {
+        assert_eq!(tidy("  The mis\u{FB01}ts\u{0} \r\n\n di\u{FB00}erently\u{FB04}  "), "The misfits\ndifferentlyffl");
+    }
 }
