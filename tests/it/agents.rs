@@ -352,6 +352,38 @@ async fn the_boardroom_asks_in_parallel_and_the_chief_synthesizes() {
 }
 
 #[tokio::test]
+async fn calls_in_flight_at_once_never_hold_more_than_the_turn_budget() {
+    let provider = TestProvider::start().await;
+    let (budget, output) = (2_000i64, 400u32);
+    let (aegis, scope) = platform(Some(&provider), |c| {
+        c.kb_context_hits = 0;
+        c.turn_token_budget = budget;
+        c.max_output_tokens = output;
+    })
+    .await;
+    // The members answer slowly, so that all of them are in flight together.
+    let slow = || Reply::Slow(Duration::from_millis(400), "ok".into(), (1, 1));
+    provider.push("m1", (0..4).map(|_| slow()));
+    let reply = say(&aegis, &scope, "/boardroom @vera @nova @sage should we raise prices?").await;
+    let members: Vec<Value> = provider
+        .received_for("m1")
+        .into_iter()
+        .map(|r| r.body)
+        .filter(|b| !b["messages"][1]["content"].as_str().unwrap_or_default().contains("Synthesize"))
+        .collect();
+    // What each call could spend at most: its prompt (estimated as AEGIS does, bytes / 3)
+    // plus the output it was allowed.
+    let worst: Vec<i64> = members
+        .iter()
+        .map(|b| (serde_json::to_vec(&b["messages"]).unwrap().len() / 3) as i64 + b["max_tokens"].as_i64().unwrap())
+        .collect();
+    assert!(worst.iter().sum::<i64>() <= budget, "the members in flight together were allowed {worst:?} of {budget}");
+    assert!(!members.is_empty() && members.len() < 3, "{} members called a model", members.len());
+    let outcomes: Vec<&str> = reply.members.iter().map(|m| m.outcome.as_str()).collect();
+    assert!(outcomes.contains(&"budget_exhausted"), "{outcomes:?}");
+}
+
+#[tokio::test]
 async fn the_same_inbound_message_twice_gives_one_model_call_and_the_same_reply() {
     let provider = TestProvider::start().await;
     let (aegis, scope) = platform(Some(&provider), |_| {}).await;

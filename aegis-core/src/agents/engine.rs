@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::{
     AgentError, Agents, ChatEvent, EventSink, ResolvedAgent,
+    holds::Amount,
     prompt::{ContextRequest, system_prompt},
     tools::{BudgetLeft, Citation, ToolContext},
 };
@@ -308,32 +309,43 @@ impl Agents {
         let mut text = String::new();
         let mut error = None;
         for _step in 0..config.max_steps {
-            let spent = self.spent(scope, spec.root, None).await?;
-            let left = BudgetLeft {
-                tokens: config.turn_token_budget - spent.tokens_in - spent.tokens_out,
-                cost_micro_usd: config.turn_cost_budget_micro_usd - spent.cost,
-            };
-            if left.tokens <= 0 || left.cost_micro_usd <= 0 {
-                outcome = Outcome::BudgetExhausted;
-                rec.note(scope, json!({ "note": "turn budget exhausted", "spent_tokens": spent.tokens_in + spent.tokens_out, "spent_micro_usd": spent.cost })).await?;
-                break;
-            }
             // What the prompt will cost, by the same estimate as the meters (bytes / 3),
             // so that the call cannot spend past the budget by a whole prompt.
             let input = i64::try_from(serde_json::to_vec(&messages).map_or(0, |v| v.len()) / 3).unwrap_or(i64::MAX);
-            let room = left.tokens - input;
-            if room < 16 {
+            let intent = agent.profile.default_intent;
+            let most = |output: i64| Amount {
+                tokens: input.saturating_add(output),
+                cost: self.models().cost_ceiling(scope.tier(), intent, input, output),
+            };
+            // Held before the ledger is read (see `holds`): the turn's other calls in flight count.
+            let (mut hold, others) = self.holds().hold(spec.root, most(i64::from(config.max_output_tokens)));
+            let spent = self.spent(scope, spec.root, None).await?;
+            let left = BudgetLeft {
+                tokens: config.turn_token_budget - spent.tokens_in - spent.tokens_out - others.tokens,
+                cost_micro_usd: config.turn_cost_budget_micro_usd - spent.cost - others.cost,
+            };
+            if left.tokens <= 0 || left.cost_micro_usd <= 0 {
                 outcome = Outcome::BudgetExhausted;
-                rec.note(scope, json!({ "note": "turn budget exhausted: the prompt alone would use what is left", "left_tokens": left.tokens, "prompt_tokens_estimate": input })).await?;
+                rec.note(scope, json!({ "note": "turn budget exhausted", "spent_tokens": spent.tokens_in + spent.tokens_out, "spent_micro_usd": spent.cost, "held_by_other_calls": others.tokens })).await?;
                 break;
             }
+            let room = left.tokens - input;
+            let output = room.min(i64::from(config.max_output_tokens));
+            if output < 16 || most(output).cost > left.cost_micro_usd {
+                outcome = Outcome::BudgetExhausted;
+                rec.note(scope, json!({ "note": "turn budget exhausted: this call could spend more than is left", "left_tokens": left.tokens, "left_micro_usd": left.cost_micro_usd, "prompt_tokens_estimate": input })).await?;
+                break;
+            }
+            hold.lower_to(most(output));
             let mut request = ChatRequest::new(messages.clone());
-            request.max_tokens = Some(config.max_output_tokens.min(u32::try_from(room).unwrap_or(u32::MAX)));
+            request.max_tokens = Some(u32::try_from(output).unwrap_or(config.max_output_tokens));
             if !definitions.is_empty() {
                 request.tools = Some(definitions.clone());
             }
             let sink = spec.sink.as_ref().map(|s| (s, name.as_str()));
-            let (result, exchange) = self.call_model(scope, spec.id, agent.profile.default_intent, request, sink).await;
+            let (result, exchange) = self.call_model(scope, spec.id, intent, request, sink).await;
+            // The call's ledger rows are queued: its hold can go.
+            drop(hold);
             rec.model_step(scope, &exchange, true).await?;
             let response = match result {
                 Ok(response) => response,

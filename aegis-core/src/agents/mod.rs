@@ -9,6 +9,7 @@
 mod boardroom;
 pub mod conversation;
 mod engine;
+mod holds;
 mod inbound;
 pub mod profile;
 pub mod prompt;
@@ -262,6 +263,7 @@ struct Inner {
     defaults: Vec<SoulProfile>,
     context: Vec<Arc<dyn ContextSource>>,
     finished: broadcast::Sender<RunFinished>,
+    holds: holds::TurnHolds,
 }
 
 impl Agents {
@@ -279,6 +281,7 @@ impl Agents {
             defaults: profile::default_team(),
             context,
             finished,
+            holds: holds::TurnHolds::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -301,6 +304,11 @@ impl Agents {
     /// The knowledge base.
     pub fn knowledge(&self) -> &Knowledge {
         &self.inner.knowledge
+    }
+
+    /// What the turns' in-flight model calls hold of their budgets.
+    pub(crate) fn holds(&self) -> &holds::TurnHolds {
+        &self.inner.holds
     }
 
     pub(crate) fn db(&self) -> &Database {

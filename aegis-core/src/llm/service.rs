@@ -208,6 +208,24 @@ impl Models {
         decision.chain.iter().any(|m| self.inner.router.model(m).is_some_and(|m| m.available()))
     }
 
+    /// The most a call of `intent` by `tier` could cost with `input_tokens` in and at most
+    /// `output_tokens` out, at the dearest model the policy permits (micro-USD, rounded
+    /// up; 0 when every permitted model is free): what a budget must hold before the call.
+    pub fn cost_ceiling(&self, tier: Tier, intent: Intent, input_tokens: i64, output_tokens: i64) -> i64 {
+        let config = self.config();
+        let decision = self.inner.resolver.decide("-", tier, intent, None);
+        decision
+            .chain
+            .iter()
+            .filter_map(|m| config.models.get(m))
+            .map(|m| {
+                (input_tokens as f64 * m.input_price_per_mtok + output_tokens as f64 * m.output_price_per_mtok).ceil()
+                    as i64
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Decides and records the decision; a denial is an error.
     pub async fn decide(&self, scope: &CallScope, target: &Target) -> Result<Decision, ModelError> {
         let (intent, requested) = match target {
