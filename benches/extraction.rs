@@ -5,7 +5,8 @@
 //! default (`pdf-auto`: lopdf, PDFium for the documents lopdf reads poorly) and with PDFium
 //! alone (`pdf-pdfium`; PDFium is installed into the cache directory if need be). With
 //! `--real <dir>` it also prints how much of PDFium's text lopdf alone and the default find
-//! on the real PDFs there (token recall and precision, files where PDFium reads text). `benches/extraction.sh` runs it beside the seed's Python stack.
+//! on the real PDFs there (token recall and precision, files where PDFium reads text).
+//! `benches/extraction.sh` runs it beside the seed's Python stack.
 
 use std::{
     path::{Path, PathBuf},

@@ -1,12 +1,12 @@
 //! `aegis ingest`, `aegis search`, `aegis docs list | delete`, `aegis extract`.
 
-use crate::output::outln;
 use std::{
     io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
 };
 
+use crate::output::outln;
 use aegis_core::{
     config::Config,
     knowledge::{
@@ -146,10 +146,7 @@ pub async fn extract(config: &Config, path: &Path, json: bool) -> anyhow::Result
         Format::detect(&name, &head).ok_or_else(|| anyhow::anyhow!("`{}`: unsupported format", path.display()))?;
     let isolation = Isolation::current_exe_worker().unwrap_or(Isolation::InProcess);
     let pdf = match format {
-        Format::Pdf => {
-            let (pdf, cache_dir) = (config.knowledge.pdf.clone(), config.cache_dir());
-            tokio::task::spawn_blocking(move || pdf.resolve(&cache_dir)).await?.map_err(anyhow::Error::msg)?
-        }
+        Format::Pdf => config.knowledge.pdf.resolve_blocking(&config.cache_dir()).await.map_err(anyhow::Error::msg)?,
         _ => PdfReader::Lopdf,
     };
     let extracted = extract_file(&isolation, format, path, &config.knowledge.limits, &pdf).await?;

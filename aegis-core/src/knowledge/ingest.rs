@@ -14,7 +14,7 @@ use super::{
     Knowledge, KnowledgeError,
     bulk::BulkImport,
     chunk::chunk,
-    extract::{Format, PdfReader, isolate::extract_file},
+    extract::{Format, isolate::extract_file},
     store::{self, NewVersion},
 };
 use crate::{llm::Target, policy::Intent, tenancy::TenantScope};
@@ -102,10 +102,7 @@ impl Knowledge {
             .ok_or_else(|| KnowledgeError::UnsupportedFormat(source_key.to_owned()))?;
         drop(bytes);
         let extract_err = |error| KnowledgeError::Extract { source_key: source_key.to_owned(), error };
-        let pdf = match format {
-            Format::Pdf => self.pdf_reader().await.map_err(extract_err)?,
-            _ => PdfReader::Lopdf,
-        };
+        let pdf = self.pdf_reader(format).await.map_err(extract_err)?;
         let extracted =
             extract_file(self.isolation(), format, path, &config.limits, &pdf).await.map_err(extract_err)?;
         let chunks = chunk(&extracted, &config.chunking);

@@ -136,19 +136,15 @@ impl Knowledge {
         Self { inner: Arc::new(Inner { models, config, isolation, cache_dir, pdf_reader }) }
     }
 
-    /// The PDF reader `[knowledge.pdf]` resolves to, resolved (and PDFium installed, if
-    /// need be) once, on first use.
-    pub async fn pdf_reader(&self) -> Result<PdfReader, ExtractError> {
+    /// The PDF reader for a file of `format`: for a PDF, what `[knowledge.pdf]` resolves to,
+    /// resolved (and PDFium installed, if need be) once, on the first PDF.
+    pub async fn pdf_reader(&self, format: extract::Format) -> Result<PdfReader, ExtractError> {
+        if format != extract::Format::Pdf {
+            return Ok(PdfReader::Lopdf);
+        }
         let inner = &self.inner;
-        let resolved = inner
-            .pdf_reader
-            .get_or_init(|| async {
-                let (config, cache_dir) = (inner.config.pdf.clone(), inner.cache_dir.clone());
-                tokio::task::spawn_blocking(move || config.resolve(&cache_dir))
-                    .await
-                    .unwrap_or_else(|e| Err(format!("resolving the PDF reader failed: {e}")))
-            })
-            .await;
+        let resolved =
+            inner.pdf_reader.get_or_init(|| async { inner.config.pdf.resolve_blocking(&inner.cache_dir).await }).await;
         resolved.clone().map_err(ExtractError::Unsupported)
     }
 

@@ -85,6 +85,14 @@ impl PdfConfig {
         }
     }
 
+    /// [`resolve`](Self::resolve) on a blocking thread, for async callers.
+    pub async fn resolve_blocking(&self, cache_dir: &Path) -> Result<PdfReader, String> {
+        let (config, cache_dir) = (self.clone(), cache_dir.to_path_buf());
+        tokio::task::spawn_blocking(move || config.resolve(&cache_dir))
+            .await
+            .unwrap_or_else(|e| Err(format!("resolving the PDF reader failed: {e}")))
+    }
+
     fn pdfium_library(&self, cache_dir: &Path) -> Result<PathBuf, String> {
         if !cfg!(feature = "pdfium") {
             return Err("this build has no PDFium support (the `pdfium` cargo feature)".into());
