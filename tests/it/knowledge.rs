@@ -11,7 +11,7 @@ use aegis_core::{
     knowledge::{IngestOutcome, SearchMode, SearchOptions, collect_files},
     tenancy::{Caller, NewTenant, TenantId, TenantScope, Tier},
 };
-use aegis_it::{aegis, aegis_bin, fresh_db};
+use aegis_it::{aegis, aegis_bin, config_for, fresh_db};
 
 fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
@@ -139,6 +139,94 @@ async fn versions_replace_their_chunks_and_identical_content_is_a_no_op() {
     let bad = aegis.knowledge().search(&scope, "  ", &SearchOptions::default()).await;
     assert!(bad.is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn the_same_bytes_are_remade_when_chunking_or_the_embedding_model_changes() {
+    let provider = aegis_it::provider::TestProvider::start().await;
+    let db = fresh_db().await;
+    let build = |tune: &dyn Fn(&mut aegis_core::config::Config)| {
+        let mut config = config_for(&db);
+        tune(&mut config);
+        Aegis::builder().config(config).build()
+    };
+    let long: String = (0..400).map(|i| format!("Clause {i} binds the buyer to term {}. ", i % 13)).collect();
+    let dir = workdir(&[("terms.txt", &long)]);
+    let path = dir.join("terms.txt");
+    let ingest = |aegis: Aegis| {
+        let path = path.clone();
+        async move {
+            let id = TenantId::parse("acme").unwrap();
+            let scope = aegis.tenants().scope(&id, Caller::system("test")).await.unwrap();
+            aegis.knowledge().ingest_file(&scope, "terms.txt", &path).await.unwrap()
+        }
+    };
+    let first = build(&|_| {}).await.unwrap();
+    tenant(&first, "acme").await;
+    let stored = |outcome: &IngestOutcome| match outcome {
+        IngestOutcome::Stored { version, chunks, .. } => Some((*version, *chunks)),
+        _ => None,
+    };
+    let v1 = ingest(first.clone()).await;
+    let (_, chunks_v1) = stored(&v1).unwrap_or_else(|| panic!("{v1:?}"));
+    assert!(matches!(ingest(first.clone()).await, IngestOutcome::Unchanged { version: 1, .. }));
+
+    // Smaller chunks: the same bytes make a new version with more chunks, once.
+    let small = build(&|c| c.knowledge.chunking.target_tokens = 80).await.unwrap();
+    let v2 = ingest(small.clone()).await;
+    let (version, chunks_v2) = stored(&v2).unwrap_or_else(|| panic!("{v2:?}"));
+    assert_eq!(version, 2);
+    assert!(chunks_v2 > chunks_v1, "{chunks_v2} chunks of 80 tokens, {chunks_v1} of 320");
+    assert!(matches!(ingest(small.clone()).await, IngestOutcome::Unchanged { version: 2, .. }));
+
+    // Another embedding model: remade, and every stored vector is the new model's.
+    let remote = build(&|c| {
+        c.knowledge.chunking.target_tokens = 80;
+        c.models = aegis_it::test_models(&provider);
+        let mut embedder = c.models.models["alpha/m1"].clone();
+        embedder.name = "e1".into();
+        embedder.kind = aegis_core::llm::config::ModelKind::Embedding;
+        embedder.dimensions = Some(768);
+        c.models.models.insert("alpha/e1".into(), embedder);
+        c.models.aliases.get_mut("embed").unwrap().models.insert(0, "alpha/e1".into());
+    })
+    .await
+    .unwrap();
+    let v3 = ingest(remote.clone()).await;
+    assert_eq!(stored(&v3).map(|(v, _)| v), Some(3), "{v3:?}");
+    assert!(matches!(ingest(remote.clone()).await, IngestOutcome::Unchanged { version: 3, .. }));
+    let id = TenantId::parse("acme").unwrap();
+    let scope = remote.tenants().scope(&id, Caller::system("test")).await.unwrap();
+    let mut tx = scope.begin().await.unwrap();
+    let models: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT embedding_model FROM chunks").fetch_all(tx.conn()).await.unwrap();
+    let recipe: String = sqlx::query_scalar("SELECT recipe FROM documents").fetch_one(tx.conn()).await.unwrap();
+    assert_eq!(models.len(), 1, "{models:?}");
+    assert!(recipe.ends_with(&format!("vectors by {}", models[0])), "{recipe}");
+    assert!(!models[0].contains("hash"), "{models:?}");
+
+    // A version stored before recipes were kept is remade on its next ingest.
+    sqlx::query("UPDATE documents SET recipe = ''").execute(tx.conn()).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stored(&ingest(remote.clone()).await).map(|(v, _)| v), Some(4));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn folders_whose_files_would_share_a_source_key_are_refused_before_any_ingest() {
+    let a = workdir(&[("faq.md", "a"), ("only-a.md", "a")]);
+    let b = workdir(&[("faq.md", "b")]);
+    let err = collect_files(&[a.clone(), b.clone()]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("would both be `faq.md`"), "{err}");
+    // The same file named twice is one file.
+    let files = collect_files(&[a.join("faq.md"), a.join("faq.md"), b.join("../").join(b.file_name().unwrap())]);
+    assert!(files.is_err(), "faq.md from a and from b still collide");
+    let files = collect_files(&[a.clone(), a.clone()]).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for dir in [a, b] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
 
 /// The lexeme statistics as kept, and as counted afresh from the chunks.

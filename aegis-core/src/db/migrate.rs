@@ -84,6 +84,7 @@ impl MigrationSet {
                 migration!(5, "chunk_storage", "../../../migrations/tenant/0005_chunk_storage.sql"),
                 migration!(6, "halfvec_index", "../../../migrations/tenant/0006_halfvec_index.sql"),
                 migration!(7, "history_is_append_only", "../../../migrations/tenant/0007_history_is_append_only.sql"),
+                migration!(8, "document_recipe", "../../../migrations/tenant/0008_document_recipe.sql"),
             ]),
         }
     }

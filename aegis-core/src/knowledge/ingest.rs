@@ -14,7 +14,7 @@ use super::{
     Knowledge, KnowledgeError,
     bulk::BulkImport,
     chunk::chunk,
-    extract::{Format, isolate::extract_file},
+    extract::{EXTRACTOR_VERSION, Format, PdfReader, isolate::extract_file},
     store::{self, NewVersion},
 };
 use crate::{llm::Target, policy::Intent, tenancy::TenantScope};
@@ -86,16 +86,6 @@ impl Knowledge {
         }
         let bytes = tokio::fs::read(path).await.map_err(io)?;
         let hash = hex::encode(Sha256::digest(&bytes));
-        let mut tx = scope.begin().await?;
-        let existing = store::find(tx.conn(), source_key).await?;
-        tx.commit().await?;
-        if let Some(doc) = existing.filter(|d| d.content_hash == hash) {
-            return Ok(IngestOutcome::Unchanged {
-                source_key: source_key.to_owned(),
-                id: doc.id,
-                version: doc.version,
-            });
-        }
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source_key.to_owned());
         let format = Format::detect(&name, &bytes[..bytes.len().min(1024)])
             .or_else(|| Format::detect(source_key, &bytes[..bytes.len().min(1024)]))
@@ -103,18 +93,44 @@ impl Knowledge {
         drop(bytes);
         let extract_err = |error| KnowledgeError::Extract { source_key: source_key.to_owned(), error };
         let pdf = self.pdf_reader(format).await.map_err(extract_err)?;
+        let expected_model = self.inner.models.embedding_model(scope.tier()).unwrap_or_else(|| "none".to_owned());
+        let mut tx = scope.begin().await?;
+        let existing = store::find(tx.conn(), source_key).await?;
+        tx.commit().await?;
+        if let Some(doc) =
+            existing.filter(|d| d.content_hash == hash && d.recipe == self.recipe(format, &pdf, &expected_model))
+        {
+            return Ok(IngestOutcome::Unchanged {
+                source_key: source_key.to_owned(),
+                id: doc.id,
+                version: doc.version,
+            });
+        }
         let extracted =
             extract_file(self.isolation(), format, path, &config.limits, &pdf).await.map_err(extract_err)?;
         let chunks = chunk(&extracted, &config.chunking);
         let call = Self::call_scope(scope);
         let mut embedded = Vec::with_capacity(chunks.len());
+        let mut model: Option<String> = None;
         for batch in chunks.chunks(config.embed_batch.max(1)) {
             let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
             let (_, embeddings) = self.inner.models.embed(&call, &Target::Intent(Intent::Embedding), &texts).await?;
+            match &model {
+                Some(first) if *first != embeddings.model => {
+                    return Err(KnowledgeError::EmbeddersMixed {
+                        source_key: source_key.to_owned(),
+                        first: first.clone(),
+                        then: embeddings.model,
+                    });
+                }
+                Some(_) => {}
+                None => model = Some(embeddings.model.clone()),
+            }
             for (chunk, vector) in batch.iter().zip(embeddings.vectors) {
                 embedded.push((chunk.clone(), vector, embeddings.model.clone()));
             }
         }
+        let recipe = self.recipe(format, &pdf, model.as_deref().unwrap_or(&expected_model));
         let mut tx = scope.begin().await?;
         let (id, version) = store::write_version(
             tx.conn(),
@@ -123,6 +139,7 @@ impl Knowledge {
                 title: &name,
                 format: format.as_str(),
                 content_hash: &hash,
+                recipe: &recipe,
                 bytes: i64::try_from(size).unwrap_or(i64::MAX),
                 notes: &extracted.notes,
                 chunks: &embedded,
@@ -137,6 +154,18 @@ impl Knowledge {
             chunks: embedded.len(),
             notes: extracted.notes,
         })
+    }
+
+    /// How a version of a `format` file is made here: the extractors' version, the PDF
+    /// reader (for PDFs), the chunk sizes and the model of its vectors. The same bytes are
+    /// ingested again only when this differs from the stored version's.
+    fn recipe(&self, format: Format, pdf: &PdfReader, embedding_model: &str) -> String {
+        let chunking = &self.config().chunking;
+        let reader = if format == Format::Pdf { format!(" ({})", pdf.name()) } else { String::new() };
+        format!(
+            "extractor {EXTRACTOR_VERSION}{reader}; chunks of {} tokens, {} overlapping; vectors by {embedding_model}",
+            chunking.target_tokens, chunking.overlap_tokens
+        )
     }
 
     /// Ingests files (`(source_key, path)`), `concurrency` at a time; one file's failure
@@ -216,7 +245,9 @@ impl Knowledge {
 
 /// Files under `paths` (folders recursively), each with its source key: the path relative
 /// to the folder given (or the file name for a file given directly). Hidden entries are
-/// skipped; symlinks are not followed.
+/// skipped; symlinks are not followed. Two files that would get the same source key (the
+/// same relative path under two folders given) are refused before anything is ingested,
+/// since the second would silently replace the first as a new version.
 pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
     for root in paths {
@@ -246,5 +277,20 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<(String, PathBuf)
         }
     }
     out.sort();
+    out.dedup();
+    let collisions: Vec<String> = out
+        .windows(2)
+        .filter(|pair| pair[0].0 == pair[1].0)
+        .map(|pair| format!("`{}` and `{}` would both be `{}`", pair[0].1.display(), pair[1].1.display(), pair[0].0))
+        .collect();
+    if !collisions.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "{} (ingest such folders separately, or from a folder that holds both)",
+                collisions.join("; ")
+            ),
+        ));
+    }
     Ok(out)
 }

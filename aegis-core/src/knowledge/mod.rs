@@ -56,6 +56,17 @@ pub enum KnowledgeError {
     /// A bad request (empty query, k out of range).
     #[error("{0}")]
     Invalid(String),
+    /// The embedding provider changed within one document (a failover mid-way), whose
+    /// vectors must all come from one model to be comparable; nothing was stored.
+    #[error("`{source_key}`: its chunks were embedded by `{first}`, then by `{then}` (a provider failed over mid-document); nothing was stored, ingest it again")]
+    EmbeddersMixed {
+        /// The document.
+        source_key: String,
+        /// The model of the first chunks.
+        first: String,
+        /// The model of later ones.
+        then: String,
+    },
     /// Embedding failed or was refused.
     #[error(transparent)]
     Model(#[from] ModelError),

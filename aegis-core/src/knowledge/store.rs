@@ -20,6 +20,9 @@ pub struct DocumentInfo {
     pub format: String,
     /// SHA-256 of the content.
     pub content_hash: String,
+    /// How this version was made: extractor version, PDF reader, chunk sizes, embedding
+    /// model (see `Knowledge::ingest_file`).
+    pub recipe: String,
     /// Version, from 1.
     pub version: i32,
     /// Size.
@@ -35,7 +38,7 @@ pub struct DocumentInfo {
 }
 
 const COLUMNS: &str =
-    "id, source_key, title, format, content_hash, version, bytes, chunks, notes, created_at, updated_at";
+    "id, source_key, title, format, content_hash, recipe, version, bytes, chunks, notes, created_at, updated_at";
 
 /// The document with `source_key`, if any.
 pub async fn find(conn: &mut PgConnection, source_key: &str) -> Result<Option<DocumentInfo>, KnowledgeError> {
@@ -118,6 +121,8 @@ pub struct NewVersion<'a> {
     pub format: &'a str,
     /// Content hash.
     pub content_hash: &'a str,
+    /// How it was made.
+    pub recipe: &'a str,
     /// Size.
     pub bytes: i64,
     /// Notes.
@@ -132,10 +137,10 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
     lock_terms(&mut *conn).await?;
     let now = Utc::now();
     let (id, version): (Uuid, i32) = sqlx::query_as(
-        "INSERT INTO documents (id, source_key, title, format, content_hash, version, bytes, chunks, notes, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8, $9, $9) \
+        "INSERT INTO documents (id, source_key, title, format, content_hash, recipe, version, bytes, chunks, notes, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $10, 1, $6, $7, $8, $9, $9) \
          ON CONFLICT (source_key) DO UPDATE SET title = EXCLUDED.title, format = EXCLUDED.format, \
-           content_hash = EXCLUDED.content_hash, version = documents.version + 1, bytes = EXCLUDED.bytes, \
+           content_hash = EXCLUDED.content_hash, recipe = EXCLUDED.recipe, version = documents.version + 1, bytes = EXCLUDED.bytes, \
            chunks = EXCLUDED.chunks, notes = EXCLUDED.notes, updated_at = EXCLUDED.updated_at \
          RETURNING id, version",
     )
@@ -148,6 +153,7 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
     .bind(i32::try_from(new.chunks.len()).unwrap_or(i32::MAX))
     .bind(sqlx::types::Json(new.notes))
     .bind(now)
+    .bind(new.recipe)
     .fetch_one(&mut *conn)
     .await?;
     forget_terms(&mut *conn, id).await?;

@@ -16,7 +16,7 @@ use super::{
     Embeddings,
     config::{ModelKind, ModelsConfig},
     ledger::Ledger,
-    router::{PremiumSpend, RouteTarget, Routed, RoutedStream, Router, RouterError, StreamEnd},
+    router::{Backend, PremiumSpend, RouteTarget, Routed, RoutedStream, Router, RouterError, StreamEnd},
     types::{ChatRequest, ChatResponse},
 };
 use crate::{
@@ -206,6 +206,17 @@ impl Models {
     pub fn has_available_model(&self, tier: Tier, intent: Intent) -> bool {
         let decision = self.inner.resolver.decide("-", tier, intent, None);
         decision.chain.iter().any(|m| self.inner.router.model(m).is_some_and(|m| m.available()))
+    }
+
+    /// The id recorded with the vectors an embedding by `tier` would make: that of the
+    /// first reachable embedder of the permitted chain (the router may still skip it while
+    /// it cools down). `None` when no embedder is reachable.
+    pub fn embedding_model(&self, tier: Tier) -> Option<String> {
+        let decision = self.inner.resolver.decide("-", tier, Intent::Embedding, None);
+        decision.chain.iter().find_map(|m| match &self.inner.router.model(m)?.backend {
+            Backend::Embed(embedder) => Some(embedder.model_id().to_owned()),
+            _ => None,
+        })
     }
 
     /// The most a call of `intent` by `tier` could cost with `input_tokens` in and at most

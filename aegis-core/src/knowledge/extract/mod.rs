@@ -26,6 +26,10 @@ use std::{fmt, path::Path, time::Duration};
 pub use pdf_reader::{PdfBackend, PdfConfig, PdfReader};
 use serde::{Deserialize, Serialize};
 
+/// The version of what the extractors make of a file. Bump it when a change to any
+/// extractor alters its output, so that re-ingesting unchanged files re-extracts them.
+pub const EXTRACTOR_VERSION: u32 = 1;
+
 /// A document format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

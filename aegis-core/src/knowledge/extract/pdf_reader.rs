@@ -31,6 +31,17 @@ pub enum PdfReader {
     },
 }
 
+impl PdfReader {
+    /// A short name (`lopdf`, `pdfium`, `lopdf+pdfium`), recorded with what it read.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PdfReader::Lopdf => "lopdf",
+            PdfReader::Pdfium { .. } => "pdfium",
+            PdfReader::LopdfThenPdfium { .. } => "lopdf+pdfium",
+        }
+    }
+}
+
 /// The configured choice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
