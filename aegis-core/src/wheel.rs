@@ -73,8 +73,7 @@ impl Wheel {
         // Unique per install, not only per process: two threads may install at once.
         static INSTALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let install = INSTALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let staging =
-            parent.join(format!(".{}-{}-{}-{install}", self.package, self.version, std::process::id()));
+        let staging = parent.join(format!(".{}-{}-{}-{install}", self.package, self.version, std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         let python = ["python3", "python"]
             .into_iter()

@@ -116,9 +116,12 @@ impl From<KnowledgeError> for ApiError {
                 ApiError::bad_request(err.to_string())
             }
             KnowledgeError::Model(m) => m.into(),
-            KnowledgeError::EmbeddersMixed { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", "embedders_mixed", err.to_string())
-            }
+            KnowledgeError::EmbeddersMixed { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "embedders_mixed",
+                err.to_string(),
+            ),
             other => ApiError::internal(&other),
         }
     }

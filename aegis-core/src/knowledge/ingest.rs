@@ -286,10 +286,7 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<(String, PathBuf)
     if !collisions.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
-            format!(
-                "{} (ingest such folders separately, or from a folder that holds both)",
-                collisions.join("; ")
-            ),
+            format!("{} (ingest such folders separately, or from a folder that holds both)", collisions.join("; ")),
         ));
     }
     Ok(out)

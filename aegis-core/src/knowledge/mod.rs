@@ -58,7 +58,9 @@ pub enum KnowledgeError {
     Invalid(String),
     /// The embedding provider changed within one document (a failover mid-way), whose
     /// vectors must all come from one model to be comparable; nothing was stored.
-    #[error("`{source_key}`: its chunks were embedded by `{first}`, then by `{then}` (a provider failed over mid-document); nothing was stored, ingest it again")]
+    #[error(
+        "`{source_key}`: its chunks were embedded by `{first}`, then by `{then}` (a provider failed over mid-document); nothing was stored, ingest it again"
+    )]
     EmbeddersMixed {
         /// The document.
         source_key: String,
