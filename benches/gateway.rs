@@ -7,7 +7,10 @@
 //! `cargo run --release -p aegis-benches --bin bench-gateway -- --aegis-bin target/release/aegis [--rps 1000] [--seconds 10]`
 //!
 //! `--other <base-url>` also measures another OpenAI-compatible proxy pointed at the same
-//! upstream (`--upstream-port` fixes the upstream's port so it can be configured first).
+//! upstream (`--upstream-port` fixes the upstream's port so it can be configured first;
+//! `--other-pid` reports that proxy's CPU per request and RSS, its process tree summed;
+//! `--other-rps` drives it, and the upstream again as its baseline, at another rate).
+//! `benches/litellm.sh` runs it against LiteLLM's proxy.
 
 use std::{
     path::PathBuf,
@@ -34,11 +37,20 @@ struct Args {
     seconds: u64,
     upstream_port: u16,
     other: Option<String>,
+    other_pid: Option<u32>,
+    other_rps: Option<u64>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args =
-        Args { aegis_bin: "target/release/aegis".into(), rps: 1000, seconds: 10, upstream_port: 0, other: None };
+    let mut args = Args {
+        aegis_bin: "target/release/aegis".into(),
+        rps: 1000,
+        seconds: 10,
+        upstream_port: 0,
+        other: None,
+        other_pid: None,
+        other_rps: None,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"));
@@ -48,6 +60,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value()?.parse()?,
             "--upstream-port" => args.upstream_port = value()?.parse()?,
             "--other" => args.other = Some(value()?),
+            "--other-pid" => args.other_pid = Some(value()?.parse()?),
+            "--other-rps" => args.other_rps = Some(value()?.parse()?),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
@@ -86,6 +100,30 @@ fn process_usage(pid: u32) -> (f64, f64) {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     (cpu, hwm / 1024.0)
+}
+
+/// [`process_usage`] summed over `pid` and its descendants (a proxy with worker processes).
+fn tree_usage(pid: u32) -> (f64, f64) {
+    let parent_of = |p: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+    };
+    let in_tree = |mut p: u32| loop {
+        if p == pid {
+            return true;
+        }
+        match parent_of(p) {
+            Some(parent) if parent > 1 => p = parent,
+            _ => return false,
+        }
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| in_tree(*p))
+        .map(process_usage)
+        .fold((0.0, 0.0), |(c, r), (cpu, rss)| (c + cpu, r + rss))
 }
 
 struct Run {
@@ -256,14 +294,26 @@ chat = ["up-premium", "up-fast"]
     println!("gateway peak RSS: {rss:.1} MB after the non-metered run, {rss_metered:.1} MB after the metered run");
     if let Some(other) = &args.other {
         let url = format!("{}/chat/completions", other.trim_end_matches('/'));
-        load(&http, &url, "sk-bench", "loop-1", 100, 1).await;
-        let run = load(&http, &url, "sk-bench", "loop-1", args.rps, args.seconds).await;
+        let rps = args.other_rps.unwrap_or(args.rps);
+        println!("\n## another proxy at {rps} rps for {} s", args.seconds);
+        let (b50, b99) = if rps == args.rps {
+            (d50, d99)
+        } else {
+            report("upstream directly", &load(&http, &direct_url, "k", "loop-1", rps, args.seconds).await)
+        };
+        load(&http, &url, "sk-bench", "loop-1", rps.min(100), 1).await;
+        let (cpu0, _) = args.other_pid.map(tree_usage).unwrap_or_default();
+        let run = load(&http, &url, "sk-bench", "loop-1", rps, args.seconds).await;
+        let (cpu1, rss) = args.other_pid.map(tree_usage).unwrap_or_default();
         let (o50, o99) = report("other proxy", &run);
         println!(
             "added latency, other proxy: p50 {:+.3} ms  p99 {:+.3} ms",
-            (o50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-            (o99.as_secs_f64() - d99.as_secs_f64()) * 1e3
+            (o50.as_secs_f64() - b50.as_secs_f64()) * 1e3,
+            (o99.as_secs_f64() - b99.as_secs_f64()) * 1e3
         );
+        if args.other_pid.is_some() {
+            println!("other proxy CPU per request: {:.3} ms; peak RSS {rss:.1} MB", per(cpu1 - cpu0, &run));
+        }
     }
     server.kill().await?;
     Ok(())
