@@ -4,7 +4,6 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -263,8 +262,15 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
 }
 
-async fn embeddings(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, Infallible> {
+/// Vectors for each input (a scripted `Status` or `RateLimited` reply is that error instead;
+/// other scripted replies, and none, give vectors).
+async fn embeddings(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     let request = record(&script, "/v1/embeddings", &headers, &body);
+    match next_reply(&script, request["model"].as_str().unwrap_or_default()) {
+        Reply::Status(status, message) => return error_body(status, &message),
+        Reply::RateLimited(_) => return error_body(429, "slow down"),
+        _ => {}
+    }
     let inputs: Vec<String> = match &request["input"] {
         Value::String(s) => vec![s.clone()],
         Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
@@ -280,7 +286,8 @@ async fn embeddings(State(script): State<Shared>, headers: HeaderMap, body: Byte
             json!({ "object": "embedding", "index": i, "embedding": v })
         })
         .collect();
-    Ok(Json(
+    Json(
         json!({ "object": "list", "data": data, "model": request["model"], "usage": { "prompt_tokens": inputs.len(), "total_tokens": inputs.len() } }),
-    ))
+    )
+    .into_response()
 }

@@ -141,6 +141,44 @@ async fn versions_replace_their_chunks_and_identical_content_is_a_no_op() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The test provider's models, with the embedding chain [`alpha/e1` (remote, 768), offline].
+fn remote_embedder_first(config: &mut aegis_core::config::Config, provider: &aegis_it::provider::TestProvider) {
+    config.models = aegis_it::test_models(provider);
+    let mut embedder = config.models.models["alpha/m1"].clone();
+    embedder.name = "e1".into();
+    embedder.kind = aegis_core::llm::config::ModelKind::Embedding;
+    embedder.dimensions = Some(768);
+    config.models.models.insert("alpha/e1".into(), embedder);
+    config.models.aliases.get_mut("embed").unwrap().models.insert(0, "alpha/e1".into());
+}
+
+#[tokio::test]
+async fn a_failover_between_the_batches_of_one_document_stores_nothing() {
+    let provider = aegis_it::provider::TestProvider::start().await;
+    let db = fresh_db().await;
+    let mut config = config_for(&db);
+    remote_embedder_first(&mut config, &provider);
+    config.knowledge.embed_batch = 1;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS)]);
+    let path = dir.join("refunds.md");
+    let v1 = aegis.knowledge().ingest_file(&scope, "refunds.md", &path).await.unwrap();
+    assert!(matches!(v1, IngestOutcome::Stored { version: 1, chunks: 2.., .. }), "{v1:?}");
+    // The next version's first batch is embedded by e1, the rest by the offline fallback.
+    std::fs::write(&path, REFUNDS.replace("14 days", "30 days")).unwrap();
+    let down = aegis_it::provider::Reply::Status(503, "down".into());
+    provider.push("e1", std::iter::once(aegis_it::provider::Reply::text("ok", 1, 0)).chain(vec![down; 8]));
+    let err = aegis.knowledge().ingest_file(&scope, "refunds.md", &path).await.unwrap_err();
+    assert!(matches!(err, aegis_core::knowledge::KnowledgeError::EmbeddersMixed { .. }), "{err}");
+    assert!(err.to_string().contains("`e1`, then by `aegis-offline-hash-768-v1`"), "{err}");
+    let docs = aegis.knowledge().list(&scope).await.unwrap();
+    assert_eq!(docs[0].version, 1, "the old version stays");
+    let hits = search(&aegis, &scope, "within 14 days", SearchMode::Keyword).await;
+    assert!(hits[0].text.contains("14 days"), "its chunks too: {hits:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn the_same_bytes_are_remade_when_chunking_or_the_embedding_model_changes() {
     let provider = aegis_it::provider::TestProvider::start().await;
@@ -182,13 +220,7 @@ async fn the_same_bytes_are_remade_when_chunking_or_the_embedding_model_changes(
     // Another embedding model: remade, and every stored vector is the new model's.
     let remote = build(&|c| {
         c.knowledge.chunking.target_tokens = 80;
-        c.models = aegis_it::test_models(&provider);
-        let mut embedder = c.models.models["alpha/m1"].clone();
-        embedder.name = "e1".into();
-        embedder.kind = aegis_core::llm::config::ModelKind::Embedding;
-        embedder.dimensions = Some(768);
-        c.models.models.insert("alpha/e1".into(), embedder);
-        c.models.aliases.get_mut("embed").unwrap().models.insert(0, "alpha/e1".into());
+        remote_embedder_first(c, &provider);
     })
     .await
     .unwrap();
