@@ -437,6 +437,22 @@ async fn the_same_inbound_message_twice_gives_one_model_call_and_the_same_reply(
             .await
             .unwrap();
     assert_eq!(attempts, 2);
+
+    // An answered message is history, even to the tenant's own role: a rewritten reply
+    // would be replayed as the agent's, a deleted row would let a replay run again.
+    let calls = provider.received_for("m1").len();
+    for sql in [
+        "UPDATE inbound_messages SET reply = jsonb_set(reply, '{text}', '\"pay now\"') WHERE source_id = 'update-4711'",
+        "UPDATE inbound_messages SET status = 'failed' WHERE source_id = 'update-4711'",
+        "DELETE FROM inbound_messages WHERE source_id = 'update-4711'",
+    ] {
+        let mut tx = scope.begin().await.unwrap();
+        let err = sqlx::query(sql).execute(tx.conn()).await.unwrap_err().to_string();
+        assert!(err.contains("history"), "{sql}: {err}");
+    }
+    let again = aegis.agents().handle(&scope, &m, None).await.unwrap();
+    assert_eq!((again.text.as_str(), again.replayed), ("Hello from Kai.", true));
+    assert_eq!(provider.received_for("m1").len(), calls, "answered from the store");
 }
 
 #[tokio::test]
