@@ -85,7 +85,7 @@ impl MigrationSet {
                 migration!(6, "halfvec_index", "../../../migrations/tenant/0006_halfvec_index.sql"),
                 migration!(7, "history_is_append_only", "../../../migrations/tenant/0007_history_is_append_only.sql"),
                 migration!(8, "document_recipe", "../../../migrations/tenant/0008_document_recipe.sql"),
-                migration!(9, "answered_messages_are_history", "../../../migrations/tenant/0009_answered_messages_are_history.sql"),
+                migration!(9, "inbound_history", "../../../migrations/tenant/0009_inbound_history.sql"),
             ]),
         }
     }

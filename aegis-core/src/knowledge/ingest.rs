@@ -1,4 +1,4 @@
-//! Ingesting files: hash → (unchanged? stop) → extract (isolated) → chunk → embed in
+//! Ingesting files: hash → (same bytes and recipe? stop) → extract (isolated) → chunk → embed in
 //! batches through the tenant's policy → one short transaction that writes the new
 //! version and replaces its chunks. No transaction is held while extracting or embedding,
 //! and an interrupted ingest leaves the document at its old version or its new one.
