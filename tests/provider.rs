@@ -131,6 +131,13 @@ fn error_body(status: u16, message: &str) -> Response {
     (status, Json(json!({ "error": { "message": message, "type": "test", "code": status.as_u16() } }))).into_response()
 }
 
+/// 429 with `Retry-After` seconds.
+fn rate_limited(secs: f64) -> Response {
+    let mut r = error_body(429, "rate limited");
+    r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
+    r
+}
+
 fn usage_json(usage: Option<(u64, u64)>) -> Value {
     usage.map_or(Value::Null, |(p, c)| json!({ "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c }))
 }
@@ -194,11 +201,7 @@ async fn chat(State(script): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
     match reply {
         Reply::Status(status, message) => error_body(status, &message),
-        Reply::RateLimited(secs) => {
-            let mut r = error_body(429, "rate limited");
-            r.headers_mut().insert("retry-after", secs.to_string().parse().unwrap());
-            r
-        }
+        Reply::RateLimited(secs) => rate_limited(secs),
         Reply::Malformed => {
             Response::builder().header("content-type", "application/json").body(Body::from("{not json")).unwrap()
         }
@@ -268,7 +271,7 @@ async fn embeddings(State(script): State<Shared>, headers: HeaderMap, body: Byte
     let request = record(&script, "/v1/embeddings", &headers, &body);
     match next_reply(&script, request["model"].as_str().unwrap_or_default()) {
         Reply::Status(status, message) => return error_body(status, &message),
-        Reply::RateLimited(_) => return error_body(429, "slow down"),
+        Reply::RateLimited(secs) => return rate_limited(secs),
         _ => {}
     }
     let inputs: Vec<String> = match &request["input"] {

@@ -252,7 +252,7 @@ fn folders_whose_files_would_share_a_source_key_are_refused_before_any_ingest() 
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("would both be `faq.md`"), "{err}");
     // The same file named twice is one file.
-    let files = collect_files(&[a.join("faq.md"), a.join("faq.md"), b.join("../").join(b.file_name().unwrap())]);
+    let files = collect_files(&[a.join("faq.md"), a.join("faq.md"), b.clone()]);
     assert!(files.is_err(), "faq.md from a and from b still collide");
     let files = collect_files(&[a.clone(), a.clone()]).unwrap();
     assert_eq!(files.len(), 2, "{files:?}");

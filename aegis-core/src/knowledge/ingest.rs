@@ -115,16 +115,13 @@ impl Knowledge {
         for batch in chunks.chunks(config.embed_batch.max(1)) {
             let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
             let (_, embeddings) = self.inner.models.embed(&call, &Target::Intent(Intent::Embedding), &texts).await?;
-            match &model {
-                Some(first) if *first != embeddings.model => {
-                    return Err(KnowledgeError::EmbeddersMixed {
-                        source_key: source_key.to_owned(),
-                        first: first.clone(),
-                        then: embeddings.model,
-                    });
-                }
-                Some(_) => {}
-                None => model = Some(embeddings.model.clone()),
+            let first = model.get_or_insert_with(|| embeddings.model.clone());
+            if *first != embeddings.model {
+                return Err(KnowledgeError::EmbeddersMixed {
+                    source_key: source_key.to_owned(),
+                    first: first.clone(),
+                    then: embeddings.model,
+                });
             }
             for (chunk, vector) in batch.iter().zip(embeddings.vectors) {
                 embedded.push((chunk.clone(), vector, embeddings.model.clone()));
