@@ -73,7 +73,7 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Print how PostgreSQL ran the search (EXPLAIN ANALYZE) instead of its hits.
+        /// Print how PostgreSQL ran the search (EXPLAIN ANALYZE of the generic plan searches use) instead of its hits.
         #[arg(long)]
         explain: bool,
     },

@@ -301,6 +301,12 @@ async fn lexeme_statistics_follow_every_version_and_deletion() {
     let plan = aegis.knowledge().explain_search(&scope, "the opened software", &options).await.unwrap();
     assert!(plan[0].starts_with("keyword candidates: AnyOf"), "{plan:?}");
     assert!(plan.iter().any(|l| l.contains("Execution Time")), "{plan:?}");
+    // The plan explained is the generic one production runs: the query's values stay
+    // parameters (a plan made for the bound values would show them as constants).
+    assert!(plan.iter().any(|l| l.contains("<=> ($1)::halfvec(768)")), "{plan:?}");
+    assert!(plan.iter().any(|l| l.contains("CASE $8 WHEN 'phrase'")), "{plan:?}");
+    let again = aegis.knowledge().explain_search(&scope, "the opened software", &options).await.unwrap();
+    assert!(again.iter().any(|l| l.contains("Execution Time")), "explaining twice on a pooled connection: {again:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

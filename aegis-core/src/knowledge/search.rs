@@ -241,7 +241,7 @@ enum VectorScan {
 /// generic plan assumes a tenth of the table, which pgvector 0.8 (rightly) costs above a
 /// sequential scan and sort — every search became an exact scan. Lengths are at most
 /// 100 × `candidates_per_hit`, so few statements are cached per connection.
-fn statement(scan: VectorScan, vector_limit: i64, explain: bool) -> String {
+fn statement(scan: VectorScan, vector_limit: i64) -> String {
     let vector = match scan {
         VectorScan::Indexed => format!(
             "SELECT c.id, {INDEXED_DISTANCE} AS distance FROM chunks c WHERE $2::text IS NOT NULL \
@@ -257,8 +257,72 @@ fn statement(scan: VectorScan, vector_limit: i64, explain: bool) -> String {
              ORDER BY (c.embedding <=> $1) + 0 LIMIT {vector_limit}"
         ),
     };
-    let sql = SEARCH.replace("{VECTOR}", &vector);
-    if explain { format!("EXPLAIN (ANALYZE, BUFFERS) {sql}") } else { sql }
+    SEARCH.replace("{VECTOR}", &vector)
+}
+
+/// The search statement's parameters, `$1` to `$9`, in their order.
+struct Binds<'a> {
+    vector: pgvector::Vector,
+    model: &'a str,
+    keywords: &'a str,
+    documents: Option<&'a [String]>,
+    keyword_limit: i64,
+    k: i64,
+    lexemes: &'a [String],
+    how: &'static str,
+    keyword_cap: i64,
+}
+
+/// The parameter types of [`Binds`], as sqlx sends them, for a `PREPARE` of the statement.
+const BIND_TYPES: &str = "vector, text, text, text[], int8, int8, text[], text, int8";
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl Binds<'_> {
+    fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.vector)
+            .bind(self.model)
+            .bind(self.keywords)
+            .bind(self.documents)
+            .bind(self.keyword_limit)
+            .bind(self.k)
+            .bind(self.lexemes)
+            .bind(self.how)
+            .bind(self.keyword_cap)
+    }
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statement with the generic plan production runs
+/// ([`PREPARE`] forces generic plans). An `EXPLAIN` of the statement with bound values
+/// would plan it for those values instead, and parameters cannot reach the arguments of
+/// an `EXPLAIN EXECUTE`; so the statement is prepared under a name of its own, and
+/// PostgreSQL's `format('%L')` quotes the values into the `EXECUTE`.
+async fn explain_generic(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    binds: &Binds<'_>,
+) -> Result<Vec<sqlx::postgres::PgRow>, KnowledgeError> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name =
+        format!("aegis_explain_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let prepare = format!("PREPARE {name} ({BIND_TYPES}) AS {sql}");
+    sqlx::query(&prepare).persistent(false).execute(&mut *conn).await?;
+    let render = format!(
+        "SELECT format('EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}(%L, %L, %L, %L, %L, %L, %L, %L, %L)', \
+         $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    );
+    let explain: String = binds
+        .bind(sqlx::query(&render).persistent(false))
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|r| sqlx::Row::try_get(&r, 0))?;
+    // On an error the transaction is aborted and the prepared statement (which is not
+    // transactional) stays on this connection under its unique name.
+    let rows = sqlx::query(&explain).persistent(false).fetch_all(&mut *conn).await?;
+    let deallocate = format!("DEALLOCATE {name}");
+    sqlx::query(&deallocate).persistent(false).execute(&mut *conn).await?;
+    Ok(rows)
 }
 
 /// How many vector candidates the search statement found (0 when it returned no rows).
@@ -384,26 +448,27 @@ impl Knowledge {
             (false, true) => VectorScan::IndexedOneModel,
             (false, false) => VectorScan::Indexed,
         };
-        let vector = pgvector::Vector::from(vector);
-        let keyword_cap = i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX);
+        let binds = Binds {
+            vector: pgvector::Vector::from(vector),
+            model: &model,
+            keywords: &keywords,
+            documents: options.documents.as_deref(),
+            keyword_limit,
+            k: i64::try_from(options.k).unwrap_or(8),
+            lexemes,
+            how,
+            keyword_cap: i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX),
+        };
         let mut rows = Vec::new();
         for scan in [scan, VectorScan::Exact] {
-            let sql = statement(scan, vector_limit, explain);
-            rows = sqlx::query(&sql)
-                .bind(&vector)
-                .bind(&model)
-                .bind(&keywords)
-                .bind(options.documents.as_deref())
-                .bind(keyword_limit)
-                .bind(i64::try_from(options.k).unwrap_or(8))
-                .bind(lexemes)
-                .bind(how)
-                .bind(keyword_cap)
-                .fetch_all(tx.conn())
-                .await?;
+            let sql = statement(scan, vector_limit);
+            if explain {
+                rows = explain_generic(tx.conn(), &sql, &binds).await?;
+                break;
+            }
+            rows = binds.bind(sqlx::query(&sql)).fetch_all(tx.conn()).await?;
             // An iterative scan that gave up short of the list's length: scan exactly.
-            let short = scan == VectorScan::IndexedOneModel && !explain && vector_found(&rows)? < vector_limit;
-            if !short {
+            if scan != VectorScan::IndexedOneModel || vector_found(&rows)? >= vector_limit {
                 break;
             }
         }
