@@ -292,6 +292,15 @@ pub enum DocsAction {
         /// Source key or id.
         document: String,
     },
+    /// Show the tenant's text-search configuration, or set it (e.g. `english`), which
+    /// re-tokenises every stored chunk.
+    TextSearch {
+        /// Tenant id.
+        tenant: String,
+        /// The configuration to set (one of PostgreSQL's); absent, the current one is shown.
+        #[arg(value_name = "CONFIGURATION")]
+        name: Option<String>,
+    },
 }
 
 /// `aegis agents …`.
@@ -460,4 +469,32 @@ pub enum AuditAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own checks of every subcommand, and one it lacks: an argument of a subcommand
+    /// with the id of a global option (`config`, `verbose`, …) passes them, then panics
+    /// when that subcommand runs (the two values have one slot).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        let cli = super::Cli::command();
+        let globals: Vec<String> =
+            cli.get_arguments().filter(|a| a.is_global_set()).map(|a| a.get_id().to_string()).collect();
+        let mut stack: Vec<&clap::Command> = cli.get_subcommands().collect();
+        while let Some(command) = stack.pop() {
+            for arg in command.get_arguments() {
+                assert!(
+                    !globals.contains(&arg.get_id().to_string()),
+                    "`{}` has an argument `{}`, the id of a global option",
+                    command.get_name(),
+                    arg.get_id()
+                );
+            }
+            stack.extend(command.get_subcommands());
+        }
+        cli.debug_assert();
+    }
 }

@@ -1,8 +1,8 @@
 //! The knowledge base over HTTP: upload (multipart, queued as `kb.ingest` jobs), list,
-//! delete, search, and the status of an upload's job.
+//! delete, search, the status of an upload's job, and the text-search configuration.
 
 use aegis_core::knowledge::{
-    Hit, SearchMode, SearchOptions,
+    Hit, SearchMode, SearchOptions, TextSearchChange,
     queue::{IngestJob, enqueue_ingest},
 };
 use axum::{
@@ -92,6 +92,32 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     state.aegis.knowledge().delete(&access.scope, &document).await.map_err(ApiError::from)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of a change of text-search configuration.
+#[derive(Debug, Deserialize)]
+pub struct TextSearchBody {
+    /// One of PostgreSQL's configurations (e.g. `english`).
+    pub config: String,
+}
+
+/// `GET /api/tenants/{tenant}/text-search`: `{"config": …}`.
+pub async fn text_search(
+    State(state): State<AppState>,
+    access: TenantAccess,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let config = state.aegis.knowledge().text_search_config(&access.scope).await?;
+    Ok(Json(serde_json::json!({ "config": config })))
+}
+
+/// `PUT /api/tenants/{tenant}/text-search` with `{"config": "english"}`: re-tokenises every
+/// chunk; answers what changed.
+pub async fn set_text_search(
+    State(state): State<AppState>,
+    access: TenantAccess,
+    Json(body): Json<TextSearchBody>,
+) -> Result<Json<TextSearchChange>, ApiError> {
+    state.aegis.knowledge().set_text_search_config(&access.scope, &body.config).await.map(Json).map_err(ApiError::from)
 }
 
 /// Search parameters.

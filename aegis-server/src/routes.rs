@@ -28,6 +28,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/tenants/{tenant}/documents/{document}", delete(documents::delete))
         .route("/api/tenants/{tenant}/search", get(documents::search))
+        .route("/api/tenants/{tenant}/text-search", get(documents::text_search).put(documents::set_text_search))
         .route("/api/tenants/{tenant}/jobs/{id}", get(documents::job))
         .route("/api/tenants/{tenant}/chat", post(chat::chat))
         .route("/api/tenants/{tenant}/agents", get(chat::agents))

@@ -17,7 +17,7 @@ fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
 }
 
-async fn tenant(aegis: &Aegis, id: &str) -> TenantScope {
+pub(crate) async fn tenant(aegis: &Aegis, id: &str) -> TenantScope {
     let id = TenantId::parse(id).unwrap();
     aegis
         .tenants()
@@ -27,7 +27,7 @@ async fn tenant(aegis: &Aegis, id: &str) -> TenantScope {
     aegis.tenants().scope(&id, Caller::system("test")).await.unwrap()
 }
 
-fn workdir(files: &[(&str, &str)]) -> PathBuf {
+pub(crate) fn workdir(files: &[(&str, &str)]) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("aegis-kb-{}", uuid::Uuid::new_v4().simple()));
     for (name, text) in files {
         let path = dir.join(name);
@@ -37,15 +37,20 @@ fn workdir(files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
-const REFUNDS: &str = "# Refund policy\n\nCustomers may return goods within 14 days of delivery for a full refund.\n\n## Exceptions\n\nPerishable goods and gift cards cannot be refunded.\n";
-const SHIPPING: &str = "Shipping times\n\nOrders ship from the Rotterdam warehouse within two working days.\nExpress delivery to Zürich takes one day.\n";
+pub(crate) const REFUNDS: &str = "# Refund policy\n\nCustomers may return goods within 14 days of delivery for a full refund.\n\n## Exceptions\n\nPerishable goods and gift cards cannot be refunded.\n";
+pub(crate) const SHIPPING: &str = "Shipping times\n\nOrders ship from the Rotterdam warehouse within two working days.\nExpress delivery to Zürich takes one day.\n";
 
-async fn search(aegis: &Aegis, scope: &TenantScope, query: &str, mode: SearchMode) -> Vec<aegis_core::knowledge::Hit> {
+pub(crate) async fn search(
+    aegis: &Aegis,
+    scope: &TenantScope,
+    query: &str,
+    mode: SearchMode,
+) -> Vec<aegis_core::knowledge::Hit> {
     aegis.knowledge().search(scope, query, &SearchOptions { k: 5, mode, documents: None }).await.unwrap()
 }
 
 /// Ingests every file under `dir` as one batch.
-async fn ingest_dir(aegis: &Aegis, scope: &TenantScope, dir: &Path) -> Vec<IngestOutcome> {
+pub(crate) async fn ingest_dir(aegis: &Aegis, scope: &TenantScope, dir: &Path) -> Vec<IngestOutcome> {
     let files = collect_files(&[dir.to_path_buf()]).unwrap();
     aegis.knowledge().ingest_files(scope, files, |_, _| {}).await
 }
@@ -262,7 +267,7 @@ fn folders_whose_files_would_share_a_source_key_are_refused_before_any_ingest() 
 }
 
 /// The lexeme statistics as kept, and as counted afresh from the chunks.
-async fn term_counts(aegis: &Aegis) -> (Vec<(String, i32)>, Vec<(String, i32)>) {
+pub(crate) async fn term_counts(aegis: &Aegis) -> (Vec<(String, i32)>, Vec<(String, i32)>) {
     let pool = aegis.db().pool();
     let kept = sqlx::query_as("SELECT lexeme, chunks FROM tenant_acme.kb_terms WHERE chunks > 0 ORDER BY lexeme")
         .fetch_all(pool)
@@ -389,7 +394,7 @@ async fn vectors_of_another_embedding_model_are_never_compared() {
 }
 
 /// The tenant `acme`'s vector index: its oid and definition, if it exists.
-async fn vector_index(aegis: &Aegis) -> Option<(i64, String)> {
+pub(crate) async fn vector_index(aegis: &Aegis) -> Option<(i64, String)> {
     sqlx::query_as(
         "SELECT c.oid::int8, pg_get_indexdef(c.oid) FROM pg_class c \
          WHERE c.oid = to_regclass('tenant_acme.chunks_embedding_hnsw')",
@@ -586,6 +591,29 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     assert_eq!(hits[0]["anchor"]["headings"][0], "Refund policy");
     let docs = get_json("/api/tenants/acme/documents".into(), acme_key.clone()).await;
     assert_eq!(docs.as_array().unwrap().len(), 1);
+    // The text-search configuration: read and changed with the tenant's key only.
+    assert_eq!(get_json("/api/tenants/acme/text-search".into(), acme_key.clone()).await["config"], "simple");
+    let put = |key: &str, config: &str| {
+        http.put(format!("{base}/api/tenants/acme/text-search"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "config": config }))
+            .send()
+    };
+    assert_eq!(put(&globex_key, "english").await.unwrap().status(), 403);
+    let refused = put(&acme_key, "klingon").await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused: serde_json::Value = refused.json().await.unwrap();
+    assert!(
+        refused["error"]["message"].as_str().unwrap().contains("no text-search configuration `klingon`"),
+        "{refused}"
+    );
+    let changed = put(&acme_key, "english").await.unwrap();
+    assert_eq!(changed.status(), 200);
+    let changed: serde_json::Value = changed.json().await.unwrap();
+    assert_eq!((changed["previous"].as_str(), changed["current"].as_str()), (Some("simple"), Some("english")));
+    assert!(changed["chunks"].as_u64().unwrap() >= 1, "{changed}");
+    let hits = get_json("/api/tenants/acme/search?q=refunding&mode=keyword".into(), acme_key.clone()).await;
+    assert_eq!(hits[0]["source_key"], "policies/refunds.md", "stemmed by the new configuration");
     let r = http
         .delete(format!("{base}/api/tenants/acme/documents/policies%2Frefunds.md"))
         .bearer_auth(&acme_key)

@@ -15,3 +15,4 @@ mod migrate;
 mod models;
 mod server;
 mod tenancy;
+mod text_search;

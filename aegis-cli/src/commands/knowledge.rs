@@ -135,6 +135,19 @@ pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode
             aegis.knowledge().delete(&scope, &document).await?;
             outln!("deleted {document}");
         }
+        DocsAction::TextSearch { tenant, name: None } => {
+            let (aegis, scope) = super::scope_of(config, &tenant).await?;
+            outln!("{}", aegis.knowledge().text_search_config(&scope).await?);
+        }
+        DocsAction::TextSearch { tenant, name: Some(name) } => {
+            let (aegis, scope) = super::scope_of(config, &tenant).await?;
+            let change = aegis.knowledge().set_text_search_config(&scope, &name).await?;
+            if change.chunks == 0 && change.previous == change.current {
+                outln!("already {}", change.current);
+            } else {
+                outln!("{} → {}: {} chunks re-tokenised", change.previous, change.current, change.chunks);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! Large imports build the vector index once, at the end. Inserting a chunk into an indexed
 //! table costs ~7 ms here, against ~0.7 ms per chunk for building the index after the load
 //! (benches/README.md), so an import that adds many chunks to a tenant holding few drops
-//! the tenant's HNSW index, loads, and rebuilds it.
+//! the tenant's HNSW index, loads, and rebuilds it. A change of the text-search
+//! configuration, which rewrites every chunk, does the same.
 //!
 //! While it runs, the importing process holds a session advisory lock for the tenant on a
 //! connection of its own. If the process dies, the lock goes with the connection, and
@@ -94,9 +95,36 @@ impl BulkImport {
         if held >= enough {
             return Ok(None);
         }
+        let bulk = Self::drop_index(db, tenant).await?;
+        if bulk.is_some() {
+            tracing::info!(%tenant, files, "vector index dropped for a bulk import; it is rebuilt at the end");
+        }
+        Ok(bulk)
+    }
+
+    /// Drops the index for a statement that rewrites every chunk of the tenant (updating a
+    /// row re-inserts it into the index at the per-chunk insert cost): when the tenant holds
+    /// chunks and no import holds the lock. `None` otherwise; an import holding the lock
+    /// has the index down already, or waits for the rewrite to rebuild it.
+    pub(crate) async fn begin_rewrite(db: &Database, tenant: &TenantId) -> Result<Option<Self>, DbError> {
+        let any: bool =
+            sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {}.chunks)", tenant.schema().quoted()))
+                .fetch_one(db.pool())
+                .await?;
+        if !any {
+            return Ok(None);
+        }
+        let bulk = Self::drop_index(db, tenant).await?;
+        if bulk.is_some() {
+            tracing::info!(%tenant, "vector index dropped while every chunk is rewritten; it is rebuilt at the end");
+        }
+        Ok(bulk)
+    }
+
+    /// Takes the tenant's lock and drops its index; `None` when another holds the lock.
+    async fn drop_index(db: &Database, tenant: &TenantId) -> Result<Option<Self>, DbError> {
         let Some(mut conn) = try_lock(db, tenant).await? else { return Ok(None) };
-        conn.execute(format!("DROP INDEX IF EXISTS {}.{INDEX}", schema.quoted()).as_str()).await?;
-        tracing::info!(%tenant, files, "vector index dropped for a bulk import; it is rebuilt at the end");
+        conn.execute(format!("DROP INDEX IF EXISTS {}.{INDEX}", tenant.schema().quoted()).as_str()).await?;
         Ok(Some(Self { conn, tenant: tenant.clone() }))
     }
 

@@ -11,11 +11,13 @@ mod ingest;
 pub mod queue;
 mod search;
 mod store;
+mod text_search;
 
 pub use chunk::{Chunk, ChunkOptions};
 pub use ingest::{IngestOutcome, IngestProgress, collect_files};
 pub use search::{Hit, INDEXED_DISTANCE, SearchMode, SearchOptions};
 pub use store::DocumentInfo;
+pub use text_search::{DEFAULT_TEXT_SEARCH_CONFIG, TextSearchChange};
 
 use std::{path::PathBuf, sync::Arc};
 

@@ -69,7 +69,7 @@ pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, Kn
 
 /// Serializes the writers of one tenant's lexeme statistics (held to the transaction's
 /// end), so that two ingests never update the same `kb_terms` rows in opposite orders.
-async fn lock_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
+pub(super) async fn lock_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_terms.' || current_schema()))").execute(conn).await?;
     Ok(())
 }
