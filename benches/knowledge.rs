@@ -3,7 +3,10 @@
 //! production path (`Knowledge::search`: query embedding, decision row, tenant
 //! transaction) beside the raw pgvector top-10 query and an exact scan (for recall@10).
 //!
-//! `cargo run --release -p aegis-benches --bin bench-knowledge -- [--chunks 100000] [--queries 300] [--ef-search 100,200]`
+//! `cargo run --release -p aegis-benches --bin bench-knowledge -- [--chunks 100000] [--queries 300] [--ef-search 100,200] [--text-search english]`
+//!
+//! `--text-search <config>` then changes the tenant's text-search configuration and times
+//! it (every chunk re-tokenised, the lexeme statistics recounted, the vector index rebuilt).
 //!
 //! Chunk texts are 60-word windows at pseudo-random offsets of the shared corpus's ground
 //! truth texts (`../shared/corpus/generated/*/*.txt`), so vectors come from real word
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let mut queries = 300usize;
     let mut ef_searches: Vec<u32> = Vec::new();
     let mut ef_construction = None;
+    let mut text_search = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -86,11 +90,12 @@ async fn main() -> anyhow::Result<()> {
                     args.next().unwrap_or_default().split(',').map(str::parse).collect::<Result<Vec<u32>, _>>()?
             }
             "--ef-construction" => ef_construction = Some(args.next().unwrap_or_default().parse()?),
+            "--text-search" => text_search = args.next(),
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     let cluster = Cluster::start().await?;
-    let result = run(&cluster, chunks, queries, &ef_searches, ef_construction).await;
+    let result = run(&cluster, chunks, queries, &ef_searches, ef_construction, text_search.as_deref()).await;
     cluster.stop().await?;
     result
 }
@@ -101,6 +106,7 @@ async fn run(
     queries: usize,
     ef_searches: &[u32],
     ef_construction: Option<u32>,
+    text_search: Option<&str>,
 ) -> anyhow::Result<()> {
     let aegis = Aegis::builder().config(cluster.config.clone()).build().await?;
     let id = TenantId::parse("bench")?;
@@ -189,6 +195,25 @@ async fn run(
         let aegis = Aegis::builder().config(config).build().await?;
         let scope = aegis.tenants().scope(&id, Caller::system("bench")).await?;
         measure(&aegis, &scope, pool, &questions, ef_search).await?;
+    }
+    if let Some(config) = text_search {
+        let t = Instant::now();
+        let change = aegis.knowledge().set_text_search_config(&scope, config).await?;
+        println!(
+            "\ntext-search configuration {} → {}: {} chunks re-tokenised, index rebuilt, in {}",
+            change.previous,
+            change.current,
+            change.chunks,
+            ms(t.elapsed())
+        );
+        let options = SearchOptions { k: 10, mode: SearchMode::Keyword, documents: None };
+        let mut times = Vec::new();
+        for q in &questions {
+            let t = Instant::now();
+            aegis.knowledge().search(&scope, q, &options).await?;
+            times.push(t.elapsed());
+        }
+        report(&format!("keyword search ({config})"), &mut times);
     }
     Ok(())
 }
