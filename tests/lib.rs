@@ -85,16 +85,22 @@ pub fn aegis_bin() -> PathBuf {
     bin
 }
 
-/// Runs the `aegis` binary on `url` with extra environment variables and returns its
-/// stdout; a failed run fails the test with its stderr.
-pub fn aegis_ok(url: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
-    let out = std::process::Command::new(aegis_bin())
+/// Runs the `aegis` binary on `url` with extra environment variables, whatever its exit
+/// status.
+pub fn aegis_output(url: &str, envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    std::process::Command::new(aegis_bin())
         .arg("--database-url")
         .arg(url)
         .args(args)
         .envs(envs.iter().copied())
         .output()
-        .expect("run aegis");
+        .expect("run aegis")
+}
+
+/// Runs the `aegis` binary on `url` with extra environment variables and returns its
+/// stdout; a failed run fails the test with its stderr.
+pub fn aegis_ok(url: &str, envs: &[(&str, &str)], args: &[&str]) -> String {
+    let out = aegis_output(url, envs, args);
     assert!(out.status.success(), "aegis {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8 output")
 }

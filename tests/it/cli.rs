@@ -5,7 +5,7 @@ use std::process::Output;
 use aegis_it::{aegis_bin, fresh_db};
 
 fn aegis(url: &str, args: &[&str]) -> Output {
-    std::process::Command::new(aegis_bin()).arg("--database-url").arg(url).args(args).output().unwrap()
+    aegis_it::aegis_output(url, &[], args)
 }
 
 fn ok(url: &str, args: &[&str]) -> String {

@@ -114,10 +114,7 @@ async fn the_text_search_configuration_from_the_shell() {
     let hits: serde_json::Value =
         serde_json::from_str(&run(&["search", "acme", "refunding", "--mode", "keyword", "--json"])).unwrap();
     assert_eq!(hits[0]["source_key"], "refunds.md");
-    let refused = std::process::Command::new(aegis_it::aegis_bin())
-        .args(["--database-url", url, "docs", "text-search", "acme", "klingon"])
-        .output()
-        .unwrap();
+    let refused = aegis_it::aegis_output(url, &[], &["docs", "text-search", "acme", "klingon"]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no text-search configuration `klingon`"));
     assert_eq!(run(&["docs", "text-search", "acme"]).trim(), "english");

@@ -142,7 +142,7 @@ pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode
         DocsAction::TextSearch { tenant, name: Some(name) } => {
             let (aegis, scope) = super::scope_of(config, &tenant).await?;
             let change = aegis.knowledge().set_text_search_config(&scope, &name).await?;
-            if change.chunks == 0 && change.previous == change.current {
+            if change.previous == change.current {
                 outln!("already {}", change.current);
             } else {
                 outln!("{} → {}: {} chunks re-tokenised", change.previous, change.current, change.chunks);

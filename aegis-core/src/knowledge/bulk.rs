@@ -95,11 +95,7 @@ impl BulkImport {
         if held >= enough {
             return Ok(None);
         }
-        let bulk = Self::drop_index(db, tenant).await?;
-        if bulk.is_some() {
-            tracing::info!(%tenant, files, "vector index dropped for a bulk import; it is rebuilt at the end");
-        }
-        Ok(bulk)
+        Self::drop_index(db, tenant, &format!("a bulk import of {files} files")).await
     }
 
     /// Drops the index for a statement that rewrites every chunk of the tenant (updating a
@@ -114,17 +110,15 @@ impl BulkImport {
         if !any {
             return Ok(None);
         }
-        let bulk = Self::drop_index(db, tenant).await?;
-        if bulk.is_some() {
-            tracing::info!(%tenant, "vector index dropped while every chunk is rewritten; it is rebuilt at the end");
-        }
-        Ok(bulk)
+        Self::drop_index(db, tenant, "a rewrite of every chunk").await
     }
 
-    /// Takes the tenant's lock and drops its index; `None` when another holds the lock.
-    async fn drop_index(db: &Database, tenant: &TenantId) -> Result<Option<Self>, DbError> {
+    /// Takes the tenant's lock and drops its index for `what`; `None` when another holds
+    /// the lock.
+    async fn drop_index(db: &Database, tenant: &TenantId, what: &str) -> Result<Option<Self>, DbError> {
         let Some(mut conn) = try_lock(db, tenant).await? else { return Ok(None) };
         conn.execute(format!("DROP INDEX IF EXISTS {}.{INDEX}", tenant.schema().quoted()).as_str()).await?;
+        tracing::info!(%tenant, "vector index dropped for {what}; it is rebuilt at the end");
         Ok(Some(Self { conn, tenant: tenant.clone() }))
     }
 
