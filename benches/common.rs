@@ -39,6 +39,12 @@ impl Cluster {
         self.config.data_dir.clone()
     }
 
+    /// The postmaster's pid (from `postmaster.pid`), for reading the cluster's CPU.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.embedded.pgdata().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
     /// Stops it and removes its directory.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.embedded.stop().await?;

@@ -11,6 +11,12 @@
 //! `--other-pid` reports that proxy's CPU per request and RSS, its process tree summed;
 //! `--other-rps` drives it, and the upstream again as its baseline, at another rate).
 //! `benches/litellm.sh` runs it against LiteLLM's proxy.
+//!
+//! The floor: a pass-through proxy on the same HTTP stack (axum server, reqwest client,
+//! two tokio workers, in a process of its own) that forwards each request's bytes to the
+//! upstream and the answer's bytes back — no key, no policy, no JSON, no logs. Whatever
+//! CPU and latency it adds, any proxy on this machine adds at least; AEGIS's own cost is
+//! what it adds above that.
 
 use std::{
     path::PathBuf,
@@ -187,8 +193,47 @@ fn report(name: &str, run: &Run) -> (Duration, Duration) {
     (p50, p99)
 }
 
-#[tokio::main]
+/// The pass-through proxy (run as `bench-gateway --passthrough <upstream-port>
+/// <listen-port>`): forwards bytes both ways, nothing else.
+async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let url = format!("http://127.0.0.1:{upstream_port}/v1/chat/completions");
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |body: axum::body::Bytes| {
+            let (http, url) = (http.clone(), url.clone());
+            async move {
+                let answer = http.post(&url).header("content-type", "application/json").body(body).send().await;
+                match answer {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        let bytes = r.bytes().await.unwrap_or_default();
+                        axum::http::Response::builder()
+                            .status(status)
+                            .header("content-type", "application/json")
+                            .body(axum::body::Body::from(bytes))
+                            .unwrap_or_default()
+                    }
+                    Err(_) => axum::http::Response::builder().status(502).body(axum::body::Body::empty()).unwrap_or_default(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen_port)).await?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}
+
+#[tokio::main(worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
+    let raw: Vec<String> = std::env::args().collect();
+    if raw.get(1).map(String::as_str) == Some("--passthrough") {
+        let port = |i: usize| raw.get(i).and_then(|p| p.parse::<u16>().ok());
+        let (Some(upstream), Some(listen)) = (port(2), port(3)) else {
+            anyhow::bail!("--passthrough <upstream-port> <listen-port>");
+        };
+        return passthrough(upstream, listen).await;
+    }
     let args = parse_args()?;
     let cluster = Cluster::start().await?;
     let result = run(&args, &cluster).await;
@@ -258,24 +303,46 @@ chat = ["up-premium", "up-fast"]
     while !http.get(&ready).send().await.is_ok_and(|r| r.status().is_success()) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let floor_port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut floor = tokio::process::Command::new(std::env::current_exe()?)
+        .args(["--passthrough", &port.to_string(), &floor_port.to_string()])
+        .kill_on_drop(true)
+        .spawn()?;
+    let floor_pid = floor.id().ok_or_else(|| anyhow::anyhow!("the pass-through proxy exited"))?;
+    let floor_url = format!("http://127.0.0.1:{floor_port}/v1/chat/completions");
+    while tokio::net::TcpStream::connect(("127.0.0.1", floor_port)).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let direct_url = format!("http://127.0.0.1:{port}/v1/chat/completions");
     let gateway_url = format!("http://127.0.0.1:{gateway_port}/v1/chat/completions");
     // Warm both paths (connections, caches).
     load(&http, &direct_url, "k", "loop-1", 200, 1).await;
+    load(&http, &floor_url, "k", "loop-1", 200, 1).await;
     load(&http, &gateway_url, &keys[0], "up-fast", 200, 1).await;
     load(&http, &gateway_url, &keys[1], "up-premium", 200, 1).await;
 
     println!("\n## {} rps for {} s, open loop, non-streamed chat completions", args.rps, args.seconds);
     let direct = load(&http, &direct_url, "k", "loop-1", args.rps, args.seconds).await;
     let (d50, d99) = report("upstream directly", &direct);
-    let (cpu0, _) = process_usage(pid);
+    let (floor_cpu0, _) = process_usage(floor_pid);
+    let through = load(&http, &floor_url, "k", "loop-1", args.rps, args.seconds).await;
+    let (floor_cpu1, floor_rss) = process_usage(floor_pid);
+    let (f50, f99) = report("pass-through proxy (floor)", &through);
+    let postgres = || cluster.postmaster_pid().map(tree_usage).unwrap_or_default().0;
+    let (cpu0, pg0) = (process_usage(pid).0, postgres());
     let gateway = load(&http, &gateway_url, &keys[0], "up-fast", args.rps, args.seconds).await;
-    let (cpu1, rss) = process_usage(pid);
+    let ((cpu1, rss), pg1) = (process_usage(pid), postgres());
     let (g50, g99) = report("gateway, non-metered alias", &gateway);
     let metered = load(&http, &gateway_url, &keys[1], "up-premium", args.rps, args.seconds).await;
-    let (cpu2, rss_metered) = process_usage(pid);
+    let ((cpu2, rss_metered), pg2) = (process_usage(pid), postgres());
     let (m50, m99) = report("gateway, metered alias", &metered);
     let per = |cpu: f64, run: &Run| cpu * 1e3 / (run.latencies.len() + run.errors).max(1) as f64;
+    println!(
+        "\nadded latency, pass-through: p50 {:+.3} ms  p99 {:+.3} ms; its CPU per request {:.3} ms, peak RSS {floor_rss:.1} MB",
+        (f50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
+        (f99.as_secs_f64() - d99.as_secs_f64()) * 1e3,
+        per(floor_cpu1 - floor_cpu0, &through)
+    );
     println!(
         "\nadded latency, non-metered: p50 {:+.3} ms  p99 {:+.3} ms",
         (g50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
@@ -290,6 +357,11 @@ chat = ["up-premium", "up-fast"]
         "gateway CPU per request: non-metered {:.3} ms, metered {:.3} ms",
         per(cpu1 - cpu0, &gateway),
         per(cpu2 - cpu1, &metered)
+    );
+    println!(
+        "PostgreSQL CPU per request (its decision, ledger and meter writes): non-metered {:.3} ms, metered {:.3} ms",
+        per(pg1 - pg0, &gateway),
+        per(pg2 - pg1, &metered)
     );
     println!("gateway peak RSS: {rss:.1} MB after the non-metered run, {rss_metered:.1} MB after the metered run");
     if let Some(other) = &args.other {
@@ -316,5 +388,6 @@ chat = ["up-premium", "up-fast"]
         }
     }
     server.kill().await?;
+    floor.kill().await?;
     Ok(())
 }
