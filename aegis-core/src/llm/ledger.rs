@@ -12,7 +12,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use super::{config::ModelConfig, types::Usage};
@@ -129,35 +128,42 @@ impl Ledger {
     }
 }
 
+/// One statement whatever the batch's length (arrays bound, one per column), so
+/// PostgreSQL parses and plans it once per connection rather than once per batch.
 async fn insert(db: &Database, rows: Vec<LedgerRow>) -> Result<(), DbError> {
-    let mut query = QueryBuilder::new(
+    let column = |f: fn(&LedgerRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
         "INSERT INTO public.provider_ledger (id, at, tenant_id, decision_id, run_id, alias, model, provider, provider_model, \
-         attempt, stream, outcome, error_class, error, latency_ms, ttft_ms, tokens_in, tokens_out, cost_micro_usd, priced, premium) ",
-    );
-    query.push_values(rows, |mut b, r| {
-        b.push_bind(r.id)
-            .push_bind(r.at)
-            .push_bind(r.tenant)
-            .push_bind(r.decision_id)
-            .push_bind(r.run_id)
-            .push_bind(r.alias)
-            .push_bind(r.model)
-            .push_bind(r.provider)
-            .push_bind(r.provider_model)
-            .push_bind(r.attempt)
-            .push_bind(r.stream)
-            .push_bind(r.outcome)
-            .push_bind(r.error_class)
-            .push_bind(r.error)
-            .push_bind(r.latency_ms)
-            .push_bind(r.ttft_ms)
-            .push_bind(r.tokens_in)
-            .push_bind(r.tokens_out)
-            .push_bind(r.cost_micro_usd)
-            .push_bind(r.cost_micro_usd.is_some())
-            .push_bind(r.premium);
-    });
-    query.push(" ON CONFLICT (id) DO NOTHING");
-    query.build().execute(db.pool()).await?;
+         attempt, stream, outcome, error_class, error, latency_ms, ttft_ms, tokens_in, tokens_out, cost_micro_usd, priced, premium) \
+         SELECT id, at, tenant_id, decision_id, run_id, alias, model, provider, provider_model, attempt, stream, outcome, \
+         error_class, error, latency_ms, ttft_ms, tokens_in, tokens_out, cost, cost IS NOT NULL, premium \
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], \
+         $9::text[], $10::int[], $11::bool[], $12::text[], $13::text[], $14::text[], $15::int[], $16::int[], $17::bigint[], \
+         $18::bigint[], $19::bigint[], $20::bool[]) AS r(id, at, tenant_id, decision_id, run_id, alias, model, provider, \
+         provider_model, attempt, stream, outcome, error_class, error, latency_ms, ttft_ms, tokens_in, tokens_out, cost, premium) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.at).collect::<Vec<_>>())
+    .bind(column(|r| Some(&r.tenant)))
+    .bind(rows.iter().map(|r| r.decision_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.run_id).collect::<Vec<_>>())
+    .bind(column(|r| Some(&r.alias)))
+    .bind(column(|r| Some(&r.model)))
+    .bind(column(|r| Some(&r.provider)))
+    .bind(column(|r| Some(&r.provider_model)))
+    .bind(rows.iter().map(|r| r.attempt).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.stream).collect::<Vec<_>>())
+    .bind(column(|r| Some(r.outcome)))
+    .bind(column(|r| r.error_class.as_deref()))
+    .bind(column(|r| r.error.as_deref()))
+    .bind(rows.iter().map(|r| r.latency_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.ttft_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tokens_in).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.tokens_out).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.cost_micro_usd).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.premium).collect::<Vec<_>>())
+    .execute(db.pool())
+    .await?;
     Ok(())
 }

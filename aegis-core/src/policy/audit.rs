@@ -2,7 +2,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::QueryBuilder;
+use sqlx::types::Json;
 
 use super::Decision;
 use crate::db::{Database, batch::BatchWriter};
@@ -51,30 +51,34 @@ impl DecisionLog {
     }
 }
 
+/// One statement whatever the batch's length (arrays bound, one per column), so
+/// PostgreSQL parses and plans it once per connection rather than once per batch.
 async fn insert(db: &Database, rows: Vec<DecisionRecord>) -> Result<(), crate::db::DbError> {
-    let mut query = QueryBuilder::new(
+    let text = |f: fn(&DecisionRecord) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
+    let list = |f: fn(&Decision) -> &Vec<String>| rows.iter().map(|r| Json(f(&r.decision))).collect::<Vec<_>>();
+    sqlx::query(
         "INSERT INTO public.ai_audit_log (id, at, tenant_id, caller, policy_version, tier, intent, requested, candidates, \
-         alias, chain, filtered, allowed, reason, metered) ",
-    );
-    query.push_values(rows, |mut row, r| {
-        let d = r.decision;
-        row.push_bind(d.id)
-            .push_bind(d.at)
-            .push_bind(d.tenant)
-            .push_bind(r.caller)
-            .push_bind(d.policy_version)
-            .push_bind(d.tier.as_str())
-            .push_bind(d.intent.as_str())
-            .push_bind(d.requested)
-            .push_bind(sqlx::types::Json(d.candidates))
-            .push_bind(d.alias)
-            .push_bind(sqlx::types::Json(d.chain))
-            .push_bind(sqlx::types::Json(d.filtered))
-            .push_bind(d.allowed)
-            .push_bind(d.reason.as_str())
-            .push_bind(d.metered);
-    });
-    query.push(" ON CONFLICT (id) DO NOTHING");
-    query.build().execute(db.pool()).await?;
+         alias, chain, filtered, allowed, reason, metered) \
+         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::jsonb[], $10::text[], $11::jsonb[], $12::jsonb[], $13::bool[], $14::text[], $15::bool[]) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(rows.iter().map(|r| r.decision.id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.decision.at).collect::<Vec<_>>())
+    .bind(text(|r| Some(&r.decision.tenant)))
+    .bind(text(|r| Some(&r.caller)))
+    .bind(text(|r| Some(&r.decision.policy_version)))
+    .bind(text(|r| Some(r.decision.tier.as_str())))
+    .bind(text(|r| Some(r.decision.intent.as_str())))
+    .bind(text(|r| r.decision.requested.as_deref()))
+    .bind(list(|d| &d.candidates))
+    .bind(text(|r| r.decision.alias.as_deref()))
+    .bind(list(|d| &d.chain))
+    .bind(list(|d| &d.filtered))
+    .bind(rows.iter().map(|r| r.decision.allowed).collect::<Vec<_>>())
+    .bind(text(|r| Some(r.decision.reason.as_str())))
+    .bind(rows.iter().map(|r| r.decision.metered).collect::<Vec<_>>())
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
