@@ -214,7 +214,9 @@ async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()>
                             .body(axum::body::Body::from(bytes))
                             .unwrap_or_default()
                     }
-                    Err(_) => axum::http::Response::builder().status(502).body(axum::body::Body::empty()).unwrap_or_default(),
+                    Err(_) => {
+                        axum::http::Response::builder().status(502).body(axum::body::Body::empty()).unwrap_or_default()
+                    }
                 }
             }
         }),
