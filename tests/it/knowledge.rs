@@ -283,6 +283,48 @@ pub(crate) async fn term_counts(aegis: &Aegis) -> (Vec<(String, i32)>, Vec<(Stri
 }
 
 #[tokio::test]
+async fn text_files_in_legacy_encodings_are_read_as_their_authors_wrote_them() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let japanese = "この文書は会社の就業規則について説明します。従業員は毎日九時に出勤します。";
+    let files: [(&str, &'static encoding_rs::Encoding, String); 3] = [
+        ("menu.txt", encoding_rs::WINDOWS_1252, "Le café de la gare: crème brûlée, 4,50 €.\n".into()),
+        ("rules.csv", encoding_rs::SHIFT_JIS, format!("規則,説明\n出勤,{japanese}\n")),
+        (
+            "contract.html",
+            encoding_rs::WINDOWS_1251,
+            "<html><head><meta charset=\"windows-1251\"></head><body><p>Договор поставки</p></body></html>".into(),
+        ),
+    ];
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, encoding, text) in &files {
+        std::fs::write(dir.join(name), encoding.encode(text).0).unwrap();
+    }
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let notes = |key: &str| match outcomes
+        .iter()
+        .find(|o| matches!(o, IngestOutcome::Stored { source_key, .. } if source_key == key))
+    {
+        Some(IngestOutcome::Stored { notes, .. }) => notes.clone(),
+        other => panic!("{key} was not stored: {other:?} in {outcomes:?}"),
+    };
+    assert!(notes("menu.txt").iter().any(|n| n.contains("windows-1252")), "a guess is noted");
+    assert!(notes("rules.csv").iter().any(|n| n.contains("Shift_JIS")), "a guess is noted");
+    assert!(notes("contract.html").is_empty(), "a declared encoding needs no note");
+
+    let hits = search(&aegis, &scope, "café brûlée", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "menu.txt");
+    assert!(hits[0].text.contains("crème brûlée, 4,50 €"), "{}", hits[0].text);
+    let hits = search(&aegis, &scope, "Договор", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "contract.html");
+    let hits = search(&aegis, &scope, japanese, SearchMode::Hybrid).await;
+    assert_eq!(hits[0].source_key, "rules.csv");
+    assert!(hits[0].text.contains(japanese), "{}", hits[0].text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;

@@ -2,7 +2,7 @@
 //! heading path, tables kept as markdown rows. A small scanner, not a browser: it reads
 //! broken markup without failing.
 
-use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table, text::decode};
+use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, encoding, markdown_table};
 
 /// HTML.
 pub struct Html;
@@ -108,10 +108,33 @@ fn decode_entities(s: &str) -> String {
     out
 }
 
+/// How far into a file the `<meta charset>` declaration is looked for (the HTML
+/// standard's prescan reads the first 1,024 bytes).
+const PRESCAN_BYTES: usize = 1024;
+
+/// The encoding the page declares in its first bytes: `<meta charset="…">` or
+/// `<meta http-equiv="Content-Type" content="text/html; charset=…">`, or an XHTML
+/// page's `<?xml … encoding="…"?>`.
+fn declared_charset(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(PRESCAN_BYTES)]).to_ascii_lowercase();
+    let value_after = |text: &str, key: &str| {
+        let at = text.find(key)? + key.len();
+        let value = text[at..].trim_start().trim_start_matches(['"', '\'']);
+        let end = value.find(|c: char| matches!(c, '"' | '\'' | ';' | '>' | '/' | '?') || c.is_whitespace());
+        Some(value[..end.unwrap_or(value.len())].to_owned())
+    };
+    let from_meta = head.match_indices("<meta").find_map(|(at, _)| {
+        let tag = &head[at..head[at..].find('>').map_or(head.len(), |end| at + end)];
+        value_after(tag, "charset=")
+    });
+    let from_xml = || head.trim_start().starts_with("<?xml").then(|| value_after(&head, "encoding=")).flatten();
+    from_meta.or_else(from_xml).and_then(|label| encoding::for_label(&label))
+}
+
 impl Extractor for Html {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
-        let html = decode(bytes, &mut notes);
+        let html = encoding::decode(bytes, declared_charset(bytes), &mut notes);
         let mut b = Builder {
             sections: vec![],
             headings: vec![],
@@ -203,6 +226,36 @@ impl Extractor for Html {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_declared_charset_decodes_a_legacy_page() {
+        let page = |head: &str, body: &str, encoding: &'static encoding_rs::Encoding| {
+            let html = format!("<html><head>{head}</head><body><p>{body}</p></body></html>");
+            encoding.encode(&html).0.into_owned()
+        };
+        let hebrew = "מדיניות הפרטיות של החברה";
+        let cases = [
+            (page("<meta charset=\"windows-1255\">", hebrew, encoding_rs::WINDOWS_1255), hebrew),
+            (
+                page(
+                    "<META HTTP-EQUIV='Content-Type' CONTENT='text/html; charset=ISO-8859-1'>",
+                    "Prix réduit",
+                    encoding_rs::WINDOWS_1252,
+                ),
+                "Prix réduit",
+            ),
+        ];
+        for (bytes, body) in cases {
+            let e = Html.extract(&bytes, &Limits::default()).unwrap();
+            assert_eq!(e.text().trim(), body);
+            assert!(e.notes.is_empty(), "a declared encoding needs no note: {:?}", e.notes);
+        }
+        assert_eq!(
+            declared_charset(b"<?xml version=\"1.0\" encoding=\"Shift_JIS\"?><html>"),
+            Some(encoding_rs::SHIFT_JIS)
+        );
+        assert_eq!(declared_charset(b"<html><meta name=\"x\"><p>charset=koi8-r</p>"), None);
+    }
 
     #[test]
     fn html_becomes_sections_with_headings_and_tables() {

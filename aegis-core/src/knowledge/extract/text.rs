@@ -1,34 +1,8 @@
 //! Plain text, Markdown and CSV.
 
-use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table};
-
-/// Decodes text: UTF-8 (a BOM is dropped), UTF-16 with a BOM, else UTF-8 with invalid
-/// bytes replaced (noted).
-pub(super) fn decode(bytes: &[u8], notes: &mut Vec<String>) -> String {
-    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
-        return decode(rest, notes);
-    }
-    let utf16 = |le: bool, rest: &[u8]| {
-        let units: Vec<u16> = rest
-            .chunks_exact(2)
-            .map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) })
-            .collect();
-        String::from_utf16_lossy(&units)
-    };
-    if let Some(rest) = bytes.strip_prefix(b"\xFF\xFE") {
-        return utf16(true, rest);
-    }
-    if let Some(rest) = bytes.strip_prefix(b"\xFE\xFF") {
-        return utf16(false, rest);
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => {
-            notes.push("the text is not valid UTF-8; invalid bytes were replaced".into());
-            String::from_utf8_lossy(bytes).into_owned()
-        }
-    }
-}
+use super::{
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, encoding::decode, markdown_table,
+};
 
 /// Groups paragraphs (blank-line separated) into sections of about `target` characters,
 /// anchored by line range.
@@ -74,7 +48,7 @@ pub struct PlainText;
 impl Extractor for PlainText {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
-        let text = decode(bytes, &mut notes);
+        let text = decode(bytes, None, &mut notes);
         Ok(Extracted { sections: paragraphs(&text, &[], 1, 2000), notes })
     }
 }
@@ -85,7 +59,7 @@ pub struct Markdown;
 impl Extractor for Markdown {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
-        let text = decode(bytes, &mut notes);
+        let text = decode(bytes, None, &mut notes);
         let mut sections = Vec::new();
         let mut headings: Vec<(usize, String)> = Vec::new();
         let mut block = String::new();
@@ -152,7 +126,7 @@ const ROWS_PER_SECTION: usize = 50;
 impl Extractor for Csv {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
-        let text = decode(bytes, &mut notes);
+        let text = decode(bytes, None, &mut notes);
         let first = text.lines().next().unwrap_or_default();
         let delimiter = if first.contains('\t') && !first.contains(',') {
             b'\t'
@@ -229,15 +203,5 @@ mod tests {
         let e = Csv.extract(csv.as_bytes(), &Limits::default()).unwrap();
         assert_eq!(e.sections[0].anchor.range.as_deref(), Some("rows 2-3"));
         assert!(e.sections[0].text.contains("| Ana | Zürich, CH |"), "{}", e.sections[0].text);
-    }
-
-    #[test]
-    fn text_decodes_boms_and_bad_bytes() {
-        let mut notes = vec![];
-        assert_eq!(decode(b"\xEF\xBB\xBFhi", &mut notes), "hi");
-        assert_eq!(decode(b"\xFF\xFEh\0i\0", &mut notes), "hi");
-        assert!(notes.is_empty());
-        assert_eq!(decode(b"caf\xE9", &mut notes), "caf\u{FFFD}");
-        assert_eq!(notes.len(), 1);
     }
 }
