@@ -325,6 +325,45 @@ async fn text_files_in_legacy_encodings_are_read_as_their_authors_wrote_them() {
 }
 
 #[tokio::test]
+async fn a_file_is_read_as_what_it_holds_whatever_its_name() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = corpus().join("generated");
+    std::fs::copy(generated.join("xlsx/gen-xlsx-000-10r.xlsx"), dir.join("budget")).unwrap();
+    std::fs::copy(generated.join("docx/gen-docx-001-2p.docx"), dir.join("minutes.pdf")).unwrap();
+    std::fs::copy(generated.join("pdf/gen-pdf-001-2p.pdf"), dir.join("scan.docx")).unwrap();
+    std::fs::write(dir.join("archive.docx"), b"PK\x03\x04 not an office package").unwrap();
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let outcome =
+        |key: &str| outcomes.iter().find(|o| o.source_key() == key).unwrap_or_else(|| panic!("{key}: {outcomes:?}"));
+    for (key, note) in
+        [("budget", None), ("minutes.pdf", Some("content is docx")), ("scan.docx", Some("content is pdf"))]
+    {
+        match outcome(key) {
+            IngestOutcome::Stored { chunks, notes, .. } => {
+                assert!(*chunks > 0, "{key}");
+                assert_eq!(
+                    note.is_some_and(|n| notes.iter().any(|x| x.contains(n))),
+                    note.is_some(),
+                    "{key}: {notes:?}"
+                );
+            }
+            other => panic!("{key} was not stored: {other:?}"),
+        }
+    }
+    assert!(
+        matches!(outcome("archive.docx"), IngestOutcome::Failed { error, .. } if error.contains("zip")),
+        "a zip that is no Office package fails with its extractor's error: {outcomes:?}"
+    );
+    let hits = search(&aegis, &scope, "Could_1 What_2 Under_3", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "budget");
+    assert!(hits[0].anchor.sheet.is_some(), "read as a workbook: {:?}", hits[0].anchor);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;

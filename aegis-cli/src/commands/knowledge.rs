@@ -30,11 +30,7 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
         .knowledge()
         .ingest_files(&scope, files, |progress, outcome| {
             if !json {
-                let (mark, key) = match outcome {
-                    IngestOutcome::Stored { source_key, .. } => ("stored", source_key),
-                    IngestOutcome::Unchanged { source_key, .. } => ("unchanged", source_key),
-                    IngestOutcome::Failed { source_key, .. } => ("FAILED", source_key),
-                };
+                let (mark, key) = (outcome.status(), outcome.source_key());
                 let width = 30;
                 let filled = progress.done * width / progress.total.max(1);
                 eprint!(
@@ -153,10 +149,15 @@ pub async fn docs(config: Config, action: DocsAction) -> anyhow::Result<ExitCode
 }
 
 pub async fn extract(config: &Config, path: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let head = std::fs::read(path).map(|b| b[..b.len().min(1024)].to_vec()).unwrap_or_default();
+    // All of it, to look inside a package; a file past the size limit is refused by the
+    // extraction anyway.
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let bytes =
+        if size <= config.knowledge.limits.max_file_bytes { std::fs::read(path).unwrap_or_default() } else { vec![] };
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let format =
-        Format::detect(&name, &head).ok_or_else(|| anyhow::anyhow!("`{}`: unsupported format", path.display()))?;
+        Format::detect(&name, &bytes).ok_or_else(|| anyhow::anyhow!("`{}`: unsupported format", path.display()))?;
+    drop(bytes);
     let isolation = Isolation::current_exe_worker().unwrap_or(Isolation::InProcess);
     let pdf = match format {
         Format::Pdf => config.knowledge.pdf.resolve_blocking(&config.cache_dir()).await.map_err(anyhow::Error::msg)?,

@@ -54,6 +54,26 @@ pub enum IngestOutcome {
     },
 }
 
+impl IngestOutcome {
+    /// The document it is about.
+    pub fn source_key(&self) -> &str {
+        match self {
+            IngestOutcome::Unchanged { source_key, .. }
+            | IngestOutcome::Stored { source_key, .. }
+            | IngestOutcome::Failed { source_key, .. } => source_key,
+        }
+    }
+
+    /// A short word for it: stored, unchanged or failed.
+    pub fn status(&self) -> &'static str {
+        match self {
+            IngestOutcome::Unchanged { .. } => "unchanged",
+            IngestOutcome::Stored { .. } => "stored",
+            IngestOutcome::Failed { .. } => "FAILED",
+        }
+    }
+}
+
 /// Progress of a batch, reported after each file.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct IngestProgress {
@@ -87,9 +107,10 @@ impl Knowledge {
         let bytes = tokio::fs::read(path).await.map_err(io)?;
         let hash = hex::encode(Sha256::digest(&bytes));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source_key.to_owned());
-        let format = Format::detect(&name, &bytes[..bytes.len().min(1024)])
-            .or_else(|| Format::detect(source_key, &bytes[..bytes.len().min(1024)]))
+        let format = Format::detect(&name, &bytes)
+            .or_else(|| Format::detect(source_key, &bytes))
             .ok_or_else(|| KnowledgeError::UnsupportedFormat(source_key.to_owned()))?;
+        let named = Format::from_extension(&name).or_else(|| Format::from_extension(source_key));
         drop(bytes);
         let extract_err = |error| KnowledgeError::Extract { source_key: source_key.to_owned(), error };
         let pdf = self.pdf_reader(format).await.map_err(extract_err)?;
@@ -106,8 +127,11 @@ impl Knowledge {
                 version: doc.version,
             });
         }
-        let extracted =
+        let mut extracted =
             extract_file(self.isolation(), format, path, &config.limits, &pdf).await.map_err(extract_err)?;
+        if let Some(named) = named.filter(|n| *n != format) {
+            extracted.notes.push(format!("the name says {named} but the content is {format}; read as {format}"));
+        }
         let chunks = chunk(&extracted, &config.chunking);
         let call = Self::call_scope(scope);
         let mut embedded = Vec::with_capacity(chunks.len());

@@ -68,22 +68,43 @@ impl Format {
         }
     }
 
-    /// The format of a file, from its extension (and its first bytes when the extension
-    /// says nothing).
-    pub fn detect(name: &str, head: &[u8]) -> Option<Format> {
+    /// The format of a file (`bytes` is all of it): what its content shows where it has
+    /// a signature — a PDF header, an Office package's main part — else its extension. A
+    /// file named for one format but holding another is read as what it holds; a zip
+    /// that is no Office package, a legacy or encrypted OLE file and the rest go by the
+    /// name, so that their extractor gives the error.
+    pub fn detect(name: &str, bytes: &[u8]) -> Option<Format> {
+        let by_name = Self::from_extension(name);
+        let head = &bytes[..bytes.len().min(1024)];
+        // The header may follow a little junk (readers accept it within 1,024 bytes), but a
+        // text file that merely mentions "%PDF-" stays text.
+        let text_named = matches!(by_name, Some(Format::Text | Format::Markdown | Format::Csv | Format::Html));
+        if head.starts_with(b"%PDF-") || (!text_named && head.windows(5).any(|w| w == b"%PDF-")) {
+            return Some(Format::Pdf);
+        }
+        #[cfg(feature = "office-docs")]
+        if bytes.starts_with(b"PK\x03\x04")
+            && let Some(format) = ooxml::sniff(bytes)
+        {
+            return Some(format);
+        }
+        by_name
+    }
+
+    /// The format a file's extension names, if any.
+    pub fn from_extension(name: &str) -> Option<Format> {
         let ext = Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let by_ext = match ext.as_deref() {
+        match ext.as_deref() {
             Some("pdf") => Some(Format::Pdf),
             Some("docx" | "docm" | "dotx" | "dotm") => Some(Format::Docx),
             Some("xlsx" | "xlsm" | "xltx" | "xltm") => Some(Format::Xlsx),
-            Some("pptx" | "pptm" | "potx" | "potm") => Some(Format::Pptx),
+            Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
             Some("txt" | "text" | "log") => Some(Format::Text),
             Some("md" | "markdown") => Some(Format::Markdown),
             Some("csv" | "tsv") => Some(Format::Csv),
             Some("html" | "htm" | "xhtml") => Some(Format::Html),
             _ => None,
-        };
-        by_ext.or_else(|| head.starts_with(b"%PDF").then_some(Format::Pdf))
+        }
     }
 }
 
@@ -408,6 +429,10 @@ mod tests {
         assert_eq!(Format::detect("x.docm", b""), Some(Format::Docx));
         assert_eq!(Format::detect("noext", b"%PDF-1.7"), Some(Format::Pdf));
         assert_eq!(Format::detect("image.png", b"\x89PNG"), None);
+        assert_eq!(Format::detect("saved.docx", b"%PDF-1.4\n..."), Some(Format::Pdf), "the content wins");
+        assert_eq!(Format::detect("download.bin", b"\r\n\r\n%PDF-1.4"), Some(Format::Pdf));
+        assert_eq!(Format::detect("notes.txt", b"Every file starts with %PDF-1.7"), Some(Format::Text));
+        assert_eq!(Format::detect("old.doc.docx", b"\xD0\xCF\x11\xE0"), Some(Format::Docx), "its extractor explains");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::{
 
 use quick_xml::events::{BytesRef, BytesStart};
 
-use super::{ExtractError, Limits};
+use super::{ExtractError, Format, Limits};
 
 /// An opened package.
 pub struct Package<'a> {
@@ -135,6 +135,72 @@ impl<'a> Package<'a> {
     }
 }
 
+/// The largest part read when sniffing a package's kind ([`sniff`]).
+const SNIFF_PART_BYTES: u64 = 1024 * 1024;
+
+/// Which Office format a zip package is, whatever its file is called: `None` for a zip
+/// that is not an Office package, or one too broken to tell (its extractor then gives
+/// the error). It reads only the central directory and two small parts, in the calling
+/// process, with a parser panic caught.
+pub fn sniff(bytes: &[u8]) -> Option<Format> {
+    std::panic::catch_unwind(|| {
+        let mut package = Package::open(bytes, &Limits::default()).ok()?;
+        package.max_part = SNIFF_PART_BYTES;
+        package.office_format().ok().flatten()
+    })
+    .ok()
+    .flatten()
+}
+
+impl Package<'_> {
+    /// The Office format of the package: its main part's content type in
+    /// `[Content_Types].xml` (the part's `Override`, else the `Default` for its extension).
+    fn office_format(&mut self) -> Result<Option<Format>, ExtractError> {
+        let main = self.main_part()?;
+        let Some(types) = self.part("[Content_Types].xml")? else { return Ok(None) };
+        let extension = main.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        let (mut overridden, mut default) = (None, None);
+        let mut reader = quick_xml::Reader::from_str(&types);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Empty(e) | quick_xml::events::Event::Start(e)) => {
+                    match local(&e).as_str() {
+                        "Override"
+                            if attr(&e, "PartName")
+                                .is_some_and(|p| p.trim_start_matches('/').eq_ignore_ascii_case(&main)) =>
+                        {
+                            overridden = attr(&e, "ContentType");
+                        }
+                        "Default" if attr(&e, "Extension").map(|x| x.to_ascii_lowercase()) == extension => {
+                            default = attr(&e, "ContentType");
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => return Err(ExtractError::Malformed(format!("[Content_Types].xml: {e}"))),
+            }
+        }
+        Ok(overridden.or(default).and_then(|t| format_of_content_type(&t)))
+    }
+}
+
+/// The format a main part's content type names (`…wordprocessingml.document.main+xml`,
+/// `…ms-excel.sheet.macroEnabled.main+xml`, `…presentationml.slideshow.main+xml`, …).
+fn format_of_content_type(content_type: &str) -> Option<Format> {
+    let t = content_type.to_ascii_lowercase();
+    if t.contains("wordprocessingml") || t.contains("ms-word") {
+        Some(Format::Docx)
+    } else if t.contains("spreadsheetml") || t.contains("ms-excel") {
+        Some(Format::Xlsx)
+    } else if t.contains("presentationml") || t.contains("ms-powerpoint") {
+        Some(Format::Pptx)
+    } else {
+        None
+    }
+}
+
 /// Resolves a relationship target against the source part's directory.
 fn resolve(dir: &str, target: &str) -> String {
     if let Some(absolute) = target.strip_prefix('/') {
@@ -190,6 +256,21 @@ mod tests {
         assert_eq!(resolve("ppt/slides", "../notesSlides/notesSlide1.xml"), "ppt/notesSlides/notesSlide1.xml");
         assert_eq!(resolve("", "word/document.xml"), "word/document.xml");
         assert_eq!(resolve("word", "/word/document2.xml"), "word/document2.xml");
+    }
+
+    #[test]
+    fn packages_are_known_by_their_main_part_not_their_name() {
+        let generated = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/generated");
+        for (dir, format) in [("docx", Format::Docx), ("xlsx", Format::Xlsx), ("pptx", Format::Pptx)] {
+            let file = std::fs::read_dir(generated.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .find(|p| p.extension().is_some_and(|e| e == dir));
+            let bytes = std::fs::read(file.unwrap()).unwrap();
+            assert_eq!(sniff(&bytes), Some(format), "{dir}");
+        }
+        assert_eq!(format_of_content_type("application/vnd.ms-excel.sheet.macroEnabled.main+xml"), Some(Format::Xlsx));
+        assert_eq!(sniff(b"PK\x03\x04 truncated"), None);
     }
 
     #[test]
