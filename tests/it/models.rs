@@ -231,6 +231,29 @@ async fn an_unsettled_reservation_is_freed_after_its_ttl() {
 }
 
 #[tokio::test]
+async fn a_tenants_limit_override_wins_over_the_default_at_once() {
+    let provider = TestProvider::start().await;
+    let aegis = aegis_with_models(&provider, None).await;
+    let meters = aegis.models().meters();
+    let reserve = |amount| {
+        meters.reserve("business_t", PREMIUM_SPEND, Window::CalendarMonth, 1_000, amount, Duration::from_secs(60))
+    };
+    reserve(400).await.unwrap();
+    meters.set_limit_override("business_t", PREMIUM_SPEND, Some(500)).await.unwrap();
+    match reserve(400).await {
+        Err(aegis_core::policy::meters::MeterError::Exceeded { limit, reserved, .. }) => {
+            assert_eq!((limit, reserved), (500, 400))
+        }
+        other => panic!("the override of 500 must refuse 400 + 400: {other:?}"),
+    }
+    meters.set_limit_override("business_t", PREMIUM_SPEND, Some(2_000)).await.unwrap();
+    reserve(1_200).await.expect("the raised override admits what the default would not");
+    meters.set_limit_override("business_t", PREMIUM_SPEND, None).await.unwrap();
+    assert!(reserve(1).await.is_err(), "back on the default of 1,000 with 1,600 held");
+    assert_eq!(meters.usage("business_t", PREMIUM_SPEND, Window::CalendarMonth).await.unwrap().reserved, 1_600);
+}
+
+#[tokio::test]
 async fn free_and_pro_never_reach_premium() {
     let provider = TestProvider::start().await;
     let aegis = aegis_with_models(&provider, None).await;

@@ -3,9 +3,10 @@
 //! and settles from the provider's usage.
 //!
 //! Writes on the request path: for a metered call, the reservation and the settlement
-//! (two and one statements, synchronous: they guard the quota). Decisions and ledger rows
-//! are batched off the request path; a crash can lose the last ~50 ms of them, and a
-//! reservation left held by a crash is freed by the sweeper after its TTL.
+//! (one statement each, synchronous: they guard the quota; the first call of a window also
+//! creates its meter row). Decisions and ledger rows are batched off the request path; a
+//! crash can lose the last ~50 ms of them, and a reservation left held by a crash is
+//! freed by the sweeper after its TTL.
 
 use std::{str::FromStr, sync::Arc, time::Duration};
 
@@ -292,14 +293,11 @@ impl Models {
         if !decision.metered {
             return Ok(None);
         }
-        let meters = &self.inner.meters;
-        let limit = match meters.limit_override(&scope.tenant, PREMIUM_SPEND).await? {
-            Some(limit) => limit,
-            None => self.config().premium_budget(scope.tier),
-        };
+        let budget = self.config().premium_budget(scope.tier);
         let ttl = Duration::from_secs(self.config().premium.reservation_ttl_secs);
         let amount = self.estimate(decision, request);
-        Ok(Some(meters.reserve(&scope.tenant, PREMIUM_SPEND, Window::CalendarMonth, limit, amount, ttl).await?))
+        let meters = &self.inner.meters;
+        Ok(Some(meters.reserve(&scope.tenant, PREMIUM_SPEND, Window::CalendarMonth, budget, amount, ttl).await?))
     }
 
     async fn settle(meters: &Meters, reservation: Option<Reservation>, spend: Result<PremiumSpend, ()>) {

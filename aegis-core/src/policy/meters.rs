@@ -153,14 +153,16 @@ impl Meters {
         Ok(())
     }
 
-    /// Holds `amount` against the limit, or fails with [`MeterError::Exceeded`].
+    /// Holds `amount` against the limit — the tenant's override of `meter` if one is set
+    /// (read in the same statement), else `default_limit` — or fails with
+    /// [`MeterError::Exceeded`].
     #[tracing::instrument(skip_all, fields(tenant, meter))]
     pub async fn reserve(
         &self,
         tenant: &str,
         meter: &str,
         window: Window,
-        limit: i64,
+        default_limit: i64,
         amount: i64,
         ttl: Duration,
     ) -> Result<Reservation, MeterError> {
@@ -176,7 +178,7 @@ impl Meters {
             .bind(meter)
             .bind(start)
             .bind(end)
-            .bind(limit)
+            .bind(default_limit)
             .execute(self.db.pool())
             .await?;
             if let Ok(mut known) = self.known.lock() {
@@ -189,9 +191,11 @@ impl Meters {
         let id = Uuid::now_v7();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
         let reserved: Option<Uuid> = sqlx::query_scalar(
-            "WITH held AS ( \
-               UPDATE public.usage_meters SET reserved = reserved + $5, limit_value = $4 \
-               WHERE tenant_id = $1 AND meter = $2 AND window_start = $3 AND used + reserved + $5 <= $4 \
+            "WITH lim AS (SELECT COALESCE( \
+               (SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2), $4) AS v), \
+             held AS ( \
+               UPDATE public.usage_meters SET reserved = reserved + $5, limit_value = lim.v FROM lim \
+               WHERE tenant_id = $1 AND meter = $2 AND window_start = $3 AND used + reserved + $5 <= lim.v \
                RETURNING tenant_id) \
              INSERT INTO public.usage_reservations (id, tenant_id, meter, window_start, amount, status, created_at, expires_at) \
              SELECT $6, $1, $2, $3, $5, 'held', $7, $8 FROM held RETURNING id",
@@ -199,7 +203,7 @@ impl Meters {
         .bind(tenant)
         .bind(meter)
         .bind(start)
-        .bind(limit)
+        .bind(default_limit)
         .bind(amount)
         .bind(id)
         .bind(now)
@@ -210,12 +214,13 @@ impl Meters {
             return Ok(Reservation { id, amount });
         }
         let usage = self.usage(tenant, meter, window).await?;
+        let limit = self.limit_override(tenant, meter).await?.unwrap_or(default_limit);
         if usage.limit_value == 0 && usage.used == 0 && usage.reserved == 0 && limit > 0 {
             // The row this process believed in is gone (the tenant was deleted and made
             // again): forget it and try once more.
             let forgotten = self.known.lock().is_ok_and(|mut known| known.remove(&key));
             if forgotten {
-                return Box::pin(self.reserve(tenant, meter, window, limit, amount, ttl)).await;
+                return Box::pin(self.reserve(tenant, meter, window, default_limit, amount, ttl)).await;
             }
         }
         Err(MeterError::Exceeded {
