@@ -125,6 +125,32 @@ fn the_default_reader_hands_pdfium_the_text_lopdf_skips() {
 }
 
 #[tokio::test]
+async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/budget-2019.xls");
+    let format = Format::detect("budget-2019.xls", &std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(format, Format::Xls);
+    let isolation = Isolation::ChildProcess { program: aegis_bin(), args: vec!["extract-worker".into()] };
+    let extracted = extract_file(&isolation, format, &path, &Limits::default(), &PdfReader::Lopdf).await.unwrap();
+    let [budget, notes] = &extracted.sections[..] else { panic!("two sheets, one section each: {extracted:?}") };
+    assert_eq!(budget.anchor.sheet.as_deref(), Some("Budget 2019"));
+    assert_eq!(budget.anchor.range.as_deref(), Some("A2:C4"));
+    assert_eq!(
+        budget.text,
+        "| Item | Amount | Due |\n| --- | --- | --- |\n| Rent Zürich office | 4200 | 2019-03-01 |\n\
+         | Server lease | 1250.5 | 2019-03-15 |\n| Coffee | 87 | 2019-04-02 |"
+    );
+    assert_eq!(notes.anchor.sheet.as_deref(), Some("Notes"));
+    assert!(notes.text.contains("Approved by the finance committee"), "{}", notes.text);
+    let mut truncated = std::fs::read(&path).unwrap();
+    truncated.truncate(truncated.len() / 3);
+    let cut = std::env::temp_dir().join(format!("aegis-cut-{}.xls", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&cut, &truncated).unwrap();
+    let result = extract_file(&isolation, Format::Xls, &cut, &Limits::default(), &PdfReader::Lopdf).await;
+    assert!(matches!(result, Err(ExtractError::Malformed(_) | ExtractError::Crashed(_))), "{result:?}");
+    std::fs::remove_file(&cut).unwrap();
+}
+
+#[tokio::test]
 async fn every_real_file_gives_text_or_a_clear_error() {
     let root = corpus().join("real");
     let manifest = std::fs::read_to_string(root.join("MANIFEST.tsv")).unwrap();

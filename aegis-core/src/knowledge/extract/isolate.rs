@@ -171,7 +171,18 @@ pub fn child_main(format: &str, path: &Path) -> i32 {
 }
 
 fn parse_format(name: &str) -> Option<Format> {
-    [Format::Pdf, Format::Docx, Format::Xlsx, Format::Pptx, Format::Text, Format::Markdown, Format::Csv, Format::Html]
-        .into_iter()
-        .find(|f| f.as_str() == name)
+    [
+        Format::Pdf,
+        Format::Docx,
+        Format::Xlsx,
+        Format::Xls,
+        Format::Ods,
+        Format::Pptx,
+        Format::Text,
+        Format::Markdown,
+        Format::Csv,
+        Format::Html,
+    ]
+    .into_iter()
+    .find(|f| f.as_str() == name)
 }

@@ -10,6 +10,8 @@ mod encoding;
 mod html;
 pub mod isolate;
 #[cfg(feature = "office-docs")]
+mod legacy_sheets;
+#[cfg(feature = "office-docs")]
 mod ooxml;
 #[cfg(feature = "office-docs")]
 mod pdf;
@@ -39,8 +41,12 @@ pub enum Format {
     Pdf,
     /// Word (docx, docm).
     Docx,
-    /// Excel (xlsx, xlsm).
+    /// Excel (xlsx, xlsm, and the binary xlsb).
     Xlsx,
+    /// Legacy Excel (xls, BIFF8).
+    Xls,
+    /// OpenDocument spreadsheet (ods).
+    Ods,
     /// PowerPoint (pptx, pptm).
     Pptx,
     /// Plain text.
@@ -60,6 +66,8 @@ impl Format {
             Format::Pdf => "pdf",
             Format::Docx => "docx",
             Format::Xlsx => "xlsx",
+            Format::Xls => "xls",
+            Format::Ods => "ods",
             Format::Pptx => "pptx",
             Format::Text => "text",
             Format::Markdown => "markdown",
@@ -82,6 +90,13 @@ impl Format {
         if head.starts_with(b"%PDF-") || (!text_named && head.windows(5).any(|w| w == b"%PDF-")) {
             return Some(Format::Pdf);
         }
+        // An OpenDocument file stores its media type first, uncompressed, as `mimetype`.
+        if bytes.starts_with(b"PK\x03\x04")
+            && bytes.get(30..38) == Some(b"mimetype")
+            && head.windows(24).any(|w| w == b"opendocument.spreadsheet")
+        {
+            return Some(Format::Ods);
+        }
         #[cfg(feature = "office-docs")]
         if bytes.starts_with(b"PK\x03\x04")
             && let Some(format) = ooxml::sniff(bytes)
@@ -97,7 +112,9 @@ impl Format {
         match ext.as_deref() {
             Some("pdf") => Some(Format::Pdf),
             Some("docx" | "docm" | "dotx" | "dotm") => Some(Format::Docx),
-            Some("xlsx" | "xlsm" | "xltx" | "xltm") => Some(Format::Xlsx),
+            Some("xlsx" | "xlsm" | "xltx" | "xltm" | "xlsb") => Some(Format::Xlsx),
+            Some("xls" | "xlt") => Some(Format::Xls),
+            Some("ods" | "ots") => Some(Format::Ods),
             Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
             Some("txt" | "text" | "log") => Some(Format::Text),
             Some("md" | "markdown") => Some(Format::Markdown),
@@ -307,6 +324,10 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         #[cfg(feature = "office-docs")]
         Format::Xlsx => Box::new(xlsx::Xlsx),
         #[cfg(feature = "office-docs")]
+        Format::Xls => Box::new(legacy_sheets::Xls),
+        #[cfg(feature = "office-docs")]
+        Format::Ods => Box::new(legacy_sheets::Ods),
+        #[cfg(feature = "office-docs")]
         Format::Pptx => Box::new(pptx::Pptx),
         #[cfg(not(feature = "office-docs"))]
         other => return Err(ExtractError::Unsupported(format!("{other} needs the `office-docs` feature"))),
@@ -433,6 +454,9 @@ mod tests {
         assert_eq!(Format::detect("download.bin", b"\r\n\r\n%PDF-1.4"), Some(Format::Pdf));
         assert_eq!(Format::detect("notes.txt", b"Every file starts with %PDF-1.7"), Some(Format::Text));
         assert_eq!(Format::detect("old.doc.docx", b"\xD0\xCF\x11\xE0"), Some(Format::Docx), "its extractor explains");
+        assert_eq!(Format::detect("Budget.XLS", b"\xD0\xCF\x11\xE0"), Some(Format::Xls));
+        let ods = b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x08\0\0\0mimetypeapplication/vnd.oasis.opendocument.spreadsheet";
+        assert_eq!(Format::detect("stock", ods), Some(Format::Ods));
     }
 
     #[test]

@@ -42,27 +42,7 @@ impl<'a> Package<'a> {
                     .into(),
             ));
         }
-        if !bytes.starts_with(b"PK") {
-            return Err(ExtractError::Malformed("not a zip package".into()));
-        }
-        let mut archive =
-            zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
-        let mut total = 0u64;
-        for i in 0..archive.len() {
-            let entry = archive.by_index_raw(i).map_err(|e| ExtractError::Malformed(format!("zip entry {i}: {e}")))?;
-            let (size, compressed) = (entry.size(), entry.compressed_size().max(1));
-            total = total.saturating_add(size);
-            if size > 1024 * 1024 && size / compressed > limits.max_ratio {
-                return Err(ExtractError::ZipBomb(format!("an entry expands {}× ({} bytes)", size / compressed, size)));
-            }
-        }
-        if total > limits.max_uncompressed_bytes {
-            return Err(ExtractError::ZipBomb(format!(
-                "{total} bytes uncompressed, limit {}",
-                limits.max_uncompressed_bytes
-            )));
-        }
-        Ok(Self { archive, max_part: limits.max_uncompressed_bytes })
+        Ok(Self { archive: guarded_zip(bytes, limits)?, max_part: limits.max_uncompressed_bytes })
     }
 
     /// A part as text, or `None` when absent. Reads at most the limit even if the zip's
@@ -133,6 +113,37 @@ impl<'a> Package<'a> {
             .map(|r| r.target)
             .ok_or_else(|| ExtractError::Malformed("the package has no main document relationship".into()))
     }
+}
+
+/// Opens a zip, refusing non-zips and bombs (total uncompressed size, per-entry ratio) by
+/// its central directory, before anything is inflated.
+fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, ExtractError> {
+    if !bytes.starts_with(b"PK") {
+        return Err(ExtractError::Malformed("not a zip package".into()));
+    }
+    let mut archive =
+        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
+    let mut total = 0u64;
+    for i in 0..archive.len() {
+        let entry = archive.by_index_raw(i).map_err(|e| ExtractError::Malformed(format!("zip entry {i}: {e}")))?;
+        let (size, compressed) = (entry.size(), entry.compressed_size().max(1));
+        total = total.saturating_add(size);
+        if size > 1024 * 1024 && size / compressed > limits.max_ratio {
+            return Err(ExtractError::ZipBomb(format!("an entry expands {}× ({} bytes)", size / compressed, size)));
+        }
+    }
+    if total > limits.max_uncompressed_bytes {
+        return Err(ExtractError::ZipBomb(format!(
+            "{total} bytes uncompressed, limit {}",
+            limits.max_uncompressed_bytes
+        )));
+    }
+    Ok(archive)
+}
+
+/// The zip guards alone, for zip formats that are not OOXML packages (ODS).
+pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), ExtractError> {
+    guarded_zip(bytes, limits).map(drop)
 }
 
 /// The largest part read when sniffing a package's kind ([`sniff`]).

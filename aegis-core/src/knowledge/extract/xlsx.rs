@@ -29,7 +29,8 @@ fn column_name(mut col: u32) -> String {
     String::from_utf8(name).unwrap_or_default()
 }
 
-fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
+/// A cell's text: numbers without a spurious `.0`, dates as ISO dates.
+pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
     match *cell {
         DataRef::Empty => Cow::Borrowed(""),
         DataRef::SharedString(s) => Cow::Borrowed(s),
@@ -62,16 +63,26 @@ fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
 
 /// What the workbook has used of the caps so far.
 #[derive(Default)]
-struct Budget {
+pub(super) struct Budget {
     cells: usize,
     chars: usize,
 }
 
+impl Budget {
+    /// Counts one non-empty cell of `text`; false when that passes a cap.
+    pub fn take(&mut self, text: &str, limits: &Limits) -> bool {
+        self.cells += 1;
+        self.chars += text.len();
+        self.cells <= limits.max_cells && self.chars <= limits.max_chars
+    }
+}
+
 /// One sheet's non-empty cells, in row then column order.
-struct Sheet<'a> {
-    cells: Vec<(u32, u32, Cow<'a, str>)>,
+pub(super) struct Sheet<'a> {
+    /// (row, column, text), 0-based and absolute.
+    pub cells: Vec<(u32, u32, Cow<'a, str>)>,
     /// The row at which the caps stopped reading, if they did.
-    stopped_at: Option<u32>,
+    pub stopped_at: Option<u32>,
 }
 
 fn read_sheet<'a>(
@@ -89,9 +100,7 @@ fn read_sheet<'a>(
             continue;
         }
         let text = cell_text(cell.get_value());
-        budget.cells += 1;
-        budget.chars += text.len();
-        if budget.cells > limits.max_cells || budget.chars > limits.max_chars {
+        if !budget.take(&text, limits) {
             stopped_at = Some(row);
             break;
         }
@@ -162,44 +171,69 @@ fn lay_out(
     stopped_at
 }
 
+/// A workbook's sections and notes as its sheets are laid out, with the caps' budget.
+#[derive(Default)]
+pub(super) struct Layout {
+    sections: Vec<Section>,
+    /// Notes on the workbook (sheets skipped, caps reached).
+    pub notes: Vec<String>,
+    /// What the sheets read so far have used of the caps.
+    pub budget: Budget,
+    laid_out: usize,
+}
+
+impl Layout {
+    /// Lays out one sheet; false when a cap stopped it (read no further sheets).
+    pub fn add(&mut self, name: &str, sheet: &Sheet<'_>, limits: &Limits) -> bool {
+        if sheet.cells.is_empty() && sheet.stopped_at.is_none() {
+            self.notes.push(format!("sheet {name} has no cells"));
+            return true;
+        }
+        let Some(row) = lay_out(name, sheet, limits, &mut self.laid_out, &mut self.sections).or(sheet.stopped_at)
+        else {
+            return true;
+        };
+        self.notes.push(format!(
+            "stopped in sheet {name} at row {}: more than {} cells or {} characters",
+            row + 1,
+            limits.max_cells,
+            limits.max_chars
+        ));
+        false
+    }
+
+    /// The workbook, extracted.
+    pub fn finish(self) -> Extracted {
+        Extracted { sections: self.sections, notes: self.notes }
+    }
+}
+
 impl Extractor for Xlsx {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
         // The package guards (encryption, bombs) before calamine reads it.
-        drop(Package::open(bytes, limits)?);
+        let mut package = Package::open(bytes, limits)?;
+        if package.main_part()?.ends_with(".bin") {
+            drop(package);
+            return super::legacy_sheets::xlsb(bytes, limits);
+        }
+        drop(package);
         let mut workbook =
             calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("workbook: {e}")))?;
-        let mut sections = Vec::new();
-        let mut notes = Vec::new();
-        let mut budget = Budget::default();
-        let mut laid_out = 0usize;
+        let mut layout = Layout::default();
         for name in workbook.sheet_names() {
-            let sheet = match read_sheet(&mut workbook, &name, limits, &mut budget) {
-                Ok(sheet) => sheet,
+            match read_sheet(&mut workbook, &name, limits, &mut layout.budget) {
+                Ok(sheet) => {
+                    if !layout.add(&name, &sheet, limits) {
+                        break;
+                    }
+                }
                 Err(XlsxError::NotAWorksheet(kind)) => {
-                    notes.push(format!("sheet {name} is not a worksheet ({kind})"));
-                    continue;
+                    layout.notes.push(format!("sheet {name} is not a worksheet ({kind})"))
                 }
-                Err(e) => {
-                    notes.push(format!("sheet {name}: not read ({e})"));
-                    continue;
-                }
-            };
-            if sheet.cells.is_empty() && sheet.stopped_at.is_none() {
-                notes.push(format!("sheet {name} has no cells"));
-                continue;
-            }
-            let stopped_at = lay_out(&name, &sheet, limits, &mut laid_out, &mut sections).or(sheet.stopped_at);
-            if let Some(row) = stopped_at {
-                notes.push(format!(
-                    "stopped in sheet {name} at row {}: more than {} cells or {} characters",
-                    row + 1,
-                    limits.max_cells,
-                    limits.max_chars
-                ));
-                break;
+                Err(e) => layout.notes.push(format!("sheet {name}: not read ({e})")),
             }
         }
-        Ok(Extracted { sections, notes })
+        Ok(layout.finish())
     }
 }
 
