@@ -2,9 +2,10 @@
 """Mutation fuzzing of extraction on the production path (`aegis extract`, which extracts
 in a child process under the configured limits).
 
-Each case takes a random file of ../shared/corpus (real and generated), damages it —
-truncation, random bytes, a deleted or repeated span, or, for DOCX/XLSX/PPTX, one XML part
-of the package damaged or dropped and the package rewritten — and extracts it. A case
+Each case takes a random file of ../shared/corpus (real and generated), or of --files,
+damages it — truncation, random bytes, a deleted or repeated span, or, for
+DOCX/XLSX/PPTX/ODS, one XML part of the package damaged or dropped and the package
+rewritten — and extracts it. A case
 fails when extraction crashes (a panic or a signal), hangs past the child's time limit, or
 takes longer than --slow seconds; a clear error is a pass. Failing cases are kept under
 --keep for replay; the script exits 1 if there is one.
@@ -14,7 +15,7 @@ takes longer than --slow seconds; a clear error is a pass. Failing cases are kep
 import argparse, collections, io, os, random, subprocess, sys, time, zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-FORMATS = ("pdf", "docx", "xlsx", "pptx", "html", "csv", "md", "txt")
+FORMATS = ("pdf", "docx", "xlsx", "pptx", "xls", "ods", "html", "csv", "md", "txt")
 
 
 def corpus(root):
@@ -71,20 +72,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--aegis", default=os.path.expanduser("~/.cache/aegis-target/release/aegis"))
     ap.add_argument("--corpus", default=os.path.join(ROOT, "..", "..", "shared", "corpus"))
+    ap.add_argument("--files", nargs="+", help="damage these files instead of the corpus's (e.g. tests/fixtures/*.xls)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=500)
     ap.add_argument("--slow", type=float, default=10.0, help="seconds past which a case fails")
     ap.add_argument("--keep", default="/tmp/aegis-fuzz", help="where failing cases are kept")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    files = corpus(args.corpus)
+    files = args.files or corpus(args.corpus)
     os.makedirs(args.keep, exist_ok=True)
     outcomes, errors, failures = collections.Counter(), collections.Counter(), []
     for case in range(args.cases):
         source = rng.choice(files)
         ext = source.rsplit(".", 1)[-1].lower()
         data = open(source, "rb").read()
-        if ext in ("docx", "xlsx", "pptx") and rng.random() < 0.7:
+        if ext in ("docx", "xlsx", "pptx", "ods") and rng.random() < 0.7:
             damaged, how = damage_package(rng, data)
         else:
             damaged, how = damage_bytes(rng, data)
