@@ -150,6 +150,23 @@ async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
     std::fs::remove_file(&cut).unwrap();
 }
 
+#[test]
+fn smartart_diagrams_are_read_with_their_slide_or_document() {
+    let real = corpus().join("real");
+    let deck = std::fs::read(real.join("pptx/60810.pptx")).unwrap();
+    let extracted = extract(Format::Pptx, &deck, &Limits::default()).unwrap();
+    // Text that exists only in the deck's SmartArt data parts, not in any slide's shapes.
+    for only_in_a_diagram in ["Ready in the short term", "Target our hiring to fill future gaps"] {
+        let section = extracted.sections.iter().find(|s| s.text.contains(only_in_a_diagram));
+        let section = section.unwrap_or_else(|| panic!("{only_in_a_diagram:?} is missing"));
+        assert!(section.anchor.slide.is_some() && section.text.starts_with("Slide "), "{:?}", section.anchor);
+    }
+    let document = std::fs::read(real.join("docx/shp-inline-shape-access.docx")).unwrap();
+    let extracted = extract(Format::Docx, &document, &Limits::default()).unwrap();
+    let diagram = extracted.sections.iter().find(|s| s.anchor.part.as_deref() == Some("diagram"));
+    assert_eq!(diagram.map(|s| s.text.as_str()), Some("foo\nbar\nbaz"), "{:?}", extracted.sections);
+}
+
 #[tokio::test]
 async fn every_real_file_gives_text_or_a_clear_error() {
     let root = corpus().join("real");

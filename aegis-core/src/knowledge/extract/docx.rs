@@ -3,7 +3,8 @@
 //! package relationships. Paragraphs carry their heading path (from the styles' outline
 //! levels); tables become markdown rows; text boxes, tracked insertions and content
 //! controls are read, deletions are not; `mc:Fallback` copies are skipped so a text box is
-//! not read twice. Footnotes, endnotes, headers and footers become sections of their own.
+//! not read twice. Footnotes, endnotes, headers, footers and SmartArt diagrams become
+//! sections of their own.
 
 use std::collections::HashMap;
 
@@ -43,7 +44,16 @@ impl Extractor for Docx {
                 }
             }
         }
-        Ok(Extracted { sections, notes: Vec::new() })
+        let mut notes = Vec::new();
+        match package.diagram_texts(&main) {
+            Ok(diagrams) => sections.extend(diagrams.into_iter().map(|text| Section {
+                anchor: Anchor { part: Some("diagram".into()), ..Anchor::default() },
+                kind: SectionKind::Text,
+                text,
+            })),
+            Err(e) => notes.push(format!("a SmartArt diagram was not read ({e})")),
+        }
+        Ok(Extracted { sections, notes })
     }
 }
 

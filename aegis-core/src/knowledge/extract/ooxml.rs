@@ -197,6 +197,49 @@ impl Package<'_> {
     }
 }
 
+impl Package<'_> {
+    /// The text of the SmartArt diagrams `part` refers to (its `diagramData`
+    /// relationships), a paragraph per line, a diagram per entry. The diagram's own data is
+    /// read, not the drawing Office caches beside it, which repeats the same text.
+    pub fn diagram_texts(&mut self, part: &str) -> Result<Vec<String>, ExtractError> {
+        let mut texts = Vec::new();
+        for rel in self.relationships(part)?.into_iter().filter(|r| r.kind == "diagramData") {
+            let Some(xml) = self.part(&rel.target)? else { continue };
+            let text = paragraphs(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
+            if !text.is_empty() {
+                texts.push(text.join("\n"));
+            }
+        }
+        Ok(texts)
+    }
+}
+
+/// The non-empty DrawingML paragraphs (`a:p` of `a:t` runs) of a part, in order.
+fn paragraphs(xml: &str) -> Result<Vec<String>, quick_xml::Error> {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut out, mut paragraph, mut in_text) = (Vec::new(), String::new(), false);
+    loop {
+        match reader.read_event()? {
+            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == "t" => in_text = true,
+            quick_xml::events::Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "p" => {
+                    let text = std::mem::take(&mut paragraph);
+                    if !text.trim().is_empty() {
+                        out.push(text.trim().to_owned());
+                    }
+                }
+                _ => {}
+            },
+            quick_xml::events::Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
+            quick_xml::events::Event::GeneralRef(r) if in_text => paragraph.extend(resolve_ref(r)),
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// The format a main part's content type names (`…wordprocessingml.document.main+xml`,
 /// `…ms-excel.sheet.macroEnabled.main+xml`, `…presentationml.slideshow.main+xml`, …).
 fn format_of_content_type(content_type: &str) -> Option<Format> {
