@@ -151,7 +151,7 @@ async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
 }
 
 #[test]
-fn smartart_diagrams_are_read_with_their_slide_or_document() {
+fn smartart_diagrams_and_charts_are_read_with_their_slide_or_document() {
     let real = corpus().join("real");
     let deck = std::fs::read(real.join("pptx/60810.pptx")).unwrap();
     let extracted = extract(Format::Pptx, &deck, &Limits::default()).unwrap();
@@ -165,6 +165,15 @@ fn smartart_diagrams_are_read_with_their_slide_or_document() {
     let extracted = extract(Format::Docx, &document, &Limits::default()).unwrap();
     let diagram = extracted.sections.iter().find(|s| s.anchor.part.as_deref() == Some("diagram"));
     assert_eq!(diagram.map(|s| s.text.as_str()), Some("foo\nbar\nbaz"), "{:?}", extracted.sections);
+    // The document's chart: its series and category labels, each once.
+    let chart = extracted.sections.iter().find(|s| s.anchor.part.as_deref() == Some("chart")).unwrap();
+    assert_eq!(chart.text.matches("Category 1").count(), 1, "{}", chart.text);
+    assert!(chart.text.contains("Series 3"), "{}", chart.text);
+    // A slide's chart gives its title and axis titles with the slide.
+    let deck = std::fs::read(real.join("pptx/stress021.pptx")).unwrap();
+    let extracted = extract(Format::Pptx, &deck, &Limits::default()).unwrap();
+    let slide = extracted.sections.iter().find(|s| s.anchor.slide == Some(33) && s.anchor.part.is_none()).unwrap();
+    assert!(slide.text.contains("נפח תמיסת המצע"), "{}", slide.text);
 }
 
 #[tokio::test]

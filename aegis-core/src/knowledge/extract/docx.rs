@@ -3,8 +3,8 @@
 //! package relationships. Paragraphs carry their heading path (from the styles' outline
 //! levels); tables become markdown rows; text boxes, tracked insertions and content
 //! controls are read, deletions are not; `mc:Fallback` copies are skipped so a text box is
-//! not read twice. Footnotes, endnotes, headers, footers and SmartArt diagrams become
-//! sections of their own.
+//! not read twice. Footnotes, endnotes, headers, footers, SmartArt diagrams and charts
+//! (titles and labels) become sections of their own.
 
 use std::collections::HashMap;
 
@@ -45,13 +45,15 @@ impl Extractor for Docx {
             }
         }
         let mut notes = Vec::new();
-        match package.diagram_texts(&main) {
-            Ok(diagrams) => sections.extend(diagrams.into_iter().map(|text| Section {
-                anchor: Anchor { part: Some("diagram".into()), ..Anchor::default() },
-                kind: SectionKind::Text,
-                text,
-            })),
-            Err(e) => notes.push(format!("a SmartArt diagram was not read ({e})")),
+        for (kind, label, what) in [("diagramData", "diagram", "SmartArt diagram"), ("chart", "chart", "chart")] {
+            match package.related_texts(&main, kind) {
+                Ok(drawings) => sections.extend(drawings.into_iter().map(|text| Section {
+                    anchor: Anchor { part: Some(label.into()), ..Anchor::default() },
+                    kind: SectionKind::Text,
+                    text,
+                })),
+                Err(e) => notes.push(format!("a {what} was not read ({e})")),
+            }
         }
         Ok(Extracted { sections, notes })
     }

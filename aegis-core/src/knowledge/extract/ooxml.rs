@@ -198,14 +198,18 @@ impl Package<'_> {
 }
 
 impl Package<'_> {
-    /// The text of the SmartArt diagrams `part` refers to (its `diagramData`
-    /// relationships), a paragraph per line, a diagram per entry. The diagram's own data is
-    /// read, not the drawing Office caches beside it, which repeats the same text.
-    pub fn diagram_texts(&mut self, part: &str) -> Result<Vec<String>, ExtractError> {
+    /// The text of the SmartArt diagrams (`kind` `diagramData`) or charts (`chart`) that
+    /// `part` refers to, one entry per drawing, a paragraph or label per line. A diagram's
+    /// own data is read, not the drawing Office caches beside it, which repeats the same
+    /// text; a chart gives its titles and the cached text of its series and categories.
+    pub fn related_texts(&mut self, part: &str, kind: &str) -> Result<Vec<String>, ExtractError> {
         let mut texts = Vec::new();
-        for rel in self.relationships(part)?.into_iter().filter(|r| r.kind == "diagramData") {
+        for rel in self.relationships(part)?.into_iter().filter(|r| r.kind == kind) {
             let Some(xml) = self.part(&rel.target)? else { continue };
-            let text = paragraphs(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
+            let mut text = drawing_lines(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
+            // Each series of a chart caches the same category labels.
+            let mut seen = std::collections::HashSet::new();
+            text.retain(|line| seen.insert(line.clone()));
             if !text.is_empty() {
                 texts.push(text.join("\n"));
             }
@@ -214,26 +218,40 @@ impl Package<'_> {
     }
 }
 
-/// The non-empty DrawingML paragraphs (`a:p` of `a:t` runs) of a part, in order.
-fn paragraphs(xml: &str) -> Result<Vec<String>, quick_xml::Error> {
+/// The non-empty lines of a DrawingML part, in order: each paragraph (`a:p` of `a:t`
+/// runs), and each cached string value of a chart (`c:v` inside `c:strCache`).
+fn drawing_lines(xml: &str) -> Result<Vec<String>, quick_xml::Error> {
+    use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
-    let (mut out, mut paragraph, mut in_text) = (Vec::new(), String::new(), false);
+    let (mut out, mut line) = (Vec::new(), String::new());
+    let (mut in_text, mut in_strings, mut in_value) = (false, false, false);
+    let mut flush = |line: &mut String| {
+        let text = std::mem::take(line);
+        if !text.trim().is_empty() {
+            out.push(text.trim().to_owned());
+        }
+    };
     loop {
         match reader.read_event()? {
-            quick_xml::events::Event::Start(e) if e.local_name().as_ref() == "t" => in_text = true,
-            quick_xml::events::Event::End(e) => match e.local_name().as_ref() {
-                "t" => in_text = false,
-                "p" => {
-                    let text = std::mem::take(&mut paragraph);
-                    if !text.trim().is_empty() {
-                        out.push(text.trim().to_owned());
-                    }
-                }
+            Event::Start(e) => match e.local_name().as_ref() {
+                "t" => in_text = true,
+                "strCache" => in_strings = true,
+                "v" if in_strings => in_value = true,
                 _ => {}
             },
-            quick_xml::events::Event::Text(t) if in_text => paragraph.push_str(&t.xml10_content()),
-            quick_xml::events::Event::GeneralRef(r) if in_text => paragraph.extend(resolve_ref(r)),
-            quick_xml::events::Event::Eof => break,
+            Event::End(e) => match e.local_name().as_ref() {
+                "t" => in_text = false,
+                "strCache" => in_strings = false,
+                "v" if in_value => {
+                    in_value = false;
+                    flush(&mut line);
+                }
+                "p" => flush(&mut line),
+                _ => {}
+            },
+            Event::Text(t) if in_text || in_value => line.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) if in_text || in_value => line.extend(resolve_ref(r)),
+            Event::Eof => break,
             _ => {}
         }
     }

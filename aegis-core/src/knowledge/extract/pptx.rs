@@ -1,7 +1,7 @@
 //! PPTX with zip + quick-xml: slides in presentation order (`p:sldIdLst` through the
 //! package relationships), each a section labelled `Slide N: <title>`, with the text of
-//! every shape (group shapes included) and of its SmartArt diagrams, tables as markdown
-//! rows, and speaker notes as a section of their own.
+//! every shape (group shapes included), of its SmartArt diagrams and charts (titles and
+//! labels), tables as markdown rows, and speaker notes as a section of their own.
 
 use quick_xml::{Reader, events::Event};
 
@@ -43,14 +43,16 @@ impl Extractor for Pptx {
                 text.push('\n');
                 text.push_str(body);
             }
-            match package.diagram_texts(&rel.target) {
-                Ok(diagrams) => {
-                    for diagram in diagrams {
-                        text.push('\n');
-                        text.push_str(&diagram);
+            for (kind, what) in [("diagramData", "SmartArt diagram"), ("chart", "chart")] {
+                match package.related_texts(&rel.target, kind) {
+                    Ok(drawings) => {
+                        for drawing in drawings {
+                            text.push('\n');
+                            text.push_str(&drawing);
+                        }
                     }
+                    Err(e) => notes.push(format!("slide {number}: a {what} was not read ({e})")),
                 }
-                Err(e) => notes.push(format!("slide {number}: a SmartArt diagram was not read ({e})")),
             }
             sections.push(Section {
                 anchor: anchor.clone(),
