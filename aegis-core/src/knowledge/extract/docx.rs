@@ -46,7 +46,7 @@ impl Extractor for Docx {
         }
         let mut notes = Vec::new();
         for (kind, label, what) in [("diagramData", "diagram", "SmartArt diagram"), ("chart", "chart", "chart")] {
-            match package.related_texts(&main, kind) {
+            match package.related_texts(&rels, kind) {
                 Ok(drawings) => sections.extend(drawings.into_iter().map(|text| Section {
                     anchor: Anchor { part: Some(label.into()), ..Anchor::default() },
                     kind: SectionKind::Text,

@@ -198,13 +198,14 @@ impl Package<'_> {
 }
 
 impl Package<'_> {
-    /// The text of the SmartArt diagrams (`kind` `diagramData`) or charts (`chart`) that
-    /// `part` refers to, one entry per drawing, a paragraph or label per line. A diagram's
-    /// own data is read, not the drawing Office caches beside it, which repeats the same
-    /// text; a chart gives its titles and the cached text of its series and categories.
-    pub fn related_texts(&mut self, part: &str, kind: &str) -> Result<Vec<String>, ExtractError> {
+    /// The text of the SmartArt diagrams (`kind` `diagramData`) or charts (`chart`) among
+    /// a part's relationships `rels`, one entry per drawing, a paragraph or label per line.
+    /// A diagram's own data is read, not the drawing Office caches beside it, which
+    /// repeats the same text; a chart gives its titles and the cached text of its series
+    /// and categories.
+    pub fn related_texts(&mut self, rels: &[Relationship], kind: &str) -> Result<Vec<String>, ExtractError> {
         let mut texts = Vec::new();
-        for rel in self.relationships(part)?.into_iter().filter(|r| r.kind == kind) {
+        for rel in rels.iter().filter(|r| r.kind == kind) {
             let Some(xml) = self.part(&rel.target)? else { continue };
             let mut text = drawing_lines(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
             // Each series of a chart caches the same category labels.

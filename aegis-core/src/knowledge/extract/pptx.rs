@@ -36,15 +36,33 @@ impl Extractor for Pptx {
                 notes.push(format!("slide {number}: part {} is missing", rel.target));
                 continue;
             };
-            let slide = read_shapes(&xml)?;
+            // One damaged slide is noted and skipped; the rest of the deck is still read.
+            let slide = match read_shapes(&xml) {
+                Ok(slide) => slide,
+                Err(ExtractError::Malformed(e)) => {
+                    notes.push(format!("slide {number}: not read ({e})"));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let anchor = Anchor { slide: Some(number), ..Anchor::default() };
             let mut text = format!("Slide {number}: {}", slide.title.as_deref().unwrap_or("").trim());
             for body in &slide.bodies {
                 text.push('\n');
                 text.push_str(body);
             }
+            let slide_rels = match package.relationships(&rel.target) {
+                Ok(rels) => rels,
+                Err(ExtractError::Malformed(e)) => {
+                    notes.push(format!(
+                        "slide {number}: its relationships not read, so neither its drawings nor its notes ({e})"
+                    ));
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
             for (kind, what) in [("diagramData", "SmartArt diagram"), ("chart", "chart")] {
-                match package.related_texts(&rel.target, kind) {
+                match package.related_texts(&slide_rels, kind) {
                     Ok(drawings) => {
                         for drawing in drawings {
                             text.push('\n');
@@ -66,11 +84,17 @@ impl Extractor for Pptx {
                     text: markdown_table(&table),
                 });
             }
-            let slide_rels = package.relationships(&rel.target)?;
             if let Some(notes_rel) = slide_rels.iter().find(|r| r.kind == "notesSlide")
                 && let Some(notes_xml) = package.part(&notes_rel.target)?
             {
-                let notes_text = read_shapes(&notes_xml)?.bodies.join("\n");
+                let notes_text = match read_shapes(&notes_xml) {
+                    Ok(shapes) => shapes.bodies.join("\n"),
+                    Err(ExtractError::Malformed(e)) => {
+                        notes.push(format!("slide {number}: its speaker notes not read ({e})"));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 if !notes_text.trim().is_empty() {
                     sections.push(Section {
                         anchor: Anchor { part: Some("notes".into()), ..anchor.clone() },
@@ -223,4 +247,47 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
         }
     }
     Ok(slide)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Read, Write};
+
+    use super::*;
+
+    /// The generated two-slide deck with `damage` applied to each part's bytes.
+    fn deck_with(damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpus/generated/pptx/gen-pptx-001-2s.pptx");
+        let mut source = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..source.len() {
+            let mut entry = source.by_index(i).unwrap();
+            let name = entry.name().unwrap().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+            out.write_all(&damage(&name, bytes)).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn one_damaged_slide_is_noted_and_the_rest_of_the_deck_is_read() {
+        let cut = |bytes: Vec<u8>| [&bytes[..bytes.len() / 2], b"<broken attr=\"".as_slice()].concat();
+        let deck = deck_with(|name, bytes| if name == "ppt/slides/slide1.xml" { cut(bytes) } else { bytes });
+        let extracted = Pptx.extract(&deck, &Limits::default()).unwrap();
+        assert!(extracted.notes.iter().any(|n| n.starts_with("slide 1: not read")), "{:?}", extracted.notes);
+        assert!(extracted.sections.iter().all(|s| s.anchor.slide == Some(2)), "{:?}", extracted.sections);
+        assert!(!extracted.sections.is_empty());
+
+        let deck = deck_with(|name, bytes| if name == "ppt/slides/_rels/slide2.xml.rels" { cut(bytes) } else { bytes });
+        let extracted = Pptx.extract(&deck, &Limits::default()).unwrap();
+        assert!(
+            extracted.notes.iter().any(|n| n.starts_with("slide 2: its relationships not read")),
+            "{:?}",
+            extracted.notes
+        );
+        assert!(extracted.sections.iter().any(|s| s.anchor.slide == Some(2) && s.text.starts_with("Slide 2:")));
+    }
 }
