@@ -30,13 +30,23 @@ impl Extractor for Docx {
             None => HashMap::new(),
         };
         let mut sections = walk(&document, &styles, None)?;
+        let mut notes = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (kind, label) in
             [("footnotes", "footnotes"), ("endnotes", "endnotes"), ("header", "header"), ("footer", "footer")]
         {
             for rel in rels.iter().filter(|r| r.kind == kind) {
                 let Some(xml) = package.part(&rel.target)? else { continue };
-                for section in walk(&xml, &styles, Some(label))? {
+                // A damaged footnote, header or footer part is noted; the body still counts.
+                let part_sections = match walk(&xml, &styles, Some(label)) {
+                    Ok(part_sections) => part_sections,
+                    Err(ExtractError::Malformed(e)) => {
+                        notes.push(format!("{} not read ({e})", rel.target));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                for section in part_sections {
                     // Headers and footers repeat across page styles.
                     if seen.insert(section.text.clone()) {
                         sections.push(section);
@@ -44,7 +54,6 @@ impl Extractor for Docx {
                 }
             }
         }
-        let mut notes = Vec::new();
         for (kind, label, what) in [("diagramData", "diagram", "SmartArt diagram"), ("chart", "chart", "chart")] {
             match package.related_texts(&rels, kind) {
                 Ok(drawings) => sections.extend(drawings.into_iter().map(|text| Section {
@@ -271,4 +280,27 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
     }
     w.flush_prose();
     Ok(w.sections)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::extract::ooxml::repackaged;
+
+    #[test]
+    fn a_damaged_footnotes_part_is_noted_and_the_body_is_read() {
+        let broken = |name: &str, bytes: Vec<u8>| {
+            if name == "word/footnotes.xml" {
+                [&bytes[..bytes.len() / 2], b"<broken attr=\"".as_slice()].concat()
+            } else {
+                bytes
+            }
+        };
+        let whole = Docx.extract(&repackaged("real/docx/footnotes.docx", |_, b| b), &Limits::default()).unwrap();
+        let damaged = Docx.extract(&repackaged("real/docx/footnotes.docx", broken), &Limits::default()).unwrap();
+        assert!(damaged.notes.iter().any(|n| n.starts_with("word/footnotes.xml not read")), "{:?}", damaged.notes);
+        let body = |e: &Extracted| e.sections.iter().filter(|s| s.anchor.part.is_none()).count();
+        assert!(body(&damaged) > 0 && body(&damaged) == body(&whole));
+        assert!(whole.sections.iter().any(|s| s.anchor.part.as_deref() == Some("footnotes")));
+    }
 }

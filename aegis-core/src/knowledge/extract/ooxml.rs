@@ -320,6 +320,25 @@ pub fn resolve_ref(r: BytesRef<'_>) -> Option<char> {
     }
 }
 
+/// A corpus package (`path` under `../shared/corpus`) rewritten with `damage` applied to
+/// each part's bytes, for tests of damaged parts inside a sound zip.
+#[cfg(test)]
+pub(super) fn repackaged(path: &str, damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    use std::io::Write;
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path);
+    let mut source = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..source.len() {
+        let mut entry = source.by_index(i).unwrap();
+        let name = entry.name().unwrap().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
+        out.write_all(&damage(&name, bytes)).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

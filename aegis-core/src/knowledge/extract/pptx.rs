@@ -251,25 +251,12 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Cursor, Read, Write};
-
     use super::*;
+    use crate::knowledge::extract::ooxml::repackaged;
 
     /// The generated two-slide deck with `damage` applied to each part's bytes.
     fn deck_with(damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/corpus/generated/pptx/gen-pptx-001-2s.pptx");
-        let mut source = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
-        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        for i in 0..source.len() {
-            let mut entry = source.by_index(i).unwrap();
-            let name = entry.name().unwrap().into_owned();
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes).unwrap();
-            out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
-            out.write_all(&damage(&name, bytes)).unwrap();
-        }
-        out.finish().unwrap().into_inner()
+        repackaged("generated/pptx/gen-pptx-001-2s.pptx", damage)
     }
 
     #[test]
