@@ -339,22 +339,15 @@ chat = ["up-premium", "up-fast"]
     let ((cpu2, rss_metered), pg2) = (process_usage(pid), postgres());
     let (m50, m99) = report("gateway, metered alias", &metered);
     let per = |cpu: f64, run: &Run| cpu * 1e3 / (run.latencies.len() + run.errors).max(1) as f64;
+    let added = |at: Duration, baseline: Duration| (at.as_secs_f64() - baseline.as_secs_f64()) * 1e3;
     println!(
         "\nadded latency, pass-through: p50 {:+.3} ms  p99 {:+.3} ms; its CPU per request {:.3} ms, peak RSS {floor_rss:.1} MB",
-        (f50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (f99.as_secs_f64() - d99.as_secs_f64()) * 1e3,
+        added(f50, d50),
+        added(f99, d99),
         per(floor_cpu1 - floor_cpu0, &through)
     );
-    println!(
-        "\nadded latency, non-metered: p50 {:+.3} ms  p99 {:+.3} ms",
-        (g50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (g99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-    );
-    println!(
-        "added latency, metered:     p50 {:+.3} ms  p99 {:+.3} ms",
-        (m50.as_secs_f64() - d50.as_secs_f64()) * 1e3,
-        (m99.as_secs_f64() - d99.as_secs_f64()) * 1e3
-    );
+    println!("\nadded latency, non-metered: p50 {:+.3} ms  p99 {:+.3} ms", added(g50, d50), added(g99, d99));
+    println!("added latency, metered:     p50 {:+.3} ms  p99 {:+.3} ms", added(m50, d50), added(m99, d99));
     println!(
         "gateway CPU per request: non-metered {:.3} ms, metered {:.3} ms",
         per(cpu1 - cpu0, &gateway),

@@ -108,7 +108,7 @@ impl Knowledge {
         let hash = hex::encode(Sha256::digest(&bytes));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source_key.to_owned());
         let format = Format::detect(&name, &bytes)
-            .or_else(|| Format::detect(source_key, &bytes))
+            .or_else(|| Format::from_extension(source_key))
             .ok_or_else(|| KnowledgeError::UnsupportedFormat(source_key.to_owned()))?;
         let named = Format::from_extension(&name).or_else(|| Format::from_extension(source_key));
         drop(bytes);

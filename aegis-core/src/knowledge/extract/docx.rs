@@ -13,6 +13,7 @@ use quick_xml::{Reader, events::Event};
 use super::{
     Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
     ooxml::{Package, attr, resolve_ref},
+    or_note,
 };
 
 /// Word documents.
@@ -38,13 +39,11 @@ impl Extractor for Docx {
             for rel in rels.iter().filter(|r| r.kind == kind) {
                 let Some(xml) = package.part(&rel.target)? else { continue };
                 // A damaged footnote, header or footer part is noted; the body still counts.
-                let part_sections = match walk(&xml, &styles, Some(label)) {
-                    Ok(part_sections) => part_sections,
-                    Err(ExtractError::Malformed(e)) => {
-                        notes.push(format!("{} not read ({e})", rel.target));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Some(part_sections) = or_note(walk(&xml, &styles, Some(label)), &mut notes, |e| {
+                    format!("{} not read ({e})", rel.target)
+                })?
+                else {
+                    continue;
                 };
                 for section in part_sections {
                     // Headers and footers repeat across page styles.

@@ -10,7 +10,7 @@
 //! replaced, so a Latin-1 `café` became `caf�` and a Shift_JIS file became noise.
 
 use chardetng::{EncodingDetector, Iso2022JpDetection, Utf8Detection};
-use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE};
 
 /// How much of a file the UTF-16 sniffing and the detector look at: enough to tell, and
 /// a bounded cost on a large file.
@@ -30,11 +30,9 @@ pub(super) fn decode(bytes: &[u8], declared: Option<&'static Encoding>, notes: &
     if let Ok(text) = std::str::from_utf8(bytes) {
         return text.to_owned();
     }
-    if let Some(encoding) = declared.filter(|e| *e != UTF_8 && *e != UTF_16LE && *e != UTF_16BE) {
+    // A page cannot declare UTF-16 in bytes that are not (the HTML standard ignores it).
+    if let Some(encoding) = declared.filter(|e| *e != UTF_16LE && *e != UTF_16BE) {
         return decode_as(encoding, bytes, notes);
-    }
-    if declared == Some(UTF_8) {
-        return decode_as(UTF_8, bytes, notes);
     }
     let mut detector = EncodingDetector::new(Iso2022JpDetection::Allow);
     let sample = &bytes[..bytes.len().min(SNIFF_BYTES)];
@@ -83,7 +81,7 @@ pub(super) fn for_label(label: &str) -> Option<&'static Encoding> {
 
 #[cfg(test)]
 mod tests {
-    use encoding_rs::{EUC_KR, SHIFT_JIS, WINDOWS_1251, WINDOWS_1252};
+    use encoding_rs::{EUC_KR, SHIFT_JIS, UTF_8, WINDOWS_1251, WINDOWS_1252};
 
     use super::*;
 

@@ -368,6 +368,25 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
     Ok(extracted)
 }
 
+/// The result of reading one part of a file that can be done without: a damaged part
+/// (`Malformed`) becomes the note `what` makes of its error and `None`, so that the rest
+/// of the file is still read; any other error (a bomb, a limit) still fails the file.
+#[cfg(feature = "office-docs")]
+fn or_note<T>(
+    result: Result<T, ExtractError>,
+    notes: &mut Vec<String>,
+    what: impl FnOnce(&str) -> String,
+) -> Result<Option<T>, ExtractError> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(ExtractError::Malformed(e)) => {
+            notes.push(what(&e));
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Keeps at most `max` characters, noting the cut.
 fn cap_chars(extracted: &mut Extracted, max: usize) {
     let mut total = 0usize;

@@ -113,6 +113,58 @@ impl<'a> Package<'a> {
             .map(|r| r.target)
             .ok_or_else(|| ExtractError::Malformed("the package has no main document relationship".into()))
     }
+
+    /// The Office format of the package: its main part's content type in
+    /// `[Content_Types].xml` (the part's `Override`, else the `Default` for its extension).
+    fn office_format(&mut self) -> Result<Option<Format>, ExtractError> {
+        let main = self.main_part()?;
+        let Some(types) = self.part("[Content_Types].xml")? else { return Ok(None) };
+        let extension = main.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        let (mut overridden, mut default) = (None, None);
+        let mut reader = quick_xml::Reader::from_str(&types);
+        loop {
+            match reader.read_event() {
+                Ok(quick_xml::events::Event::Empty(e) | quick_xml::events::Event::Start(e)) => {
+                    match local(&e).as_str() {
+                        "Override"
+                            if attr(&e, "PartName")
+                                .is_some_and(|p| p.trim_start_matches('/').eq_ignore_ascii_case(&main)) =>
+                        {
+                            overridden = attr(&e, "ContentType");
+                        }
+                        "Default" if attr(&e, "Extension").map(|x| x.to_ascii_lowercase()) == extension => {
+                            default = attr(&e, "ContentType");
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(quick_xml::events::Event::Eof) => break,
+                Ok(_) => {}
+                Err(e) => return Err(ExtractError::Malformed(format!("[Content_Types].xml: {e}"))),
+            }
+        }
+        Ok(overridden.or(default).and_then(|t| format_of_content_type(&t)))
+    }
+
+    /// The text of the SmartArt diagrams (`kind` `diagramData`) or charts (`chart`) among
+    /// a part's relationships `rels`, one entry per drawing, a paragraph or label per line.
+    /// A diagram's own data is read, not the drawing Office caches beside it, which
+    /// repeats the same text; a chart gives its titles and the cached text of its series
+    /// and categories.
+    pub fn related_texts(&mut self, rels: &[Relationship], kind: &str) -> Result<Vec<String>, ExtractError> {
+        let mut texts = Vec::new();
+        for rel in rels.iter().filter(|r| r.kind == kind) {
+            let Some(xml) = self.part(&rel.target)? else { continue };
+            let mut text = drawing_lines(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
+            // Each series of a chart caches the same category labels.
+            let mut seen = std::collections::HashSet::new();
+            text.retain(|line| seen.insert(line.clone()));
+            if !text.is_empty() {
+                texts.push(text.join("\n"));
+            }
+        }
+        Ok(texts)
+    }
 }
 
 /// Opens a zip, refusing non-zips and bombs (total uncompressed size, per-entry ratio) by
@@ -161,62 +213,6 @@ pub fn sniff(bytes: &[u8]) -> Option<Format> {
     })
     .ok()
     .flatten()
-}
-
-impl Package<'_> {
-    /// The Office format of the package: its main part's content type in
-    /// `[Content_Types].xml` (the part's `Override`, else the `Default` for its extension).
-    fn office_format(&mut self) -> Result<Option<Format>, ExtractError> {
-        let main = self.main_part()?;
-        let Some(types) = self.part("[Content_Types].xml")? else { return Ok(None) };
-        let extension = main.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
-        let (mut overridden, mut default) = (None, None);
-        let mut reader = quick_xml::Reader::from_str(&types);
-        loop {
-            match reader.read_event() {
-                Ok(quick_xml::events::Event::Empty(e) | quick_xml::events::Event::Start(e)) => {
-                    match local(&e).as_str() {
-                        "Override"
-                            if attr(&e, "PartName")
-                                .is_some_and(|p| p.trim_start_matches('/').eq_ignore_ascii_case(&main)) =>
-                        {
-                            overridden = attr(&e, "ContentType");
-                        }
-                        "Default" if attr(&e, "Extension").map(|x| x.to_ascii_lowercase()) == extension => {
-                            default = attr(&e, "ContentType");
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(quick_xml::events::Event::Eof) => break,
-                Ok(_) => {}
-                Err(e) => return Err(ExtractError::Malformed(format!("[Content_Types].xml: {e}"))),
-            }
-        }
-        Ok(overridden.or(default).and_then(|t| format_of_content_type(&t)))
-    }
-}
-
-impl Package<'_> {
-    /// The text of the SmartArt diagrams (`kind` `diagramData`) or charts (`chart`) among
-    /// a part's relationships `rels`, one entry per drawing, a paragraph or label per line.
-    /// A diagram's own data is read, not the drawing Office caches beside it, which
-    /// repeats the same text; a chart gives its titles and the cached text of its series
-    /// and categories.
-    pub fn related_texts(&mut self, rels: &[Relationship], kind: &str) -> Result<Vec<String>, ExtractError> {
-        let mut texts = Vec::new();
-        for rel in rels.iter().filter(|r| r.kind == kind) {
-            let Some(xml) = self.part(&rel.target)? else { continue };
-            let mut text = drawing_lines(&xml).map_err(|e| ExtractError::Malformed(format!("{}: {e}", rel.target)))?;
-            // Each series of a chart caches the same category labels.
-            let mut seen = std::collections::HashSet::new();
-            text.retain(|line| seen.insert(line.clone()));
-            if !text.is_empty() {
-                texts.push(text.join("\n"));
-            }
-        }
-        Ok(texts)
-    }
 }
 
 /// The non-empty lines of a DrawingML part, in order: each paragraph (`a:p` of `a:t`

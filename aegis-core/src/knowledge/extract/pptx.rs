@@ -8,6 +8,7 @@ use quick_xml::{Reader, events::Event};
 use super::{
     Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
     ooxml::{Package, attr, resolve_ref},
+    or_note,
 };
 
 /// PowerPoint presentations.
@@ -37,13 +38,9 @@ impl Extractor for Pptx {
                 continue;
             };
             // One damaged slide is noted and skipped; the rest of the deck is still read.
-            let slide = match read_shapes(&xml) {
-                Ok(slide) => slide,
-                Err(ExtractError::Malformed(e)) => {
-                    notes.push(format!("slide {number}: not read ({e})"));
-                    continue;
-                }
-                Err(e) => return Err(e),
+            let Some(slide) = or_note(read_shapes(&xml), &mut notes, |e| format!("slide {number}: not read ({e})"))?
+            else {
+                continue;
             };
             let anchor = Anchor { slide: Some(number), ..Anchor::default() };
             let mut text = format!("Slide {number}: {}", slide.title.as_deref().unwrap_or("").trim());
@@ -51,16 +48,10 @@ impl Extractor for Pptx {
                 text.push('\n');
                 text.push_str(body);
             }
-            let slide_rels = match package.relationships(&rel.target) {
-                Ok(rels) => rels,
-                Err(ExtractError::Malformed(e)) => {
-                    notes.push(format!(
-                        "slide {number}: its relationships not read, so neither its drawings nor its notes ({e})"
-                    ));
-                    Vec::new()
-                }
-                Err(e) => return Err(e),
-            };
+            let slide_rels = or_note(package.relationships(&rel.target), &mut notes, |e| {
+                format!("slide {number}: its relationships not read, so neither its drawings nor its notes ({e})")
+            })?
+            .unwrap_or_default();
             for (kind, what) in [("diagramData", "SmartArt diagram"), ("chart", "chart")] {
                 match package.related_texts(&slide_rels, kind) {
                     Ok(drawings) => {
@@ -87,14 +78,13 @@ impl Extractor for Pptx {
             if let Some(notes_rel) = slide_rels.iter().find(|r| r.kind == "notesSlide")
                 && let Some(notes_xml) = package.part(&notes_rel.target)?
             {
-                let notes_text = match read_shapes(&notes_xml) {
-                    Ok(shapes) => shapes.bodies.join("\n"),
-                    Err(ExtractError::Malformed(e)) => {
-                        notes.push(format!("slide {number}: its speaker notes not read ({e})"));
-                        continue;
-                    }
-                    Err(e) => return Err(e),
+                let Some(shapes) = or_note(read_shapes(&notes_xml), &mut notes, |e| {
+                    format!("slide {number}: its speaker notes not read ({e})")
+                })?
+                else {
+                    continue;
                 };
+                let notes_text = shapes.bodies.join("\n");
                 if !notes_text.trim().is_empty() {
                     sections.push(Section {
                         anchor: Anchor { part: Some("notes".into()), ..anchor.clone() },
