@@ -150,6 +150,22 @@ async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
     std::fs::remove_file(&cut).unwrap();
 }
 
+#[tokio::test]
+async fn a_legacy_word_document_is_read_in_the_child_process_whatever_its_name() {
+    let original = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/doc/gen-docx-003-4p.doc"));
+    let path = std::env::temp_dir().join(format!("aegis-doc-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&path, original.unwrap()).unwrap();
+    let format = Format::detect("download", &std::fs::read(&path).unwrap());
+    assert_eq!(format, Some(Format::Doc), "an extensionless Word 97 file is sniffed from its streams");
+    let isolation = Isolation::ChildProcess { program: aegis_bin(), args: vec!["extract-worker".into()] };
+    let extracted = extract_file(&isolation, Format::Doc, &path, &Limits::default(), &PdfReader::Lopdf).await.unwrap();
+    let truth = std::fs::read_to_string(corpus().join("generated/docx/gen-docx-003-4p.txt")).unwrap();
+    let (recall, precision) = fidelity(&truth, &extracted.text());
+    assert!(recall >= 0.99 && precision >= 0.99, "recall {recall}, precision {precision}");
+    assert!(extracted.sections.iter().any(|s| !s.anchor.headings.is_empty()), "heading paths are kept");
+    std::fs::remove_file(&path).unwrap();
+}
+
 #[test]
 fn smartart_diagrams_and_charts_are_read_with_their_slide_or_document() {
     let real = corpus().join("real");

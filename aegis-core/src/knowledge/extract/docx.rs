@@ -11,9 +11,10 @@ use std::collections::HashMap;
 use quick_xml::{Reader, events::Event};
 
 use super::{
-    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind,
     ooxml::{Package, attr, resolve_ref},
     or_note,
+    outline::Outline,
 };
 
 /// Word documents.
@@ -117,32 +118,13 @@ struct Table {
 
 struct Walker<'s> {
     styles: &'s HashMap<String, usize>,
-    part: Option<&'static str>,
-    sections: Vec<Section>,
-    headings: Vec<(usize, String)>,
-    prose: Vec<String>,
+    outline: Outline,
     paragraphs: Vec<Paragraph>,
     tables: Vec<Table>,
     in_text: bool,
 }
 
 impl Walker<'_> {
-    fn anchor(&self) -> Anchor {
-        Anchor {
-            headings: self.headings.iter().map(|(_, h)| h.clone()).collect(),
-            part: self.part.map(str::to_owned),
-            ..Anchor::default()
-        }
-    }
-
-    fn flush_prose(&mut self) {
-        if !self.prose.is_empty() {
-            let text = self.prose.join("\n");
-            self.prose.clear();
-            self.sections.push(Section { anchor: self.anchor(), kind: SectionKind::Text, text });
-        }
-    }
-
     fn push_text(&mut self, text: &str) {
         if let Some(p) = self.paragraphs.last_mut() {
             p.text.push_str(text);
@@ -151,59 +133,38 @@ impl Walker<'_> {
 
     fn end_paragraph(&mut self) {
         let Some(p) = self.paragraphs.pop() else { return };
-        let text = p.text.trim().to_owned();
+        let text = p.text.trim();
         if let Some(table) = self.tables.last_mut() {
             if let Some(cell) = table.rows.last_mut().and_then(|r| r.last_mut()) {
                 if !cell.is_empty() && !text.is_empty() {
                     cell.push(' ');
                 }
-                cell.push_str(&text);
+                cell.push_str(text);
             }
             return;
         }
-        if text.is_empty() {
-            return;
-        }
         let level = p.outline.map(|l| l + 1).or_else(|| p.style.as_ref().and_then(|s| self.styles.get(s).copied()));
-        if let Some(level) = level.filter(|_| self.part.is_none()) {
-            self.flush_prose();
-            self.headings.retain(|(l, _)| *l < level);
-            self.headings.push((level, text.clone()));
-        }
-        self.prose.push(text);
+        self.outline.paragraph(text, level);
     }
 
     fn end_table(&mut self) {
         let Some(table) = self.tables.pop() else { return };
-        let rows: Vec<Vec<String>> = table.rows.into_iter().filter(|r| r.iter().any(|c| !c.is_empty())).collect();
-        if rows.is_empty() {
-            return;
-        }
         if let Some(outer) = self.tables.last_mut() {
             // A nested table is flattened into its enclosing cell.
-            let flat = rows.iter().map(|r| r.join(" ")).collect::<Vec<_>>().join("; ");
-            if let Some(cell) = outer.rows.last_mut().and_then(|r| r.last_mut()) {
+            let rows = table.rows.iter().filter(|r| r.iter().any(|c| !c.is_empty()));
+            let flat = rows.map(|r| r.join(" ")).collect::<Vec<_>>().join("; ");
+            if let Some(cell) = outer.rows.last_mut().and_then(|r| r.last_mut()).filter(|_| !flat.is_empty()) {
                 cell.push(' ');
                 cell.push_str(&flat);
             }
             return;
         }
-        self.flush_prose();
-        self.sections.push(Section { anchor: self.anchor(), kind: SectionKind::Table, text: markdown_table(&rows) });
+        self.outline.table(table.rows);
     }
 }
 
 fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) -> Result<Vec<Section>, ExtractError> {
-    let mut w = Walker {
-        styles,
-        part,
-        sections: vec![],
-        headings: vec![],
-        prose: vec![],
-        paragraphs: vec![],
-        tables: vec![],
-        in_text: false,
-    };
+    let mut w = Walker { styles, outline: Outline::new(part), paragraphs: vec![], tables: vec![], in_text: false };
     let mut reader = Reader::from_str(xml);
     let mut fallback_depth = 0usize;
     loop {
@@ -277,8 +238,7 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
     while !w.tables.is_empty() {
         w.end_table();
     }
-    w.flush_prose();
-    Ok(w.sections)
+    Ok(w.outline.finish())
 }
 
 #[cfg(test)]

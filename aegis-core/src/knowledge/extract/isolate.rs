@@ -174,6 +174,7 @@ fn parse_format(name: &str) -> Option<Format> {
     [
         Format::Pdf,
         Format::Docx,
+        Format::Doc,
         Format::Xlsx,
         Format::Xls,
         Format::Ods,

@@ -6,7 +6,7 @@
 //! caps can act, so a hostile file is bounded by the extraction child's memory and time
 //! limits rather than by the caps.
 
-use std::{borrow::Cow, fmt::Display, io::Cursor};
+use std::{fmt::Display, io::Cursor};
 
 use calamine::{Data, DataRef, Range, Reader};
 
@@ -23,7 +23,7 @@ pub struct Ods;
 
 impl Extractor for Xls {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-        let bytes = whole_sectors(bytes);
+        let bytes = super::ole::whole_sectors(bytes);
         match calamine::Xls::new(Cursor::new(&bytes[..])) {
             Ok(workbook) => Ok(sheets(workbook, limits)),
             Err(calamine::XlsError::Password) => Err(password_protected()),
@@ -52,26 +52,6 @@ pub(super) fn xlsb(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractEr
         Err(calamine::XlsbError::Password) => Err(password_protected()),
         Err(e) => Err(ExtractError::Malformed(format!("workbook: {e}"))),
     }
-}
-
-/// An OLE compound file is whole sectors (512 or 4,096 bytes, from its header), and
-/// calamine's reader slices past the end of a truncated one — a panic, where a reader
-/// should see a short sector. Pads the last sector with zeros, as tolerant readers do, so
-/// that a truncated workbook gives what it still holds or a clear error.
-fn whole_sectors(bytes: &[u8]) -> Cow<'_, [u8]> {
-    let shift = bytes.get(30..32).map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
-    let sector = match shift {
-        9 | 12 => 1usize << shift,
-        _ => return Cow::Borrowed(bytes),
-    };
-    let short = (sector - bytes.len() % sector) % sector;
-    if short == 0 {
-        return Cow::Borrowed(bytes);
-    }
-    let mut padded = Vec::with_capacity(bytes.len() + short);
-    padded.extend_from_slice(bytes);
-    padded.resize(bytes.len() + short, 0);
-    Cow::Owned(padded)
 }
 
 fn password_protected() -> ExtractError {
@@ -164,17 +144,6 @@ mod tests {
         assert_eq!(section.anchor.sheet.as_deref(), Some("Stock"));
         assert_eq!(section.anchor.range.as_deref(), Some("A2:C2"));
         assert_eq!(section.text, "| Item | Count | Checked |\n| --- | --- | --- |\n| Pallets | 12 | 2021-06-30 |");
-    }
-
-    #[test]
-    fn a_truncated_compound_file_is_padded_to_whole_sectors() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/budget-2019.xls");
-        let whole = std::fs::read(path).unwrap();
-        assert!(matches!(whole_sectors(&whole), Cow::Borrowed(_)), "an intact file is not copied");
-        let padded = whole_sectors(&whole[..whole.len() - 100]);
-        assert_eq!(padded.len(), whole.len());
-        assert!(padded.ends_with(&[0; 100]));
-        assert!(matches!(whole_sectors(b"not an OLE file"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! stack) run extraction in a child process: see [`isolate`].
 
 #[cfg(feature = "office-docs")]
+mod doc;
+#[cfg(feature = "office-docs")]
 mod docx;
 mod encoding;
 mod html;
@@ -12,7 +14,11 @@ pub mod isolate;
 #[cfg(feature = "office-docs")]
 mod legacy_sheets;
 #[cfg(feature = "office-docs")]
+mod ole;
+#[cfg(feature = "office-docs")]
 mod ooxml;
+#[cfg(feature = "office-docs")]
+mod outline;
 #[cfg(feature = "office-docs")]
 mod pdf;
 mod pdf_reader;
@@ -41,6 +47,8 @@ pub enum Format {
     Pdf,
     /// Word (docx, docm).
     Docx,
+    /// Legacy Word (doc, Word 97–2003).
+    Doc,
     /// Excel (xlsx, xlsm, and the binary xlsb).
     Xlsx,
     /// Legacy Excel (xls, BIFF8).
@@ -65,6 +73,7 @@ impl Format {
         match self {
             Format::Pdf => "pdf",
             Format::Docx => "docx",
+            Format::Doc => "doc",
             Format::Xlsx => "xlsx",
             Format::Xls => "xls",
             Format::Ods => "ods",
@@ -77,10 +86,11 @@ impl Format {
     }
 
     /// The format of a file (`bytes` is all of it): what its content shows where it has
-    /// a signature — a PDF header, an Office package's main part — else its extension. A
-    /// file named for one format but holding another is read as what it holds; a zip
-    /// that is no Office package, a legacy or encrypted OLE file and the rest go by the
-    /// name, so that their extractor gives the error.
+    /// a signature — a PDF header, an Office package's main part, a compound file's
+    /// Word or Excel stream — else its extension. A file named for one format but holding
+    /// another is read as what it holds; a zip that is no Office package, an encrypted
+    /// OOXML package (a compound file) and the rest go by the name, so that their
+    /// extractor gives the error.
     pub fn detect(name: &str, bytes: &[u8]) -> Option<Format> {
         let by_name = Self::from_extension(name);
         let head = &bytes[..bytes.len().min(1024)];
@@ -103,6 +113,12 @@ impl Format {
         {
             return Some(format);
         }
+        #[cfg(feature = "office-docs")]
+        if bytes.starts_with(ole::MAGIC)
+            && let Some(format) = ole::sniff(bytes)
+        {
+            return Some(format);
+        }
         by_name
     }
 
@@ -112,6 +128,7 @@ impl Format {
         match ext.as_deref() {
             Some("pdf") => Some(Format::Pdf),
             Some("docx" | "docm" | "dotx" | "dotm") => Some(Format::Docx),
+            Some("doc" | "dot") => Some(Format::Doc),
             Some("xlsx" | "xlsm" | "xltx" | "xltm" | "xlsb") => Some(Format::Xlsx),
             Some("xls" | "xlt") => Some(Format::Xls),
             Some("ods" | "ots") => Some(Format::Ods),
@@ -321,6 +338,8 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),
         #[cfg(feature = "office-docs")]
         Format::Docx => Box::new(docx::Docx),
+        #[cfg(feature = "office-docs")]
+        Format::Doc => Box::new(doc::Doc),
         #[cfg(feature = "office-docs")]
         Format::Xlsx => Box::new(xlsx::Xlsx),
         #[cfg(feature = "office-docs")]

@@ -1,0 +1,121 @@
+//! OLE compound files, the container of the legacy binary Office formats (`.doc`, `.xls`,
+//! `.ppt`) and of encrypted OOXML packages: opened with cfb, streams read whole (they are
+//! parts of a file already inside the size limit), and a file's kind told from the streams
+//! it holds.
+
+use std::{
+    borrow::Cow,
+    io::{Cursor, Read},
+};
+
+use super::{ExtractError, Format};
+
+/// The signature every compound file starts with.
+pub(super) const MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+
+/// An opened compound file.
+pub(super) struct Ole<'a> {
+    file: cfb::CompoundFile<Cursor<Cow<'a, [u8]>>>,
+    len: u64,
+}
+
+impl<'a> Ole<'a> {
+    /// Opens `bytes` (a truncated last sector is padded, as tolerant readers do).
+    pub(super) fn open(bytes: &'a [u8]) -> Result<Self, ExtractError> {
+        if !bytes.starts_with(MAGIC) {
+            return Err(ExtractError::Malformed("not an OLE compound file".into()));
+        }
+        let len = bytes.len() as u64;
+        let file = cfb::CompoundFile::open(Cursor::new(whole_sectors(bytes)))
+            .map_err(|e| ExtractError::Malformed(format!("compound file: {e}")))?;
+        Ok(Self { file, len })
+    }
+
+    /// Whether the file holds the stream `name` (a path such as `/WordDocument`).
+    pub(super) fn has(&self, name: &str) -> bool {
+        self.file.is_stream(name)
+    }
+
+    /// The stream `name` whole, or `None` when absent. A stream that claims more bytes than
+    /// the file holds (a sector chain that loops) is an error rather than a long read.
+    pub(super) fn stream(&mut self, name: &str) -> Result<Option<Vec<u8>>, ExtractError> {
+        if !self.file.is_stream(name) {
+            return Ok(None);
+        }
+        let mut stream =
+            self.file.open_stream(name).map_err(|e| ExtractError::Malformed(format!("stream {name}: {e}")))?;
+        let mut bytes = Vec::new();
+        (&mut stream)
+            .take(self.len + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ExtractError::Malformed(format!("stream {name}: {e}")))?;
+        if bytes.len() as u64 > self.len {
+            return Err(ExtractError::Malformed(format!("stream {name} is longer than the file")));
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// The legacy format a compound file holds, from its streams: Word, Excel or PowerPoint.
+/// `None` for anything else (an encrypted OOXML package, an unknown or damaged file),
+/// which then goes by its name.
+/// It reads only the directory, in the calling process, with a parser panic caught.
+pub(super) fn sniff(bytes: &[u8]) -> Option<Format> {
+    std::panic::catch_unwind(|| {
+        let ole = Ole::open(bytes).ok()?;
+        if ole.has("/WordDocument") {
+            Some(Format::Doc)
+        } else if ole.has("/Workbook") || ole.has("/Book") {
+            Some(Format::Xls)
+        } else {
+            None
+        }
+    })
+    .ok()
+    .flatten()
+}
+
+/// A compound file is whole sectors (512 or 4,096 bytes, from its header), and readers
+/// slice past the end of a truncated one (calamine's panics). Pads the last sector with
+/// zeros, so that a truncated file gives what it still holds or a clear error.
+pub(super) fn whole_sectors(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let shift = le_u16(bytes, 30).unwrap_or(0);
+    let sector = match shift {
+        9 | 12 => 1usize << shift,
+        _ => return Cow::Borrowed(bytes),
+    };
+    let short = (sector - bytes.len() % sector) % sector;
+    if short == 0 {
+        return Cow::Borrowed(bytes);
+    }
+    let mut padded = Vec::with_capacity(bytes.len() + short);
+    padded.extend_from_slice(bytes);
+    padded.resize(bytes.len() + short, 0);
+    Cow::Owned(padded)
+}
+
+/// The little-endian `u16` at `at`, if the bytes reach that far.
+pub(super) fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(bytes.get(at..at.checked_add(2)?)?.try_into().ok()?))
+}
+
+/// The little-endian `u32` at `at`, if the bytes reach that far.
+pub(super) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_truncated_compound_file_is_padded_to_whole_sectors() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/budget-2019.xls");
+        let whole = std::fs::read(path).unwrap();
+        assert!(matches!(whole_sectors(&whole), Cow::Borrowed(_)), "an intact file is not copied");
+        let padded = whole_sectors(&whole[..whole.len() - 100]);
+        assert_eq!(padded.len(), whole.len());
+        assert!(padded.ends_with(&[0; 100]));
+        assert!(matches!(whole_sectors(b"not an OLE file"), Cow::Borrowed(_)));
+    }
+}
