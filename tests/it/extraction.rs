@@ -151,7 +151,7 @@ async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
 }
 
 #[tokio::test]
-async fn a_legacy_word_document_is_read_in_the_child_process_whatever_its_name() {
+async fn legacy_word_and_powerpoint_files_are_read_in_the_child_process_whatever_their_name() {
     let original = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/doc/gen-docx-003-4p.doc"));
     let path = std::env::temp_dir().join(format!("aegis-doc-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&path, original.unwrap()).unwrap();
@@ -163,6 +163,13 @@ async fn a_legacy_word_document_is_read_in_the_child_process_whatever_its_name()
     let (recall, precision) = fidelity(&truth, &extracted.text());
     assert!(recall >= 0.99 && precision >= 0.99, "recall {recall}, precision {precision}");
     assert!(extracted.sections.iter().any(|s| !s.anchor.headings.is_empty()), "heading paths are kept");
+    let deck = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/ppt/gen-pptx-004-6s.ppt"));
+    std::fs::write(&path, deck.unwrap()).unwrap();
+    assert_eq!(Format::detect("download", &std::fs::read(&path).unwrap()), Some(Format::Ppt));
+    let extracted = extract_file(&isolation, Format::Ppt, &path, &Limits::default(), &PdfReader::Lopdf).await.unwrap();
+    let slides: Vec<_> = extracted.sections.iter().filter(|s| s.anchor.part.is_none()).collect();
+    assert_eq!(slides.len(), 6);
+    assert_eq!(slides[1].text.lines().next(), Some("Slide 2: What Graph Channel Most"));
     std::fs::remove_file(&path).unwrap();
 }
 

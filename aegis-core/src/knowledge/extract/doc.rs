@@ -499,10 +499,10 @@ impl Stories<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::{io::Write, path::Path};
+    use std::path::Path;
 
     use super::*;
-    use crate::knowledge::extract::{Format, SectionKind, docx::Docx, token_fidelity};
+    use crate::knowledge::extract::{Format, SectionKind, docx::Docx, ole::with_stream, token_fidelity};
 
     fn fixture(name: &str) -> Vec<u8> {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/doc").join(name)).unwrap()
@@ -512,15 +512,8 @@ mod tests {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path)).unwrap()
     }
 
-    /// `doc` with its `WordDocument` stream passed through `change`.
     fn with_word_stream(doc: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-        let mut file = cfb::CompoundFile::open(std::io::Cursor::new(doc.to_vec())).unwrap();
-        let mut stream = Vec::new();
-        std::io::Read::read_to_end(&mut file.open_stream("/WordDocument").unwrap(), &mut stream).unwrap();
-        change(&mut stream);
-        file.create_stream("/WordDocument").unwrap().write_all(&stream).unwrap();
-        file.flush().unwrap();
-        file.into_inner().into_inner()
+        with_stream(doc, "/WordDocument", change)
     }
 
     #[test]

@@ -179,6 +179,7 @@ fn parse_format(name: &str) -> Option<Format> {
         Format::Xls,
         Format::Ods,
         Format::Pptx,
+        Format::Ppt,
         Format::Text,
         Format::Markdown,
         Format::Csv,

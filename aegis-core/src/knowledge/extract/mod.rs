@@ -25,6 +25,8 @@ mod pdf_reader;
 #[cfg(feature = "pdfium")]
 mod pdfium;
 #[cfg(feature = "office-docs")]
+mod ppt;
+#[cfg(feature = "office-docs")]
 mod pptx;
 mod text;
 #[cfg(feature = "office-docs")]
@@ -57,6 +59,8 @@ pub enum Format {
     Ods,
     /// PowerPoint (pptx, pptm).
     Pptx,
+    /// Legacy PowerPoint (ppt, PowerPoint 97–2003).
+    Ppt,
     /// Plain text.
     Text,
     /// Markdown.
@@ -78,6 +82,7 @@ impl Format {
             Format::Xls => "xls",
             Format::Ods => "ods",
             Format::Pptx => "pptx",
+            Format::Ppt => "ppt",
             Format::Text => "text",
             Format::Markdown => "markdown",
             Format::Csv => "csv",
@@ -87,7 +92,7 @@ impl Format {
 
     /// The format of a file (`bytes` is all of it): what its content shows where it has
     /// a signature — a PDF header, an Office package's main part, a compound file's
-    /// Word or Excel stream — else its extension. A file named for one format but holding
+    /// Word, Excel or PowerPoint stream — else its extension. A file named for one format but holding
     /// another is read as what it holds; a zip that is no Office package, an encrypted
     /// OOXML package (a compound file) and the rest go by the name, so that their
     /// extractor gives the error.
@@ -133,6 +138,7 @@ impl Format {
             Some("xls" | "xlt") => Some(Format::Xls),
             Some("ods" | "ots") => Some(Format::Ods),
             Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
+            Some("ppt" | "pps" | "pot") => Some(Format::Ppt),
             Some("txt" | "text" | "log") => Some(Format::Text),
             Some("md" | "markdown") => Some(Format::Markdown),
             Some("csv" | "tsv") => Some(Format::Csv),
@@ -348,6 +354,8 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Ods => Box::new(legacy_sheets::Ods),
         #[cfg(feature = "office-docs")]
         Format::Pptx => Box::new(pptx::Pptx),
+        #[cfg(feature = "office-docs")]
+        Format::Ppt => Box::new(ppt::Ppt),
         #[cfg(not(feature = "office-docs"))]
         other => return Err(ExtractError::Unsupported(format!("{other} needs the `office-docs` feature"))),
     })

@@ -67,6 +67,8 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<Format> {
             Some(Format::Doc)
         } else if ole.has("/Workbook") || ole.has("/Book") {
             Some(Format::Xls)
+        } else if ole.has("/PowerPoint Document") {
+            Some(Format::Ppt)
         } else {
             None
         }
@@ -102,6 +104,19 @@ pub(super) fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
 /// The little-endian `u32` at `at`, if the bytes reach that far.
 pub(super) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+/// `file` (a compound file) with its stream `name` passed through `change`.
+#[cfg(test)]
+pub(super) fn with_stream(file: &[u8], name: &str, change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    use std::io::Write;
+    let mut file = cfb::CompoundFile::open(Cursor::new(file.to_vec())).unwrap();
+    let mut stream = Vec::new();
+    file.open_stream(name).unwrap().read_to_end(&mut stream).unwrap();
+    change(&mut stream);
+    file.create_stream(name).unwrap().write_all(&stream).unwrap();
+    file.flush().unwrap();
+    file.into_inner().into_inner()
 }
 
 #[cfg(test)]
