@@ -3,8 +3,8 @@
 //! package relationships. Paragraphs carry their heading path (from the styles' outline
 //! levels); tables become markdown rows; text boxes, tracked insertions and content
 //! controls are read, deletions are not; `mc:Fallback` copies are skipped so a text box is
-//! not read twice. Footnotes, endnotes, headers, footers, SmartArt diagrams and charts
-//! (titles and labels) become sections of their own.
+//! not read twice. Footnotes, endnotes, comments, headers, footers, SmartArt diagrams and
+//! charts (titles and labels) become sections of their own.
 
 use std::collections::HashMap;
 
@@ -34,9 +34,13 @@ impl Extractor for Docx {
         let mut sections = walk(&document, &styles, None)?;
         let mut notes = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (kind, label) in
-            [("footnotes", "footnotes"), ("endnotes", "endnotes"), ("header", "header"), ("footer", "footer")]
-        {
+        for (kind, label) in [
+            ("footnotes", "footnotes"),
+            ("endnotes", "endnotes"),
+            ("comments", "comments"),
+            ("header", "header"),
+            ("footer", "footer"),
+        ] {
             for rel in rels.iter().filter(|r| r.kind == kind) {
                 let Some(xml) = package.part(&rel.target)? else { continue };
                 // A damaged footnote, header or footer part is noted; the body still counts.
@@ -245,6 +249,31 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
 mod tests {
     use super::*;
     use crate::knowledge::extract::ooxml::repackaged;
+
+    #[test]
+    fn comments_are_a_part_of_their_own() {
+        let with_comments = |name: &str, bytes: Vec<u8>| {
+            match name {
+            "word/_rels/document.xml.rels" => String::from_utf8(bytes)
+                .unwrap()
+                .replace(
+                    "</Relationships>",
+                    "<Relationship Id=\"rId99\" Target=\"comments.xml\" \
+                     Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/comments\"/></Relationships>",
+                )
+                .into_bytes(),
+            "word/comments.xml" => br#"<w:comments xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+                <w:comment w:id="0" w:author="Marta"><w:p><w:r><w:t>Check the Q3 freight figure</w:t></w:r></w:p></w:comment>
+                </w:comments>"#
+                .to_vec(),
+            _ => bytes,
+        }
+        };
+        let extracted =
+            Docx.extract(&repackaged("real/docx/footnotes.docx", with_comments), &Limits::default()).unwrap();
+        let comment = extracted.sections.iter().find(|s| s.anchor.part.as_deref() == Some("comments"));
+        assert_eq!(comment.map(|s| s.text.as_str()), Some("Check the Q3 freight figure"), "{:?}", extracted.sections);
+    }
 
     #[test]
     fn a_damaged_footnotes_part_is_noted_and_the_body_is_read() {
