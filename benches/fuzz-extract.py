@@ -4,7 +4,7 @@ in a child process under the configured limits).
 
 Each case takes a random file of ../shared/corpus (real and generated), or of --files,
 damages it — truncation, random bytes, a deleted or repeated span, or, for
-DOCX/XLSX/PPTX/ODS, one XML part of the package damaged or dropped and the package
+DOCX/XLSX/PPTX and OpenDocument files, one XML part of the package damaged or dropped and the package
 rewritten — and extracts it. A case
 fails when extraction crashes (a panic or a signal), hangs past the child's time limit, or
 takes longer than --slow seconds; a clear error is a pass. Failing cases are kept under
@@ -15,7 +15,7 @@ takes longer than --slow seconds; a clear error is a pass. Failing cases are kep
 import argparse, collections, io, os, random, subprocess, sys, time, zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-FORMATS = ("pdf", "docx", "doc", "xlsx", "pptx", "ppt", "xls", "ods", "html", "csv", "md", "txt")
+FORMATS = ("pdf", "docx", "doc", "odt", "xlsx", "pptx", "ppt", "odp", "xls", "ods", "html", "csv", "md", "txt")
 
 
 def corpus(root):
@@ -86,7 +86,7 @@ def main():
         source = rng.choice(files)
         ext = source.rsplit(".", 1)[-1].lower()
         data = open(source, "rb").read()
-        if ext in ("docx", "xlsx", "pptx", "ods") and rng.random() < 0.7:
+        if ext in ("docx", "xlsx", "pptx", "ods", "odt", "odp") and rng.random() < 0.7:
             damaged, how = damage_package(rng, data)
         else:
             damaged, how = damage_bytes(rng, data)

@@ -170,21 +170,7 @@ pub fn child_main(format: &str, path: &Path) -> i32 {
     }
 }
 
+/// The format the parent named by [`Format::as_str`], which is its serde name.
 fn parse_format(name: &str) -> Option<Format> {
-    [
-        Format::Pdf,
-        Format::Docx,
-        Format::Doc,
-        Format::Xlsx,
-        Format::Xls,
-        Format::Ods,
-        Format::Pptx,
-        Format::Ppt,
-        Format::Text,
-        Format::Markdown,
-        Format::Csv,
-        Format::Html,
-    ]
-    .into_iter()
-    .find(|f| f.as_str() == name)
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
 }

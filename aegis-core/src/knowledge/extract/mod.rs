@@ -14,6 +14,8 @@ pub mod isolate;
 #[cfg(feature = "office-docs")]
 mod legacy_sheets;
 #[cfg(feature = "office-docs")]
+mod odf;
+#[cfg(feature = "office-docs")]
 mod ole;
 #[cfg(feature = "office-docs")]
 mod ooxml;
@@ -57,6 +59,10 @@ pub enum Format {
     Xls,
     /// OpenDocument spreadsheet (ods).
     Ods,
+    /// OpenDocument text (odt).
+    Odt,
+    /// OpenDocument presentation (odp).
+    Odp,
     /// PowerPoint (pptx, pptm).
     Pptx,
     /// Legacy PowerPoint (ppt, PowerPoint 97–2003).
@@ -81,6 +87,8 @@ impl Format {
             Format::Xlsx => "xlsx",
             Format::Xls => "xls",
             Format::Ods => "ods",
+            Format::Odt => "odt",
+            Format::Odp => "odp",
             Format::Pptx => "pptx",
             Format::Ppt => "ppt",
             Format::Text => "text",
@@ -106,11 +114,17 @@ impl Format {
             return Some(Format::Pdf);
         }
         // An OpenDocument file stores its media type first, uncompressed, as `mimetype`.
-        if bytes.starts_with(b"PK\x03\x04")
-            && bytes.get(30..38) == Some(b"mimetype")
-            && head.windows(24).any(|w| w == b"opendocument.spreadsheet")
-        {
-            return Some(Format::Ods);
+        if bytes.starts_with(b"PK\x03\x04") && bytes.get(30..38) == Some(b"mimetype") {
+            let names = |kind: &[u8]| head.windows(kind.len()).any(|w| w == kind);
+            for (kind, format) in [
+                (b"opendocument.spreadsheet".as_slice(), Format::Ods),
+                (b"opendocument.text", Format::Odt),
+                (b"opendocument.presentation", Format::Odp),
+            ] {
+                if names(kind) {
+                    return Some(format);
+                }
+            }
         }
         #[cfg(feature = "office-docs")]
         if bytes.starts_with(b"PK\x03\x04")
@@ -137,6 +151,8 @@ impl Format {
             Some("xlsx" | "xlsm" | "xltx" | "xltm" | "xlsb") => Some(Format::Xlsx),
             Some("xls" | "xlt") => Some(Format::Xls),
             Some("ods" | "ots") => Some(Format::Ods),
+            Some("odt" | "ott") => Some(Format::Odt),
+            Some("odp" | "otp") => Some(Format::Odp),
             Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
             Some("ppt" | "pps" | "pot") => Some(Format::Ppt),
             Some("txt" | "text" | "log") => Some(Format::Text),
@@ -353,6 +369,10 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         #[cfg(feature = "office-docs")]
         Format::Ods => Box::new(legacy_sheets::Ods),
         #[cfg(feature = "office-docs")]
+        Format::Odt => Box::new(odf::Odt),
+        #[cfg(feature = "office-docs")]
+        Format::Odp => Box::new(odf::Odp),
+        #[cfg(feature = "office-docs")]
         Format::Pptx => Box::new(pptx::Pptx),
         #[cfg(feature = "office-docs")]
         Format::Ppt => Box::new(ppt::Ppt),
@@ -492,6 +512,25 @@ mod tests {
 
     #[test]
     fn formats_are_detected() {
+        for format in [
+            Format::Pdf,
+            Format::Docx,
+            Format::Doc,
+            Format::Xlsx,
+            Format::Xls,
+            Format::Ods,
+            Format::Odt,
+            Format::Odp,
+            Format::Pptx,
+            Format::Ppt,
+            Format::Text,
+            Format::Markdown,
+            Format::Csv,
+            Format::Html,
+        ] {
+            let name = serde_json::to_value(format).unwrap();
+            assert_eq!(name.as_str(), Some(format.as_str()), "the child process is told a format by its name");
+        }
         assert_eq!(Format::detect("a/Report.PDF", b""), Some(Format::Pdf));
         assert_eq!(Format::detect("x.docm", b""), Some(Format::Docx));
         assert_eq!(Format::detect("noext", b"%PDF-1.7"), Some(Format::Pdf));
