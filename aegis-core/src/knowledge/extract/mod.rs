@@ -19,7 +19,6 @@ mod odf;
 mod ole;
 #[cfg(feature = "office-docs")]
 mod ooxml;
-#[cfg(feature = "office-docs")]
 mod outline;
 #[cfg(feature = "office-docs")]
 mod pdf;
@@ -30,6 +29,7 @@ mod pdfium;
 mod ppt;
 #[cfg(feature = "office-docs")]
 mod pptx;
+mod rtf;
 mod text;
 #[cfg(feature = "office-docs")]
 mod xlsx;
@@ -67,6 +67,8 @@ pub enum Format {
     Pptx,
     /// Legacy PowerPoint (ppt, PowerPoint 97–2003).
     Ppt,
+    /// Rich Text Format.
+    Rtf,
     /// Plain text.
     Text,
     /// Markdown.
@@ -91,6 +93,7 @@ impl Format {
             Format::Odp => "odp",
             Format::Pptx => "pptx",
             Format::Ppt => "ppt",
+            Format::Rtf => "rtf",
             Format::Text => "text",
             Format::Markdown => "markdown",
             Format::Csv => "csv",
@@ -112,6 +115,9 @@ impl Format {
         let text_named = matches!(by_name, Some(Format::Text | Format::Markdown | Format::Csv | Format::Html));
         if head.starts_with(b"%PDF-") || (!text_named && head.windows(5).any(|w| w == b"%PDF-")) {
             return Some(Format::Pdf);
+        }
+        if head.trim_ascii_start().starts_with(b"{\\rtf") {
+            return Some(Format::Rtf);
         }
         // An OpenDocument file stores its media type first, uncompressed, as `mimetype`.
         if bytes.starts_with(b"PK\x03\x04") && bytes.get(30..38) == Some(b"mimetype") {
@@ -155,6 +161,7 @@ impl Format {
             Some("odp" | "otp") => Some(Format::Odp),
             Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
             Some("ppt" | "pps" | "pot") => Some(Format::Ppt),
+            Some("rtf") => Some(Format::Rtf),
             Some("txt" | "text" | "log") => Some(Format::Text),
             Some("md" | "markdown") => Some(Format::Markdown),
             Some("csv" | "tsv") => Some(Format::Csv),
@@ -356,6 +363,7 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Markdown => Box::new(text::Markdown),
         Format::Csv => Box::new(text::Csv),
         Format::Html => Box::new(html::Html),
+        Format::Rtf => Box::new(rtf::Rtf),
         #[cfg(feature = "office-docs")]
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),
         #[cfg(feature = "office-docs")]
@@ -523,6 +531,7 @@ mod tests {
             Format::Odp,
             Format::Pptx,
             Format::Ppt,
+            Format::Rtf,
             Format::Text,
             Format::Markdown,
             Format::Csv,
