@@ -364,6 +364,60 @@ async fn a_file_is_read_as_what_it_holds_whatever_its_name() {
 }
 
 #[tokio::test]
+async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for (fixture, name) in [
+        ("doc/harmless-clean.doc", "clean.doc"),
+        ("doc/encrypted.doc", "locked.doc"),
+        ("ppt/embedded-simple-2007.ppt", "objects.ppt"),
+        ("odf/gen-pptx-004-6s.odp", "deck.odp"),
+        ("odf/hdr-header-footer.odt", "sections.odt"),
+        ("rtf/gen-docx-003-4p.rtf", "letter.doc"),
+    ] {
+        std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
+    }
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let outcome =
+        |key: &str| outcomes.iter().find(|o| o.source_key() == key).unwrap_or_else(|| panic!("{key}: {outcomes:?}"));
+    assert!(
+        matches!(outcome("locked.doc"), IngestOutcome::Failed { error, .. } if error.contains("encrypted")),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcome("letter.doc"), IngestOutcome::Stored { notes, .. } if notes.iter().any(|n| n.contains("content is rtf"))),
+        "an RTF file named .doc is read as RTF: {outcomes:?}"
+    );
+    let cited = |query: &'static str| {
+        let (aegis, scope) = (&aegis, &scope);
+        async move {
+            let hits = search(aegis, scope, query, SearchMode::Hybrid).await;
+            hits.into_iter().next().unwrap_or_else(|| panic!("nothing found for {query:?}"))
+        }
+    };
+    let hit = cited("harmless test document").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.headings.clone()), ("clean.doc", vec!["Test".to_owned()]));
+    let hit = cited("simple harmless ASCII text file").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.slide), ("objects.ppt", Some(1)));
+    let hit = cited("Budget at Noor will work own audit the take and customer jalapeño up well").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.slide, hit.anchor.part.as_deref()),
+        ("deck.odp", Some(1), Some("notes"))
+    );
+    let hit = cited("Header for section").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.part.as_deref()), ("sections.odt", Some("header")));
+    let hit = cited("Through another fallback with ingestion under there to has great could his their up 60736").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.headings.clone()),
+        ("letter.doc", vec!["Tenant Been Each Good".to_owned()])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
