@@ -418,6 +418,23 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
 }
 
 #[tokio::test]
+async fn a_chunk_with_every_word_of_the_query_comes_first_in_keyword_search() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let common = "The customer will take the audit and work up the budget well, and the audit will take work. ";
+    let dir = workdir(&[
+        ("minutes.txt", &common.repeat(12)),
+        ("note.txt", "Budget at Noor will work own audit the take and customer jalapeño up well."),
+    ]);
+    ingest_dir(&aegis, &scope, &dir).await;
+    let query = "Budget at Noor will work own audit the take and customer jalapeño up well";
+    let hits = search(&aegis, &scope, query, SearchMode::Keyword).await;
+    let keys: Vec<&str> = hits.iter().map(|h| h.source_key.as_str()).collect();
+    assert_eq!(keys, ["note.txt", "minutes.txt"], "the sentence itself, then the chunk with many of its words");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;

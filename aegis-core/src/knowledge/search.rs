@@ -118,15 +118,18 @@ WITH cfg AS (
 ), kw AS (
   -- Two passes: ts_rank (term frequency, cheap) keeps twice the list's length of the
   -- candidates, ts_rank_cd (cover density: how close together the words are, several times
-  -- dearer) orders those.
-  SELECT k.id, row_number() OVER (ORDER BY k.r DESC) AS rank FROM (
-    SELECT p.id, ts_rank_cd(p.tsv, q.tq) AS r FROM (
-      SELECT m.id, m.tsv
+  -- dearer) orders those. In both, a chunk with every word of the query comes before one
+  -- with only some: a long chunk full of the query's common words must not outrank the
+  -- sentence itself.
+  SELECT k.id, row_number() OVER (ORDER BY k.every DESC, k.r DESC) AS rank FROM (
+    SELECT p.id, p.every, ts_rank_cd(p.tsv, q.tq) AS r FROM (
+      SELECT m.id, m.tsv, m.tsv @@ words.all_words AS every
       FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
-            WHERE $5 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9) m, q
-      ORDER BY ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
+            WHERE $5 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9) m,
+           q, words
+      ORDER BY every DESC, ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
     ) p, q
-    ORDER BY r DESC LIMIT $5
+    ORDER BY p.every DESC, r DESC LIMIT $5
   ) k
 ), fused AS (
   SELECT id, sum(1.0 / (60 + rank))::float8 AS score,
