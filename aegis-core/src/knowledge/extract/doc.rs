@@ -499,18 +499,10 @@ impl Stories<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::knowledge::extract::{Format, SectionKind, docx::Docx, ole::with_stream, token_fidelity};
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/doc").join(name)).unwrap()
-    }
-
-    fn corpus(path: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path)).unwrap()
-    }
+    use crate::knowledge::extract::{
+        Format, SectionKind, corpus, docx::Docx, fixture, ole::with_stream, token_fidelity,
+    };
 
     fn with_word_stream(doc: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
         with_stream(doc, "/WordDocument", change)
@@ -519,7 +511,7 @@ mod tests {
     #[test]
     fn a_word_97_document_yields_the_text_its_docx_original_does() {
         // LibreOffice's conversion of a generated document whose exact text is known.
-        let doc = fixture("gen-docx-003-4p.doc");
+        let doc = fixture("doc/gen-docx-003-4p.doc");
         assert_eq!(Format::detect("scan.bin", &doc), Some(Format::Doc), "sniffed from its streams");
         assert_eq!(Format::detect("misnamed.docx", &doc), Some(Format::Doc));
         let extracted = Doc.extract(&doc, &Limits::default()).unwrap();
@@ -536,24 +528,24 @@ mod tests {
     #[test]
     fn tables_headers_footers_and_footnotes_come_out_as_from_the_docx() {
         for name in ["hdr-header-footer", "footnotes", "nested_table"] {
-            let doc = Doc.extract(&fixture(&format!("{name}.doc")), &Limits::default()).unwrap();
+            let doc = Doc.extract(&fixture(&format!("doc/{name}.doc")), &Limits::default()).unwrap();
             let docx = Docx.extract(&corpus(&format!("real/docx/{name}.docx")), &Limits::default()).unwrap();
             assert_eq!(doc.sections, docx.sections, "{name}");
         }
-        let tables = Doc.extract(&fixture("nested_table.doc"), &Limits::default()).unwrap();
+        let tables = Doc.extract(&fixture("doc/nested_table.doc"), &Limits::default()).unwrap();
         assert!(tables.sections.iter().any(|s| s.kind == SectionKind::Table && s.text.starts_with("| ")));
-        let header = Doc.extract(&fixture("hdr-header-footer.doc"), &Limits::default()).unwrap();
+        let header = Doc.extract(&fixture("doc/hdr-header-footer.doc"), &Limits::default()).unwrap();
         let parts: Vec<_> = header.sections.iter().map(|s| s.anchor.part.as_deref()).collect();
         assert_eq!(parts, [None, Some("header"), Some("footer")], "each header once: {:?}", header.sections);
     }
 
     #[test]
     fn a_document_saved_by_word_keeps_its_headings_and_field_results() {
-        let clean = Doc.extract(&fixture("harmless-clean.doc"), &Limits::default()).unwrap();
+        let clean = Doc.extract(&fixture("doc/harmless-clean.doc"), &Limits::default()).unwrap();
         let first = &clean.sections[0];
         assert_eq!(first.anchor.headings, ["Test"], "a Heading 1 paragraph (German style names)");
         assert!(first.text.contains("ünicöde-ßtringß"), "{}", first.text);
-        let fields = Doc.extract(&fixture("dde-test-from-office2016.doc"), &Limits::default()).unwrap().text();
+        let fields = Doc.extract(&fixture("doc/dde-test-from-office2016.doc"), &Limits::default()).unwrap().text();
         assert!(fields.contains("The dde auto field is:") && fields.contains("Unerwartetes Ende des Ausdrucks"));
         assert!(
             !fields.contains("DDEAUTO") && !fields.contains("cmd.exe"),
@@ -564,9 +556,9 @@ mod tests {
     #[test]
     fn encrypted_old_and_damaged_documents_are_clear_errors_or_notes() {
         let limits = Limits::default();
-        let encrypted = Doc.extract(&fixture("encrypted.doc"), &limits);
+        let encrypted = Doc.extract(&fixture("doc/encrypted.doc"), &limits);
         assert!(matches!(encrypted, Err(ExtractError::Encrypted(_))), "{encrypted:?}");
-        let clean = fixture("harmless-clean.doc");
+        let clean = fixture("doc/harmless-clean.doc");
         let word95 = with_word_stream(&clean, |s| s[2..4].copy_from_slice(&0x68u16.to_le_bytes()));
         assert!(matches!(Doc.extract(&word95, &limits), Err(ExtractError::Unsupported(_))));
         let no_fib = with_word_stream(&clean, |s| s.truncate(100));
@@ -594,7 +586,7 @@ mod tests {
     #[test]
     fn an_oversized_document_is_cut_at_the_character_cap() {
         let limits = Limits { max_chars: 40, ..Limits::default() };
-        let extracted = Doc.extract(&fixture("harmless-clean.doc"), &limits).unwrap();
+        let extracted = Doc.extract(&fixture("doc/harmless-clean.doc"), &limits).unwrap();
         assert!(extracted.chars() <= 40, "{extracted:?}");
         assert!(extracted.notes.iter().any(|n| n == "text truncated at 40 characters"), "{:?}", extracted.notes);
     }

@@ -442,6 +442,52 @@ fn or_note<T>(
     }
 }
 
+/// A test file under the repository's `tests/fixtures` (`path` such as `doc/letter.doc`).
+#[cfg(test)]
+pub(crate) fn fixture(path: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
+}
+
+/// A file of the shared corpus (`path` such as `real/docx/footnotes.docx`).
+#[cfg(test)]
+pub(crate) fn corpus(path: &str) -> Vec<u8> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("corpus file {path}: {e}"))
+}
+
+/// A slide's sections as the legacy PowerPoint and OpenDocument readers lay them out:
+/// `Slide N: <title>` with the bodies under it, each table, then the speaker notes.
+#[cfg(feature = "office-docs")]
+fn slide_sections(
+    number: u32,
+    title: &str,
+    bodies: &[String],
+    tables: Vec<Vec<Vec<String>>>,
+    notes: &[String],
+) -> Vec<Section> {
+    let anchor = Anchor { slide: Some(number), ..Anchor::default() };
+    let mut text = format!("Slide {number}: {title}").trim_end().to_owned();
+    for body in bodies {
+        text.push('\n');
+        text.push_str(body);
+    }
+    let mut sections = vec![Section { anchor: anchor.clone(), kind: SectionKind::Text, text }];
+    sections.extend(tables.into_iter().map(|table| Section {
+        anchor: anchor.clone(),
+        kind: SectionKind::Table,
+        text: markdown_table(&table),
+    }));
+    if !notes.is_empty() {
+        sections.push(Section {
+            anchor: Anchor { part: Some("notes".into()), ..anchor },
+            kind: SectionKind::Text,
+            text: format!("Slide {number} notes:\n{}", notes.join("\n")),
+        });
+    }
+    sections
+}
+
 /// Keeps at most `max` characters, noting the cut.
 fn cap_chars(extracted: &mut Extracted, max: usize) {
     let mut total = 0usize;

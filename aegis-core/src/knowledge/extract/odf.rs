@@ -15,10 +15,11 @@ use quick_xml::{
 };
 
 use super::{
-    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    ExtractError, Extracted, Extractor, Limits, Section,
     ooxml::{Package, attr, resolve_ref},
     or_note,
-    outline::Outline,
+    outline::{Part, Parts},
+    slide_sections,
 };
 
 /// OpenDocument text documents.
@@ -41,7 +42,7 @@ impl Extractor for Odt {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut package = Package::open(bytes, limits)?;
         let body = content(&mut package)?;
-        let mut sections = read_text(&body, Some(Target::Body))?;
+        let mut sections = read_text(&body, Some(Part::Body))?;
         let mut notes = Vec::new();
         // Headers and footers live in the master pages; damaged styles are a note.
         if let Some(styles) = package.part("styles.xml")?
@@ -66,40 +67,10 @@ impl Extractor for Odp {
         let mut sections = Vec::new();
         for (i, page) in pages.into_iter().enumerate() {
             let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let anchor = Anchor { slide: Some(number), ..Anchor::default() };
-            let mut text = format!("Slide {number}: {}", page.title.join(" ")).trim_end().to_owned();
-            for body in &page.bodies {
-                text.push('\n');
-                text.push_str(body);
-            }
-            sections.push(Section { anchor: anchor.clone(), kind: SectionKind::Text, text });
-            for table in page.tables {
-                sections.push(Section {
-                    anchor: anchor.clone(),
-                    kind: SectionKind::Table,
-                    text: markdown_table(&table),
-                });
-            }
-            if !page.notes.is_empty() {
-                sections.push(Section {
-                    anchor: Anchor { part: Some("notes".into()), ..anchor },
-                    kind: SectionKind::Text,
-                    text: format!("Slide {number} notes:\n{}", page.notes.join("\n")),
-                });
-            }
+            sections.extend(slide_sections(number, &page.title.join(" "), &page.bodies, page.tables, &page.notes));
         }
         Ok(Extracted { sections, notes })
     }
-}
-
-/// Where a text document's paragraph goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Target {
-    Body,
-    Footnotes,
-    Comments,
-    Header,
-    Footer,
 }
 
 /// The paragraphs and tables being read: open paragraphs (a text box's nest inside its
@@ -241,17 +212,9 @@ fn xml_error(part: &str) -> impl Fn(quick_xml::Error) -> ExtractError + '_ {
 
 /// A text document part's sections. `base` is where paragraphs outside notes, comments,
 /// headers and footers go (`None`: nowhere, for `styles.xml`).
-fn read_text(xml: &str, base: Option<Target>) -> Result<Vec<Section>, ExtractError> {
-    // One outline per target, in the targets' declaration order.
-    let mut outlines = [
-        Outline::new(None),
-        Outline::new(Some("footnotes")),
-        Outline::new(Some("comments")),
-        Outline::new(Some("header")),
-        Outline::new(Some("footer")),
-    ];
-    let mut targets: Vec<Target> = Vec::new();
-    let mut repeated = HashSet::new();
+fn read_text(xml: &str, base: Option<Part>) -> Result<Vec<Section>, ExtractError> {
+    let mut parts = Parts::new();
+    let mut targets: Vec<Part> = Vec::new();
     let mut blocks = Blocks::default();
     let mut reader = Reader::from_str(xml);
     loop {
@@ -259,10 +222,10 @@ fn read_text(xml: &str, base: Option<Target>) -> Result<Vec<Section>, ExtractErr
         if blocks.skip == 0 {
             match &event {
                 Event::Start(e) => match e.local_name().as_ref() {
-                    "note-body" => targets.push(Target::Footnotes),
-                    "annotation" => targets.push(Target::Comments),
-                    "header" | "header-left" | "header-first" => targets.push(Target::Header),
-                    "footer" | "footer-left" | "footer-first" => targets.push(Target::Footer),
+                    "note-body" => targets.push(Part::Footnotes),
+                    "annotation" => targets.push(Part::Comments),
+                    "header" | "header-left" | "header-first" => targets.push(Part::Header),
+                    "footer" | "footer-left" | "footer-first" => targets.push(Part::Footer),
                     _ => {}
                 },
                 Event::End(e)
@@ -287,20 +250,13 @@ fn read_text(xml: &str, base: Option<Target>) -> Result<Vec<Section>, ExtractErr
             break;
         }
         let Some(block) = blocks.event(&event) else { continue };
-        let Some(target) = targets.last().copied().or(base) else { continue };
-        let outline = &mut outlines[target as usize];
+        let Some(part) = targets.last().copied().or(base) else { continue };
         match block {
-            // Master pages repeat their headers and footers.
-            Block::Paragraph(text, _) if matches!(target, Target::Header | Target::Footer) => {
-                if repeated.insert((target, text.clone())) {
-                    outline.paragraph(&text, None);
-                }
-            }
-            Block::Paragraph(text, level) => outline.paragraph(&text, level),
-            Block::Table(rows) => outline.table(rows),
+            Block::Paragraph(text, level) => parts.paragraph(part, &text, level),
+            Block::Table(rows) => parts.table(part, rows),
         }
     }
-    Ok(outlines.into_iter().flat_map(Outline::finish).collect())
+    Ok(parts.finish())
 }
 
 /// What a presentation page says.
@@ -368,21 +324,10 @@ fn read_pages(xml: &str) -> Result<Vec<Page>, ExtractError> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::{Cursor, Write},
-        path::Path,
-    };
+    use std::io::{Cursor, Write};
 
     use super::*;
-    use crate::knowledge::extract::{Format, docx::Docx, pptx::Pptx};
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/odf").join(name)).unwrap()
-    }
-
-    fn corpus(path: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path)).unwrap()
-    }
+    use crate::knowledge::extract::{Format, corpus, docx::Docx, fixture, pptx::Pptx};
 
     /// An OpenDocument text package whose body is `body`.
     fn odt(body: &str) -> Vec<u8> {
@@ -401,7 +346,7 @@ mod tests {
     #[test]
     fn documents_saved_as_odt_read_like_their_docx_originals() {
         for name in ["gen-docx-003-4p", "hdr-header-footer", "footnotes", "textbox", "nested_table"] {
-            let odt = fixture(&format!("{name}.odt"));
+            let odt = fixture(&format!("odf/{name}.odt"));
             assert_eq!(Format::detect("upload", &odt), Some(Format::Odt), "{name} sniffed from its mimetype");
             let original = if name.starts_with("gen-") {
                 corpus(&format!("generated/docx/{name}.docx"))
@@ -418,7 +363,7 @@ mod tests {
         for (name, original) in
             [("gen-pptx-004-6s", "generated/pptx/gen-pptx-004-6s.pptx"), ("tbl-cell", "real/pptx/tbl-cell.pptx")]
         {
-            let odp = fixture(&format!("{name}.odp"));
+            let odp = fixture(&format!("odf/{name}.odp"));
             assert_eq!(Format::detect("upload", &odp), Some(Format::Odp), "{name}");
             let pptx = Pptx.extract(&corpus(original), &Limits::default()).unwrap();
             assert_eq!(Odp.extract(&odp, &Limits::default()).unwrap().sections, pptx.sections, "{name}");
@@ -450,7 +395,7 @@ mod tests {
     #[test]
     fn a_damaged_package_is_a_clear_error() {
         let limits = Limits::default();
-        let mut cut = fixture("footnotes.odt");
+        let mut cut = fixture("odf/footnotes.odt");
         cut.truncate(cut.len() / 2);
         assert!(matches!(Odt.extract(&cut, &limits), Err(ExtractError::Malformed(_))));
         let broken = odt("<text:p>unclosed <text:span></text:p>");

@@ -125,8 +125,7 @@ mod tests {
 
     #[test]
     fn a_truncated_compound_file_is_padded_to_whole_sectors() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/budget-2019.xls");
-        let whole = std::fs::read(path).unwrap();
+        let whole = crate::knowledge::extract::fixture("budget-2019.xls");
         assert!(matches!(whole_sectors(&whole), Cow::Borrowed(_)), "an intact file is not copied");
         let padded = whole_sectors(&whole[..whole.len() - 100]);
         assert_eq!(padded.len(), whole.len());

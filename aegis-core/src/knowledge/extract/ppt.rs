@@ -13,8 +13,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{
-    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind,
+    ExtractError, Extracted, Extractor, Limits,
     ole::{Ole, le_u16, le_u32},
+    slide_sections,
 };
 
 /// PowerPoint 97–2003 presentations.
@@ -71,25 +72,10 @@ impl Extractor for Ppt {
         let mut sections = Vec::new();
         for (i, slide) in slides.into_iter().enumerate() {
             let number = u32::try_from(i + 1).unwrap_or(u32::MAX);
-            let anchor = Anchor { slide: Some(number), ..Anchor::default() };
             let title = slide.texts.iter().find(|(kind, _)| TITLE_TYPES.contains(kind)).map(|(_, t)| t.clone());
-            let mut text = format!("Slide {number}: {}", title.as_deref().unwrap_or("")).trim_end().to_owned();
-            for (_, body) in slide.texts.iter().filter(|(_, t)| Some(t) != title.as_ref()) {
-                text.push('\n');
-                text.push_str(body);
-            }
-            sections.push(Section {
-                anchor: anchor.clone(),
-                kind: SectionKind::Text,
-                text: text.trim_end().to_owned(),
-            });
-            if !slide.notes.is_empty() {
-                sections.push(Section {
-                    anchor: Anchor { part: Some("notes".into()), ..anchor },
-                    kind: SectionKind::Text,
-                    text: format!("Slide {number} notes:\n{}", slide.notes.join("\n")),
-                });
-            }
+            let bodies: Vec<String> =
+                slide.texts.into_iter().map(|(_, t)| t).filter(|t| Some(t) != title.as_ref()).collect();
+            sections.extend(slide_sections(number, title.as_deref().unwrap_or(""), &bodies, Vec::new(), &slide.notes));
         }
         Ok(Extracted { sections, notes })
     }
@@ -329,23 +315,13 @@ fn stored_slides(stream: &[u8]) -> Vec<Slide> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::knowledge::extract::{Format, ole::with_stream, pptx::Pptx, token_fidelity};
-
-    fn fixture(name: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/ppt").join(name)).unwrap()
-    }
-
-    fn corpus(path: &str) -> Vec<u8> {
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path)).unwrap()
-    }
+    use crate::knowledge::extract::{Format, corpus, fixture, ole::with_stream, pptx::Pptx, token_fidelity};
 
     #[test]
     fn a_presentation_saved_as_powerpoint_97_reads_like_its_pptx() {
         // LibreOffice's conversion of a generated deck whose exact text is known.
-        let deck = fixture("gen-pptx-004-6s.ppt");
+        let deck = fixture("ppt/gen-pptx-004-6s.ppt");
         assert_eq!(Format::detect("deck.bin", &deck), Some(Format::Ppt), "sniffed from its streams");
         let extracted = Ppt.extract(&deck, &Limits::default()).unwrap();
         let original = Pptx.extract(&corpus("generated/pptx/gen-pptx-004-6s.pptx"), &Limits::default()).unwrap();
@@ -361,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_deck_saved_by_powerpoint_gives_its_slide_text() {
-        let extracted = Ppt.extract(&fixture("embedded-simple-2007.ppt"), &Limits::default()).unwrap();
+        let extracted = Ppt.extract(&fixture("ppt/embedded-simple-2007.ppt"), &Limits::default()).unwrap();
         assert_eq!(
             extracted.sections[0].text,
             "Slide 1: Embedded Objects\nThis slide contains an embedded object\nIt is a simple harmless ASCII text file"
@@ -372,10 +348,10 @@ mod tests {
     #[test]
     fn encrypted_and_damaged_presentations_are_clear_errors_or_notes() {
         let limits = Limits::default();
-        let encrypted = Ppt.extract(&fixture("encrypted.ppt"), &limits);
+        let encrypted = Ppt.extract(&fixture("ppt/encrypted.ppt"), &limits);
         assert!(matches!(encrypted, Err(ExtractError::Encrypted(_))), "{encrypted:?}");
         // The last edit's offset pointing nowhere: the slides are read in stored order.
-        let deck = fixture("gen-pptx-004-6s.ppt");
+        let deck = fixture("ppt/gen-pptx-004-6s.ppt");
         let lost = with_stream(&deck, "/Current User", |s| s[16..20].copy_from_slice(&7u32.to_le_bytes()));
         let extracted = Ppt.extract(&lost, &limits).unwrap();
         assert!(extracted.notes.iter().any(|n| n.starts_with("the edit history is damaged")), "{:?}", extracted.notes);
@@ -389,8 +365,8 @@ mod tests {
         let mut bytes = deck.clone();
         bytes.truncate(deck.len() / 3);
         assert!(matches!(Ppt.extract(&bytes, &limits), Err(ExtractError::Malformed(_))));
-        let word = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/doc/footnotes.doc"));
-        assert!(matches!(Ppt.extract(&word.unwrap(), &limits), Err(ExtractError::Malformed(_))), "not a deck");
+        let word = fixture("doc/footnotes.doc");
+        assert!(matches!(Ppt.extract(&word, &limits), Err(ExtractError::Malformed(_))), "not a deck");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Rich Text Format (`.rtf`): a single pass over its control words and groups, laid out as
-//! DOCX is through the same [`Outline`]. Headings come from the paragraph's outline level
+//! DOCX is through the same outline. Headings come from the paragraph's outline level
 //! or its style's name (`heading N`, from the style sheet); `\intbl` paragraphs with `\cell`
 //! and `\row` marks become markdown rows; footnotes, comments, headers and footers are
 //! parts of their own; a field's result is text, its instruction is not. Text is decoded
@@ -8,11 +8,14 @@
 //! tables, pictures, embedded objects' data, shape properties, list labels, and any
 //! unknown `\*` group — are skipped.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use encoding_rs::Encoding;
 
-use super::{ExtractError, Extracted, Extractor, Limits, outline::Outline};
+use super::{
+    ExtractError, Extracted, Extractor, Limits,
+    outline::{Part, Parts},
+};
 
 /// RTF documents.
 pub struct Rtf;
@@ -31,20 +34,10 @@ impl Extractor for Rtf {
 /// Groups deeper than this are read as if they were at this depth.
 const MAX_DEPTH: usize = 4096;
 
-/// Where text goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Target {
-    Body,
-    Footnotes,
-    Comments,
-    Header,
-    Footer,
-}
-
 /// What a group holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Destination {
-    Text(Target),
+    Text(Part),
     Skip,
     Fonts,
     Styles,
@@ -79,8 +72,7 @@ struct Reader {
     groups: Vec<Group>,
     overflow: usize,
     flows: [Flow; 5],
-    outlines: [Outline; 5],
-    repeated: HashSet<(Target, String)>,
+    parts: Parts,
     /// Bytes of text not yet decoded, and the encoding they are in.
     raw: Vec<u8>,
     raw_encoding: &'static Encoding,
@@ -97,7 +89,7 @@ struct Reader {
 impl Default for Reader {
     fn default() -> Self {
         let root = Group {
-            destination: Destination::Text(Target::Body),
+            destination: Destination::Text(Part::Body),
             unicode_skip: 1,
             font: None,
             first: false,
@@ -107,14 +99,7 @@ impl Default for Reader {
             groups: vec![root],
             overflow: 0,
             flows: Default::default(),
-            outlines: [
-                Outline::new(None),
-                Outline::new(Some("footnotes")),
-                Outline::new(Some("comments")),
-                Outline::new(Some("header")),
-                Outline::new(Some("footer")),
-            ],
-            repeated: HashSet::new(),
+            parts: Parts::new(),
             raw: Vec::new(),
             raw_encoding: encoding_rs::WINDOWS_1252,
             document_encoding: encoding_rs::WINDOWS_1252,
@@ -292,7 +277,7 @@ impl Reader {
         }
     }
 
-    fn text_word(&mut self, target: Target, word: &str, param: Option<i64>) {
+    fn text_word(&mut self, target: Part, word: &str, param: Option<i64>) {
         let style_level = param.and_then(|s| self.style_levels.get(&s).copied());
         let flow = &mut self.flows[target as usize];
         match word {
@@ -432,14 +417,14 @@ impl Reader {
         }
         // A part's last paragraph may end with its group rather than with `\par`.
         if let Some(Group { destination: Destination::Text(target), .. }) = ended
-            && target != Target::Body
+            && target != Part::Body
             && self.group().destination != Destination::Text(target)
         {
             self.end_paragraph(target);
         }
     }
 
-    fn end_paragraph(&mut self, target: Target) {
+    fn end_paragraph(&mut self, target: Part) {
         self.flush_raw();
         let flow = &mut self.flows[target as usize];
         let text = std::mem::take(&mut flow.text);
@@ -449,33 +434,24 @@ impl Reader {
         }
         let level = flow.level.or(flow.style_level);
         let rows = std::mem::take(&mut flow.rows);
-        let outline = &mut self.outlines[target as usize];
         if !rows.is_empty() {
-            outline.table(rows);
+            self.parts.table(target, rows);
         }
-        match target {
-            // Each section's headers and footers repeat.
-            Target::Header | Target::Footer => {
-                if !text.trim().is_empty() && self.repeated.insert((target, text.trim().to_owned())) {
-                    outline.paragraph(&text, None);
-                }
-            }
-            _ => outline.paragraph(&text, level),
-        }
+        self.parts.paragraph(target, &text, level);
     }
 
     fn finish(mut self) -> Extracted {
-        for target in [Target::Body, Target::Footnotes, Target::Comments, Target::Header, Target::Footer] {
-            self.end_paragraph(target);
-            let flow = &mut self.flows[target as usize];
+        for part in Part::ALL {
+            self.end_paragraph(part);
+            let flow = &mut self.flows[part as usize];
             if !flow.row.is_empty() {
                 let row = std::mem::take(&mut flow.row);
                 flow.rows.push(row);
             }
             let rows = std::mem::take(&mut flow.rows);
-            self.outlines[target as usize].table(rows);
+            self.parts.table(part, rows);
         }
-        Extracted { sections: self.outlines.into_iter().flat_map(Outline::finish).collect(), notes: Vec::new() }
+        Extracted { sections: self.parts.finish(), notes: Vec::new() }
     }
 }
 
@@ -492,10 +468,10 @@ fn destination(word: &str, ignorable: bool) -> Option<Destination> {
     Some(match word {
         "fonttbl" => Destination::Fonts,
         "stylesheet" => Destination::Styles,
-        "footnote" => Destination::Text(Target::Footnotes),
-        "annotation" => Destination::Text(Target::Comments),
-        "header" | "headerl" | "headerr" | "headerf" => Destination::Text(Target::Header),
-        "footer" | "footerl" | "footerr" | "footerf" => Destination::Text(Target::Footer),
+        "footnote" => Destination::Text(Part::Footnotes),
+        "annotation" => Destination::Text(Part::Comments),
+        "header" | "headerl" | "headerr" | "headerf" => Destination::Text(Part::Header),
+        "footer" | "footerl" | "footerr" | "footerf" => Destination::Text(Part::Footer),
         // Field results, shape text and objects' results are text.
         "fldrslt" | "shptxt" | "result" | "field" | "shp" | "shpinst" | "object" => return None,
         "colortbl" | "info" | "pict" | "fldinst" | "listtable" | "listoverridetable" | "revtbl" | "rsidtbl"
@@ -557,7 +533,6 @@ fn charset(charset: i64) -> Option<&'static Encoding> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
     use crate::knowledge::extract::{Format, Section, SectionKind};
@@ -570,17 +545,16 @@ mod tests {
     #[cfg(feature = "office-docs")]
     #[test]
     fn documents_saved_as_rtf_read_like_their_docx_originals() {
-        use crate::knowledge::extract::docx::Docx;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        use crate::knowledge::extract::{corpus, docx::Docx, fixture};
         for (name, original) in [
             ("gen-docx-003-4p", "generated/docx/gen-docx-003-4p.docx"),
             ("footnotes", "real/docx/footnotes.docx"),
             ("hdr-header-footer", "real/docx/hdr-header-footer.docx"),
             ("textbox", "real/docx/textbox.docx"),
         ] {
-            let rtf = std::fs::read(root.join("../tests/fixtures/rtf").join(format!("{name}.rtf"))).unwrap();
+            let rtf = fixture(&format!("rtf/{name}.rtf"));
             assert_eq!(Format::detect("letter.doc", &rtf), Some(Format::Rtf), "{name}: an RTF file named .doc");
-            let docx = std::fs::read(root.join("../../shared/corpus").join(original)).unwrap();
+            let docx = corpus(original);
             let expected: Vec<Section> = Docx.extract(&docx, &Limits::default()).unwrap().sections;
             assert_eq!(Rtf.extract(&rtf, &Limits::default()).unwrap().sections, expected, "{name}");
         }
