@@ -311,6 +311,25 @@ async fn explain_generic(
         format!("aegis_explain_{}_{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let prepare = format!("PREPARE {name} ({BIND_TYPES}) AS {sql}");
     sqlx::query(&prepare).persistent(false).execute(&mut *conn).await?;
+    // A prepared statement is not transactional: if the EXPLAIN fails, the savepoint
+    // brings the transaction back so that the statement can still be deallocated rather
+    // than left on the pooled connection.
+    sqlx::query("SAVEPOINT aegis_explain").persistent(false).execute(&mut *conn).await?;
+    let explained = explain_prepared(conn, &name, binds).await;
+    if explained.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT aegis_explain").persistent(false).execute(&mut *conn).await?;
+    }
+    let deallocate = format!("DEALLOCATE {name}");
+    sqlx::query(&deallocate).persistent(false).execute(&mut *conn).await?;
+    Ok(explained?)
+}
+
+/// Runs `EXPLAIN (ANALYZE, BUFFERS)` of the prepared statement `name` with the values quoted in.
+async fn explain_prepared(
+    conn: &mut sqlx::PgConnection,
+    name: &str,
+    binds: &Binds<'_>,
+) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
     let render = format!(
         "SELECT format('EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}(%L, %L, %L, %L, %L, %L, %L, %L, %L)', \
          $1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -320,12 +339,7 @@ async fn explain_generic(
         .fetch_one(&mut *conn)
         .await
         .and_then(|r| sqlx::Row::try_get(&r, 0))?;
-    // On an error the transaction is aborted and the prepared statement (which is not
-    // transactional) stays on this connection under its unique name.
-    let rows = sqlx::query(&explain).persistent(false).fetch_all(&mut *conn).await?;
-    let deallocate = format!("DEALLOCATE {name}");
-    sqlx::query(&deallocate).persistent(false).execute(&mut *conn).await?;
-    Ok(rows)
+    sqlx::query(&explain).persistent(false).fetch_all(&mut *conn).await
 }
 
 /// How many vector candidates the search statement found (0 when it returned no rows).
