@@ -42,7 +42,9 @@ pub enum KnowledgeError {
         error: ExtractError,
     },
     /// The file's format is not one AEGIS reads.
-    #[error("`{0}`: unsupported format (pdf, docx, xlsx, xlsb, xls, ods, pptx, txt, md, csv, html)")]
+    #[error(
+        "`{0}`: unsupported format (pdf, docx, doc, odt, rtf, xlsx, xlsb, xls, ods, pptx, ppt, odp, txt, md, csv, html)"
+    )]
     UnsupportedFormat(String),
     /// The file could not be read.
     #[error("cannot read `{path}`: {error}")]

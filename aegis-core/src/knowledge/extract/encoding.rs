@@ -73,6 +73,21 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
+/// Whether `bytes` read as text in some encoding: a byte-order mark, UTF-16 told by its
+/// NUL bytes, or else no NUL byte and next to no control characters in the first 64 KB
+/// (binary formats have NULs early: images, archives, executables, databases).
+pub(super) fn looks_like_text(bytes: &[u8]) -> bool {
+    if Encoding::for_bom(bytes).is_some() || utf16_without_bom(bytes).is_some() {
+        return true;
+    }
+    let sample = &bytes[..bytes.len().min(SNIFF_BYTES)];
+    if sample.is_empty() || sample.contains(&0) {
+        return false;
+    }
+    let controls = sample.iter().filter(|&&b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C | 0x1B)).count();
+    controls * 100 <= sample.len()
+}
+
 /// The encoding an encoding label names (`latin1`, `shift_jis`, `utf-8`, …), as the
 /// WHATWG Encoding standard maps labels.
 pub(super) fn for_label(label: &str) -> Option<&'static Encoding> {
@@ -143,5 +158,22 @@ mod tests {
             "hello\0world, plain text",
             "a stray NUL is not UTF-16"
         );
+    }
+
+    #[test]
+    fn text_in_any_encoding_looks_like_text_and_binary_files_do_not() {
+        let text = "Opening hours: Monday to Friday, nine to five.\n";
+        let utf16: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for bytes in
+            [text.as_bytes(), &encoded(WINDOWS_1252, "Café fermé\r\n"), &encoded(SHIFT_JIS, "就業規則"), &utf16]
+        {
+            assert!(looks_like_text(bytes), "{bytes:?}");
+        }
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10";
+        let gzip = b"\x1f\x8b\x08\0\0\0\0\0\0\x03";
+        let controls: Vec<u8> = (0..200u8).map(|i| if i % 10 == 0 { 0x01 } else { b'a' }).collect();
+        for bytes in [png.as_slice(), gzip, &controls, b""] {
+            assert!(!looks_like_text(bytes), "{bytes:?}");
+        }
     }
 }

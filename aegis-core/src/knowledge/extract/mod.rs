@@ -106,7 +106,9 @@ impl Format {
     /// Word, Excel or PowerPoint stream — else its extension. A file named for one format but holding
     /// another is read as what it holds; a zip that is no Office package, an encrypted
     /// OOXML package (a compound file) and the rest go by the name, so that their
-    /// extractor gives the error.
+    /// extractor gives the error. A file without an extension (`README`, `NOTICE`, a
+    /// download saved without one) whose bytes are text is read as text, or as HTML if it
+    /// starts like a page.
     pub fn detect(name: &str, bytes: &[u8]) -> Option<Format> {
         let by_name = Self::from_extension(name);
         let head = &bytes[..bytes.len().min(1024)];
@@ -144,6 +146,9 @@ impl Format {
         {
             return Some(format);
         }
+        if by_name.is_none() && Path::new(name).extension().is_none() && encoding::looks_like_text(bytes) {
+            return Some(if looks_like_html(head) { Format::Html } else { Format::Text });
+        }
         by_name
     }
 
@@ -162,13 +167,21 @@ impl Format {
             Some("pptx" | "pptm" | "potx" | "potm" | "ppsx" | "ppsm") => Some(Format::Pptx),
             Some("ppt" | "pps" | "pot") => Some(Format::Ppt),
             Some("rtf") => Some(Format::Rtf),
-            Some("txt" | "text" | "log") => Some(Format::Text),
+            Some("txt" | "text" | "log" | "rst" | "adoc" | "asciidoc" | "org") => Some(Format::Text),
             Some("md" | "markdown") => Some(Format::Markdown),
             Some("csv" | "tsv") => Some(Format::Csv),
             Some("html" | "htm" | "xhtml") => Some(Format::Html),
             _ => None,
         }
     }
+}
+
+/// Whether a file's first bytes open an HTML page (`<!DOCTYPE html` or `<html`, after
+/// white space and a UTF-8 byte-order mark).
+fn looks_like_html(head: &[u8]) -> bool {
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head).trim_ascii_start();
+    let opens = |tag: &[u8]| head.get(..tag.len()).is_some_and(|h| h.eq_ignore_ascii_case(tag));
+    opens(b"<!doctype html") || opens(b"<html")
 }
 
 impl fmt::Display for Format {
@@ -597,6 +610,18 @@ mod tests {
         assert_eq!(Format::detect("Budget.XLS", b"\xD0\xCF\x11\xE0"), Some(Format::Xls));
         let ods = b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x08\0\0\0mimetypeapplication/vnd.oasis.opendocument.spreadsheet";
         assert_eq!(Format::detect("stock", ods), Some(Format::Ods));
+    }
+
+    #[test]
+    fn a_file_without_an_extension_is_read_by_its_content() {
+        assert_eq!(Format::detect("docs/README", b"AEGIS\n=====\n\nAgents for businesses.\n"), Some(Format::Text));
+        assert_eq!(Format::detect("NOTICE", b"Copyright \xA9 Ma\xEFs, 2019"), Some(Format::Text));
+        assert_eq!(Format::detect("saved-page", b"\xEF\xBB\xBF\n  <!DOCTYPE HTML><html><p>Hi</p>"), Some(Format::Html));
+        assert_eq!(Format::detect("index", b"<html lang=en><body>Menu</body></html>"), Some(Format::Html));
+        assert_eq!(Format::detect("guide.rst", b""), Some(Format::Text));
+        assert_eq!(Format::detect("photo", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), None, "binary");
+        assert_eq!(Format::detect("empty", b""), None);
+        assert_eq!(Format::detect("data.json", b"{\"a\": 1}"), None, "an unknown extension stays unsupported");
     }
 
     #[test]
