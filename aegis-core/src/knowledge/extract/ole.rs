@@ -5,7 +5,7 @@
 
 use std::{
     borrow::Cow,
-    io::{Cursor, Read},
+    io::{Cursor, Read, Write},
 };
 
 use super::{ExtractError, Format};
@@ -56,6 +56,28 @@ impl<'a> Ole<'a> {
     }
 }
 
+/// A fresh compound file holding only the first of `names` that `bytes` has, copied out
+/// through cfb's checked reader; `None` when it has none of them. For a reader with
+/// compound-file code of its own that indexes past the end of a damaged container
+/// (calamine's `.xls` reader panics): it gets a well-formed container, and one cfb cannot
+/// read is a clear error before it. Version 3 (512-byte sectors), as Excel writes them:
+/// calamine refuses a version 4 file whose root holds no mini stream.
+pub(super) fn rebuilt(bytes: &[u8], names: &[&str]) -> Result<Option<Vec<u8>>, ExtractError> {
+    let mut ole = Ole::open(bytes)?;
+    for name in names {
+        let Some(stream) = ole.stream(name)? else { continue };
+        let write = || -> std::io::Result<Vec<u8>> {
+            let buffer = Cursor::new(Vec::with_capacity(stream.len() + 8 * 512));
+            let mut file = cfb::CompoundFile::create_with_version(cfb::Version::V3, buffer)?;
+            file.create_stream(name)?.write_all(&stream)?;
+            file.flush()?;
+            Ok(file.into_inner().into_inner())
+        };
+        return write().map(Some).map_err(|e| ExtractError::Malformed(format!("compound file: {e}")));
+    }
+    Ok(None)
+}
+
 /// The legacy format a compound file holds, from its streams: Word, Excel or PowerPoint.
 /// `None` for anything else (an encrypted OOXML package, an unknown or damaged file),
 /// which then goes by its name.
@@ -80,7 +102,7 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<Format> {
 /// A compound file is whole sectors (512 or 4,096 bytes, from its header), and readers
 /// slice past the end of a truncated one (calamine's panics). Pads the last sector with
 /// zeros, so that a truncated file gives what it still holds or a clear error.
-pub(super) fn whole_sectors(bytes: &[u8]) -> Cow<'_, [u8]> {
+fn whole_sectors(bytes: &[u8]) -> Cow<'_, [u8]> {
     let shift = le_u16(bytes, 30).unwrap_or(0);
     let sector = match shift {
         9 | 12 => 1usize << shift,
@@ -109,7 +131,6 @@ pub(super) fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
 /// `file` (a compound file) with its stream `name` passed through `change`.
 #[cfg(test)]
 pub(super) fn with_stream(file: &[u8], name: &str, change: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    use std::io::Write;
     let mut file = cfb::CompoundFile::open(Cursor::new(file.to_vec())).unwrap();
     let mut stream = Vec::new();
     file.open_stream(name).unwrap().read_to_end(&mut stream).unwrap();
