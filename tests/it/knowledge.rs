@@ -434,6 +434,42 @@ async fn a_chunk_with_every_word_of_the_query_comes_first_in_keyword_search() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Someone pastes a sentence they remember, every word of it common in the tenant's
+/// documents: with a candidate cap below the chunks holding its rarest words, the chunk
+/// with every word is still ranked, and the one with them side by side comes first in
+/// both modes, before a chunk holding them all many times over in another order.
+#[tokio::test]
+async fn a_pasted_sentence_comes_first_even_when_all_its_words_are_common() {
+    let db = fresh_db().await;
+    let mut config = config_for(&db);
+    config.knowledge.keyword_candidates = 4;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let words = ["ledger", "forecast", "warehouse", "supplier", "invoice", "payment"];
+    let mut files: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let some: Vec<&str> = words.iter().copied().filter(|w| *w != words[i % words.len()]).collect();
+            (format!("filler-{i:02}.txt"), format!("{}. ", some.join(" then ")).repeat(3))
+        })
+        .collect();
+    let scrambled: Vec<&str> = words.iter().rev().copied().collect();
+    files.push(("scrambled.txt".into(), format!("{}. ", scrambled.join(" or the ")).repeat(6)));
+    let sentence = words.join(" ");
+    files.push(("target.txt".into(), format!("Minutes of Tuesday. Agreed: {sentence}. Next meeting in May.")));
+    let dir = workdir(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>());
+    ingest_dir(&aegis, &scope, &dir).await;
+    for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+        let hits = search(&aegis, &scope, &sentence, mode).await;
+        let first = hits.first().expect("hits");
+        assert_eq!((first.source_key.as_str(), first.phrase), ("target.txt", true), "{mode:?}: {hits:#?}");
+        assert!(hits[1..].iter().all(|h| !h.phrase), "{mode:?}: only the target holds the phrase");
+        assert!(hits.iter().any(|h| h.source_key == "scrambled.txt"), "{mode:?}: every word, in another order");
+    }
+    let hits = search(&aegis, &scope, "supplier payment forecast", SearchMode::Hybrid).await;
+    assert!(!hits.is_empty() && hits.iter().all(|h| !h.phrase), "no chunk holds these words side by side");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;

@@ -3,7 +3,9 @@
 //! vectors of the query's embedding model are compared. A search within documents scans the
 //! documents' chunks exactly, at full precision, so it returns k hits when k exist. In a
 //! tenant holding chunks of several models the index is scanned iteratively (pgvector 0.8)
-//! keeping only the query's model, and exactly when that scan gives up short.
+//! keeping only the query's model, and exactly when that scan gives up short. A chunk
+//! holding the query's words side by side, in order (someone pasting a sentence they
+//! remember), comes first in the keyword list and among the fused hits.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -76,6 +78,9 @@ pub struct Hit {
     pub vector_rank: Option<i64>,
     /// Rank in the keyword list, if it was there.
     pub keyword_rank: Option<i64>,
+    /// The chunk holds the query's words side by side, in order (a query of two words or
+    /// more): such hits come first, whatever their fused score.
+    pub phrase: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,6 +95,7 @@ struct Row {
     score: f64,
     vector_rank: Option<i64>,
     keyword_rank: Option<i64>,
+    phrase: bool,
 }
 
 /// The statement; `{VECTOR}` is the vector candidates' query ([`VectorScan`], put in by
@@ -99,13 +105,16 @@ WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
 ), words AS (
   SELECT websearch_to_tsquery(cfg.cfg, $3) AS all_words,
-         replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS any_word FROM cfg
+         replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS any_word,
+         phraseto_tsquery(cfg.cfg, $10) AS phrase FROM cfg
 ), q AS (
   -- Ranked by how many of the query's words a chunk has, and how close together.
   SELECT words.any_word AS tq FROM words
 ), cand AS (
   -- Which chunks are ranked at all: those with one of the query's rarest lexemes (or all
-  -- of a few, or the quoted phrase), at most $9 of them; see `keyword_candidates`.
+  -- of a few, or the quoted phrase), at most $9 of them; see `keyword_candidates`. When
+  -- every lexeme is common ('all'), the chunks with every word of the query are taken
+  -- first, so that the cap does not drop the one that holds the sentence asked for.
   SELECT CASE $8
            WHEN 'phrase' THEN (SELECT all_words FROM words)
            WHEN 'all' THEN (SELECT string_agg(quote_literal(l), ' & ')::tsquery FROM unnest($7::text[]) l)
@@ -118,29 +127,38 @@ WITH cfg AS (
 ), kw AS (
   -- Two passes: ts_rank (term frequency, cheap) keeps twice the list's length of the
   -- candidates, ts_rank_cd (cover density: how close together the words are, several times
-  -- dearer) orders those. In both, a chunk with every word of the query comes before one
-  -- with only some: a long chunk full of the query's common words must not outrank the
-  -- sentence itself.
-  SELECT k.id, row_number() OVER (ORDER BY k.every DESC, k.r DESC) AS rank FROM (
-    SELECT p.id, p.every, ts_rank_cd(p.tsv, q.tq) AS r FROM (
-      SELECT m.id, m.tsv, m.tsv @@ words.all_words AS every
-      FROM (SELECT c.id, c.tsv FROM chunks c, docs, cand
-            WHERE $5 > 0 AND c.tsv @@ cand.tq AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9) m,
+  -- dearer) orders those. In both, a chunk with the query's words as a phrase (in order,
+  -- side by side) comes first, then one with every word, then one with only some: a long
+  -- chunk full of the query's common words must not outrank the sentence itself.
+  SELECT k.id, k.phrase, row_number() OVER (ORDER BY k.phrase DESC, k.every DESC, k.r DESC) AS rank FROM (
+    SELECT p.id, p.phrase, p.every, ts_rank_cd(p.tsv, q.tq) AS r FROM (
+      SELECT m.id, m.tsv, m.every, m.every AND m.tsv @@ words.phrase AS phrase
+      FROM (SELECT u.id, u.tsv, u.every FROM (
+              (SELECT c.id, c.tsv, true AS every FROM chunks c, docs, words
+               WHERE $5 > 0 AND $8 = 'all' AND c.tsv @@ words.all_words
+                 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9)
+              UNION ALL
+              (SELECT c.id, c.tsv, c.tsv @@ words.all_words FROM chunks c, docs, cand, words
+               WHERE $5 > 0 AND c.tsv @@ cand.tq AND NOT ($8 = 'all' AND c.tsv @@ words.all_words)
+                 AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9)) u
+            ORDER BY u.every DESC LIMIT $9) m,
            q, words
-      ORDER BY every DESC, ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
+      ORDER BY phrase DESC, m.every DESC, ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
     ) p, q
-    ORDER BY p.every DESC, r DESC LIMIT $5
+    ORDER BY p.phrase DESC, p.every DESC, r DESC LIMIT $5
   ) k
 ), fused AS (
   SELECT id, sum(1.0 / (60 + rank))::float8 AS score,
-         min(rank) FILTER (WHERE src = 'v') AS vector_rank, min(rank) FILTER (WHERE src = 'k') AS keyword_rank
-  FROM (SELECT id, rank, 'v' AS src FROM vec UNION ALL SELECT id, rank, 'k' FROM kw) u GROUP BY id
+         min(rank) FILTER (WHERE src = 'v') AS vector_rank, min(rank) FILTER (WHERE src = 'k') AS keyword_rank,
+         bool_or(phrase) AND numnode((SELECT phrase FROM words)) > 1 AS phrase
+  FROM (SELECT id, rank, 'v' AS src, false AS phrase FROM vec UNION ALL SELECT id, rank, 'k', phrase FROM kw) u
+  GROUP BY id
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
-       f.score, f.vector_rank, f.keyword_rank, (SELECT count(*) FROM vec) AS vector_found
+       f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
-ORDER BY f.score DESC, c.id LIMIT $6";
+ORDER BY f.phrase DESC, f.score DESC, c.id LIMIT $6";
 
 /// Everything the search statement needs to know first, in one round trip: the session's
 /// `ef_search`; iterative index scans (pgvector 0.8: a filtered index scan goes on past
@@ -179,7 +197,8 @@ struct Prepared {
 enum Candidates {
     /// Chunks with any of these lexemes (together in at most the cap's number of chunks).
     AnyOf(Vec<String>),
-    /// Chunks with all of these (each too common alone).
+    /// Chunks with all of these (each too common alone), after those with every word of
+    /// the query.
     AllOf(Vec<String>),
     /// Chunks with the quoted phrase (web-search syntax).
     Phrase,
@@ -263,7 +282,7 @@ fn statement(scan: VectorScan, vector_limit: i64) -> String {
     SEARCH.replace("{VECTOR}", &vector)
 }
 
-/// The search statement's parameters, `$1` to `$9`, in their order.
+/// The search statement's parameters, `$1` to `$10`, in their order.
 struct Binds<'a> {
     vector: pgvector::Vector,
     model: &'a str,
@@ -274,10 +293,12 @@ struct Binds<'a> {
     lexemes: &'a [String],
     how: &'static str,
     keyword_cap: i64,
+    /// The query as asked, stop words and all: its words side by side are the phrase.
+    phrase: &'a str,
 }
 
 /// The parameter types of [`Binds`], as sqlx sends them, for a `PREPARE` of the statement.
-const BIND_TYPES: &str = "vector, text, text, text[], int8, int8, text[], text, int8";
+const BIND_TYPES: &str = "vector, text, text, text[], int8, int8, text[], text, int8, text";
 
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
@@ -293,6 +314,7 @@ impl Binds<'_> {
             .bind(self.lexemes)
             .bind(self.how)
             .bind(self.keyword_cap)
+            .bind(self.phrase)
     }
 }
 
@@ -331,8 +353,8 @@ async fn explain_prepared(
     binds: &Binds<'_>,
 ) -> Result<Vec<sqlx::postgres::PgRow>, sqlx::Error> {
     let render = format!(
-        "SELECT format('EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}(%L, %L, %L, %L, %L, %L, %L, %L, %L)', \
-         $1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        "SELECT format('EXPLAIN (ANALYZE, BUFFERS) EXECUTE {name}(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)', \
+         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
     );
     let explain: String = binds
         .bind(sqlx::query(&render).persistent(false))
@@ -392,6 +414,7 @@ impl Knowledge {
                 score: r.score,
                 vector_rank: r.vector_rank,
                 keyword_rank: r.keyword_rank,
+                phrase: r.phrase,
             })
             .collect())
     }
@@ -475,6 +498,7 @@ impl Knowledge {
             lexemes,
             how,
             keyword_cap: i64::try_from(self.config().keyword_candidates.max(1)).unwrap_or(i64::MAX),
+            phrase: query,
         };
         let mut rows = Vec::new();
         for scan in [scan, VectorScan::Exact] {
