@@ -31,8 +31,34 @@ struct Builder {
     headings: Vec<(usize, String)>,
     prose: String,
     heading: Option<(usize, String)>,
-    table: Option<Vec<Vec<String>>>,
+    /// The tables open, outermost first: a table inside a cell is the cell's text.
+    tables: Vec<Table>,
+}
+
+/// A table being read: its rows, and the cell open in it.
+#[derive(Default)]
+struct Table {
+    rows: Vec<Vec<String>>,
     cell: Option<String>,
+}
+
+impl Table {
+    /// Ends the open cell, if any (HTML lets `</td>` and `</tr>` be left out).
+    fn end_cell(&mut self) {
+        if let Some(cell) = self.cell.take() {
+            let cell = cell.split_whitespace().collect::<Vec<_>>().join(" ");
+            match self.rows.last_mut() {
+                Some(row) => row.push(cell),
+                None => self.rows.push(vec![cell]),
+            }
+        }
+    }
+
+    /// Its rows with some text.
+    fn finish(mut self) -> Vec<Vec<String>> {
+        self.end_cell();
+        self.rows.into_iter().filter(|r| r.iter().any(|cell| !cell.is_empty())).collect()
+    }
 }
 
 impl Builder {
@@ -41,7 +67,7 @@ impl Builder {
     }
 
     fn text(&mut self, t: &str) {
-        if let Some(cell) = &mut self.cell {
+        if let Some(cell) = self.tables.last_mut().and_then(|table| table.cell.as_mut()) {
             cell.push_str(t);
         } else if let Some((_, h)) = &mut self.heading {
             h.push_str(t);
@@ -67,35 +93,59 @@ impl Builder {
         }
         self.prose.clear();
     }
+
+    /// Closes the innermost table: a section of markdown rows, or, inside another table,
+    /// its cells' text in the enclosing cell (markdown tables do not nest).
+    fn close_table(&mut self) {
+        let Some(table) = self.tables.pop() else { return };
+        let rows = table.finish();
+        if rows.is_empty() {
+            return;
+        }
+        if let Some(outer) = self.tables.last_mut() {
+            let text = rows.iter().map(|row| row.join(" ")).collect::<Vec<_>>().join("; ");
+            let cell = outer.cell.get_or_insert_with(String::new);
+            cell.push(' ');
+            cell.push_str(&text);
+            return;
+        }
+        self.sections.push(Section {
+            anchor: Anchor { headings: self.path(), ..Anchor::default() },
+            kind: SectionKind::Table,
+            text: markdown_table(&rows),
+        });
+    }
 }
 
+/// The longest character reference looked for, `&` and `;` included (HTML's longest
+/// name, `&CounterClockwiseContourIntegral;`, is 33 bytes).
+const LONGEST_REFERENCE: usize = 40;
+
+/// `s` with its character references decoded: every HTML5 name (`&eacute;`, `&mdash;`),
+/// decimal (`&#233;`) and hexadecimal (`&#xE9;`). One that names nothing stays as written.
 fn decode_entities(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
         out.push_str(&rest[..amp]);
         rest = &rest[amp..];
-        let end = rest[..rest.len().min(12)].find(';');
+        // `;` is ASCII, so its byte position is a character boundary.
+        let end = rest.bytes().take(LONGEST_REFERENCE).position(|b| b == b';');
         let decoded = end.and_then(|end| {
             let name = &rest[1..end];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some(' '),
-                _ if name.starts_with("#x") || name.starts_with("#X") => {
-                    u32::from_str_radix(&name[2..], 16).ok().and_then(char::from_u32)
-                }
-                _ if name.starts_with('#') => name[1..].parse().ok().and_then(char::from_u32),
-                _ => None,
+            let numeric = |digits: &str, radix| u32::from_str_radix(digits, radix).ok().and_then(char::from_u32);
+            let text = if let Some(hex) = name.strip_prefix("#x").or_else(|| name.strip_prefix("#X")) {
+                numeric(hex, 16).map(String::from)
+            } else if let Some(decimal) = name.strip_prefix('#') {
+                numeric(decimal, 10).map(String::from)
+            } else {
+                quick_xml::escape::resolve_html5_entity(name).map(String::from)
             }?;
-            Some((c, end + 1))
+            Some((text, end + 1))
         });
         match decoded {
-            Some((c, len)) => {
-                out.push(c);
+            Some((text, len)) => {
+                out.push_str(&text);
                 rest = &rest[len..];
             }
             None => {
@@ -106,6 +156,12 @@ fn decode_entities(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// Where `needle` (ASCII, starting with an ASCII character) first occurs in `haystack`,
+/// ignoring ASCII case: a byte position that is a character boundary.
+fn find_ignoring_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack.as_bytes().windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// How far into a file the `<meta charset>` declaration is looked for (the HTML
@@ -135,14 +191,8 @@ impl Extractor for Html {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
         let html = encoding::decode(bytes, declared_charset(bytes), &mut notes);
-        let mut b = Builder {
-            sections: vec![],
-            headings: vec![],
-            prose: String::new(),
-            heading: None,
-            table: None,
-            cell: None,
-        };
+        let mut b =
+            Builder { sections: vec![], headings: vec![], prose: String::new(), heading: None, tables: Vec::new() };
         let mut rest = html.as_str();
         while let Some(lt) = rest.find('<') {
             b.text(&decode_entities(&rest[..lt]));
@@ -164,7 +214,7 @@ impl Extractor for Html {
             match name.as_str() {
                 "script" | "style" | "noscript" | "template" if !closing => {
                     let close = format!("</{name}");
-                    rest = rest.to_ascii_lowercase().find(&close).map_or("", |i| &rest[i..]);
+                    rest = find_ignoring_case(rest, &close).map_or("", |i| &rest[i..]);
                 }
                 h if h.len() == 2 && h.starts_with('h') && h.as_bytes()[1].is_ascii_digit() => {
                     let level = usize::from(h.as_bytes()[1] - b'0');
@@ -182,34 +232,19 @@ impl Extractor for Html {
                     }
                 }
                 "table" if !closing => {
-                    b.flush_prose();
-                    b.table = Some(Vec::new());
-                }
-                "table" => {
-                    if let Some(rows) = b.table.take() {
-                        let rows: Vec<Vec<String>> = rows.into_iter().filter(|r| !r.is_empty()).collect();
-                        if !rows.is_empty() {
-                            b.sections.push(Section {
-                                anchor: Anchor { headings: b.path(), ..Anchor::default() },
-                                kind: SectionKind::Table,
-                                text: markdown_table(&rows),
-                            });
-                        }
+                    if b.tables.is_empty() {
+                        b.flush_prose();
                     }
+                    b.tables.push(Table::default());
                 }
-                "tr" if !closing => {
-                    if let Some(rows) = &mut b.table {
-                        rows.push(Vec::new());
-                    }
-                }
-                "td" | "th" if !closing => b.cell = Some(String::new()),
-                "td" | "th" => {
-                    if let (Some(cell), Some(rows)) = (b.cell.take(), &mut b.table) {
-                        let cell = cell.split_whitespace().collect::<Vec<_>>().join(" ");
-                        if let Some(row) = rows.last_mut() {
-                            row.push(cell);
-                        } else {
-                            rows.push(vec![cell]);
+                "table" => b.close_table(),
+                "tr" | "td" | "th" => {
+                    if let Some(table) = b.tables.last_mut() {
+                        table.end_cell();
+                        match (name.as_str(), closing) {
+                            ("tr", false) => table.rows.push(Vec::new()),
+                            ("td" | "th", false) => table.cell = Some(String::new()),
+                            _ => {}
                         }
                     }
                 }
@@ -218,6 +253,9 @@ impl Extractor for Html {
             }
         }
         b.text(&decode_entities(rest));
+        while !b.tables.is_empty() {
+            b.close_table();
+        }
         b.flush_prose();
         Ok(Extracted { sections: b.sections, notes })
     }
@@ -255,6 +293,29 @@ mod tests {
             Some(encoding_rs::SHIFT_JIS)
         );
         assert_eq!(declared_charset(b"<html><meta name=\"x\"><p>charset=koi8-r</p>"), None);
+    }
+
+    #[test]
+    fn references_decode_whatever_text_follows_an_ampersand() {
+        let html = "<p>R&D: 研究開発の概要 &mdash; caf&eacute; &#x1EBF; &#8221;ビュー &CounterClockwiseContourIntegral; &nosuch; AT&T;</p>";
+        let e = Html.extract(html.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(e.text(), "R&D: 研究開発の概要 — café ế ”ビュー ∳ &nosuch; AT&T;");
+    }
+
+    #[test]
+    fn a_table_in_a_cell_is_that_cells_text_and_the_outer_rows_are_kept() {
+        let html = "<table><tr><td>Alpha<td>Beta</tr>\
+            <tr><td>Gamma<table><tr><td>inner</td><td>x</td></tr><tr><td>y</td></tr></table></td><td>Delta</td></tr></table>\
+            <p>After</p><table><tr><th>Open<td>at the end";
+        let e = Html.extract(html.as_bytes(), &Limits::default()).unwrap();
+        let tables: Vec<&str> =
+            e.sections.iter().filter(|s| s.kind == SectionKind::Table).map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            tables,
+            ["| Alpha | Beta |\n| --- | --- |\n| Gamma inner x; y | Delta |", "| Open | at the end |\n| --- | --- |"],
+            "cells whose end tags are left out, a nested table, a table never closed"
+        );
+        assert!(e.text().contains("After"));
     }
 
     #[test]
