@@ -146,8 +146,15 @@ impl Format {
         {
             return Some(format);
         }
-        if by_name.is_none() && Path::new(name).extension().is_none() && encoding::looks_like_text(bytes) {
-            return Some(if looks_like_html(head) { Format::Html } else { Format::Text });
+        let binary_named = by_name.is_some() && !text_named && by_name != Some(Format::Rtf);
+        if (binary_named || Path::new(name).extension().is_none()) && encoding::looks_like_text(bytes) {
+            // A web page saved under an Office name (a report "exported to Excel").
+            if looks_like_html(head) {
+                return Some(Format::Html);
+            }
+            if by_name.is_none() {
+                return Some(Format::Text);
+            }
         }
         by_name
     }
@@ -176,12 +183,33 @@ impl Format {
     }
 }
 
-/// Whether a file's first bytes open an HTML page (`<!DOCTYPE html` or `<html`, after
-/// white space and a UTF-8 byte-order mark).
+/// Whether a file's first bytes open an HTML page (`<!DOCTYPE html`, `<html`, `<head`,
+/// `<body`, `<meta`, `<table`, after white space and a UTF-8 byte-order mark).
 fn looks_like_html(head: &[u8]) -> bool {
     let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head).trim_ascii_start();
     let opens = |tag: &[u8]| head.get(..tag.len()).is_some_and(|h| h.eq_ignore_ascii_case(tag));
-    opens(b"<!doctype html") || opens(b"<html")
+    [b"<!doctype html".as_slice(), b"<html", b"<head", b"<body", b"<meta", b"<table"].into_iter().any(opens)
+}
+
+/// What a file that is not what its reader expects holds, when its first bytes say
+/// (for that reader's error): a ZIP archive, a PDF, an HTML page, a MIME web archive or
+/// plain text.
+pub(crate) fn what_it_holds(bytes: &[u8]) -> Option<&'static str> {
+    let head = &bytes[..bytes.len().min(1024)];
+    let starts = |prefix: &[u8]| head.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix));
+    if head.starts_with(b"PK\x03\x04") {
+        Some("a ZIP archive")
+    } else if head.starts_with(b"%PDF-") {
+        Some("a PDF")
+    } else if starts(b"MIME-Version:") || head.windows(19).any(|w| w.eq_ignore_ascii_case(b"multipart/related;")) {
+        Some("a MIME web archive (MHTML, a \"single file web page\"), which AEGIS does not read: save it as HTML")
+    } else if looks_like_html(head) {
+        Some("an HTML page")
+    } else if encoding::looks_like_text(bytes) {
+        Some("plain text")
+    } else {
+        None
+    }
 }
 
 impl fmt::Display for Format {
@@ -622,6 +650,13 @@ mod tests {
         assert_eq!(Format::detect("photo", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), None, "binary");
         assert_eq!(Format::detect("empty", b""), None);
         assert_eq!(Format::detect("data.json", b"{\"a\": 1}"), None, "an unknown extension stays unsupported");
+        let export =
+            b"<html xmlns:o=\"urn:schemas-microsoft-com:office:office\"><body><table><tr><td>1</td></tr></table>";
+        assert_eq!(Format::detect("report.xls", export), Some(Format::Html), "a web page saved as .xls");
+        assert_eq!(Format::detect("letter.doc", b"Dear Sir,\n"), Some(Format::Doc), "text named .doc goes by its name");
+        let mhtml = b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"x\"\r\n";
+        assert!(what_it_holds(mhtml).unwrap().contains("MHTML"));
+        assert_eq!(what_it_holds(b"PK\x03\x04\x14\0"), Some("a ZIP archive"));
     }
 
     #[test]

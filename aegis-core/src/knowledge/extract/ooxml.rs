@@ -37,10 +37,13 @@ impl<'a> Package<'a> {
     /// Opens `bytes`, refusing encrypted (OLE) containers, non-zips and bombs.
     pub fn open(bytes: &'a [u8], limits: &Limits) -> Result<Self, ExtractError> {
         if bytes.starts_with(OLE_MAGIC) {
-            return Err(ExtractError::Encrypted(
-                "an OLE compound file: an encrypted (password-protected) Office package, or a legacy binary document"
-                    .into(),
-            ));
+            // Office encrypts a package into a compound file of these two streams.
+            let encrypted = super::ole::Ole::open(bytes).is_ok_and(|ole| ole.has("/EncryptedPackage"));
+            return Err(if encrypted {
+                ExtractError::Encrypted("an encrypted (password-protected) Office package".into())
+            } else {
+                ExtractError::Malformed("an OLE compound file holding no Word, Excel or PowerPoint document".into())
+            });
         }
         Ok(Self { archive: guarded_zip(bytes, limits)?, max_part: limits.max_uncompressed_bytes })
     }
@@ -171,10 +174,13 @@ impl<'a> Package<'a> {
 /// its central directory, before anything is inflated.
 fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, ExtractError> {
     if !bytes.starts_with(b"PK") {
-        return Err(ExtractError::Malformed("not a zip package".into()));
+        return Err(ExtractError::Malformed(format!(
+            "not a zip package{}",
+            super::what_it_holds(bytes).map(|what| format!(": it is {what}")).unwrap_or_default()
+        )));
     }
-    let mut archive =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| ExtractError::Malformed(format!("zip: the package is damaged or truncated ({e})")))?;
     let mut total = 0u64;
     for i in 0..archive.len() {
         let entry = archive.by_index_raw(i).map_err(|e| ExtractError::Malformed(format!("zip entry {i}: {e}")))?;
@@ -364,9 +370,15 @@ mod tests {
     #[test]
     fn non_packages_are_refused_clearly() {
         let limits = Limits::default();
+        let mut encrypted = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        for stream in ["/EncryptionInfo", "/EncryptedPackage"] {
+            std::io::Write::write_all(&mut encrypted.create_stream(stream).unwrap(), b"\x04\0\x04\0").unwrap();
+        }
+        let encrypted = encrypted.into_inner().into_inner();
+        assert!(matches!(Package::open(&encrypted, &limits), Err(ExtractError::Encrypted(_))));
         assert!(matches!(
             Package::open(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1rest", &limits),
-            Err(ExtractError::Encrypted(_))
+            Err(ExtractError::Malformed(_))
         ));
         assert!(matches!(Package::open(b"hello", &limits), Err(ExtractError::Malformed(_))));
     }
