@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of what the extractors make of a file. Bump it when a change to any
 /// extractor alters its output, so that re-ingesting unchanged files re-extracts them.
-pub const EXTRACTOR_VERSION: u32 = 3;
+pub const EXTRACTOR_VERSION: u32 = 4;
 
 /// A document format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,10 +6,13 @@
 //! child process that runs extraction (see `isolate`).
 //!
 //! lopdf also reads some documents poorly: it skips the text of form XObjects (content
-//! drawn with `Do`, common in diagrams and in exported forms) and drops text in fonts it
-//! cannot decode. When a fallback reader is set (PDFium), a document showing either sign —
-//! or a page that failed or came out empty — is read again by the fallback, whose answer
-//! wins when it has one. lopdf stays first because it is several times faster (see
+//! drawn with `Do`, common in diagrams and in exported forms); it turns the codes of a
+//! composite (CID) font without a `ToUnicode` map into garbage rather than looking up the
+//! font's character collection; and it puts no space for a move between words (`Td`,
+//! `Tm`: OCR text layers place each word so) or for a fractional `TJ` offset (Distiller's,
+//! Ghostscript's), so that words run together. When a fallback reader is set (PDFium), a
+//! document showing one of these signs — or a page that failed or came out empty — is read
+//! again by the fallback, whose answer wins when it has one. lopdf stays first because it is several times faster (see
 //! `benches/README.md`).
 
 use lopdf::{Document, Object, ObjectId};
@@ -63,6 +66,11 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), Ex
         if doubt.is_none() && draws_forms(&document, page) {
             doubt = Some(format!("page {number} draws form XObjects, whose text lopdf skips"));
         }
+        if doubt.is_none()
+            && let Some(font) = composite_font_without_unicode(&document, page)
+        {
+            doubt = Some(format!("page {number} uses the composite font {font} without a ToUnicode map"));
+        }
         let (text, failure) = page_text(&document, number);
         if let Some(failure) = &failure {
             doubt.get_or_insert_with(|| format!("page {number}: {failure}"));
@@ -75,7 +83,50 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), Ex
         }
     });
     let extracted = assemble(texts, limits);
+    let doubt = doubt.or_else(|| {
+        let share = run_together_share(&extracted);
+        (share > RUN_TOGETHER).then(|| format!("{:.0} % of its words run together", share * 100.0))
+    });
     Ok((extracted, doubt))
+}
+
+/// Above this share of the letters and digits of space-separated scripts in words of
+/// [`LONG_WORD`] characters or more, lopdf has dropped the spaces (an OCR layer placing
+/// each word: 100 %; Distiller's fractional offsets: 79 %; well-read text, a few %).
+const RUN_TOGETHER: f64 = 0.4;
+
+/// Characters from which a word is taken as run together.
+const LONG_WORD: usize = 25;
+
+/// The share of the letters and digits of scripts that separate words with spaces in
+/// words of [`LONG_WORD`] characters or more (0 for less than 200 such characters, too
+/// little to judge). Letters of scripts written without spaces (Chinese, Japanese, Thai,
+/// …) do not count, nor URLs.
+fn run_together_share(extracted: &Extracted) -> f64 {
+    let spaced = |c: char| c.is_alphanumeric() && (u32::from(c) < 0x0E00 || (0x1E00..0x2E80).contains(&u32::from(c)));
+    let (mut all, mut long) = (0usize, 0usize);
+    for word in extracted.sections.iter().flat_map(|s| s.text.split_whitespace()) {
+        let letters = word.chars().filter(|&c| spaced(c)).count();
+        all += letters;
+        if word.chars().count() >= LONG_WORD && !word.contains("://") && !word.starts_with("www.") {
+            long += letters;
+        }
+    }
+    if all < 200 { 0.0 } else { long as f64 / all as f64 }
+}
+
+/// The name of a composite (Type0) font of the page without a `ToUnicode` map, if one.
+fn composite_font_without_unicode(document: &Document, page: ObjectId) -> Option<String> {
+    let fonts = document.get_page_fonts(page).ok()?;
+    fonts.values().find_map(|font| {
+        let composite = font.get(b"Subtype").and_then(Object::as_name).is_ok_and(|s| s == b"Type0");
+        (composite && font.get(b"ToUnicode").is_err()).then(|| {
+            font.get(b"BaseFont")
+                .and_then(Object::as_name)
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default()
+        })
+    })
 }
 
 /// The text lopdf reads from one page, and the first thing it could not read, if any.
@@ -188,7 +239,23 @@ fn tidy(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::tidy;
+    use super::{Anchor, Extracted, Section, SectionKind, run_together_share, tidy};
+
+    #[test]
+    fn words_run_together_are_told_from_scripts_without_spaces_and_urls() {
+        let page = |text: String| Extracted {
+            sections: vec![Section { anchor: Anchor::default(), kind: SectionKind::Text, text }],
+            notes: vec![],
+        };
+        let prose = "Orders ship from the Rotterdam warehouse within two working days. ".repeat(8);
+        assert!(run_together_share(&page(prose.clone())) < 0.05);
+        assert!(run_together_share(&page(prose.replace(' ', ""))) > 0.99);
+        let chinese = format!("{prose} {}", "本集團現金客戶須於交易日後兩個營業日內結算其交易金額".repeat(20));
+        assert!(run_together_share(&page(chinese)) < 0.05, "Chinese is written without spaces");
+        let url = format!("{prose} https://example.org/a/very/long/path/to/the/shipping/policy/page.html");
+        assert!(run_together_share(&page(url)) < 0.05);
+        assert_eq!(run_together_share(&page("Tooshorttojudgeanything".into())), 0.0);
+    }
 
     #[test]
     fn text_is_tidied_and_ligatures_spelled_out() {
