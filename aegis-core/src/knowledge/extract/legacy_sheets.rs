@@ -40,8 +40,52 @@ impl Extractor for Ods {
         match calamine::Ods::new(Cursor::new(bytes)) {
             Ok(workbook) => Ok(sheets(workbook, limits)),
             Err(calamine::OdsError::Password) => Err(password_protected()),
-            Err(e) => Err(ExtractError::Malformed(format!("workbook: {e}"))),
+            // calamine expects each table element right after the one before it and refuses
+            // a pretty-printed `content.xml` (KSpread's): read once more without that space.
+            Err(calamine::OdsError::Mismatch { .. }) => {
+                let tidied = super::ooxml::with_parts_edited(
+                    bytes,
+                    limits,
+                    |name| name == "content.xml",
+                    without_space_between_table_elements,
+                )?;
+                calamine::Ods::new(Cursor::new(&tidied[..]))
+                    .map(|workbook| sheets(workbook, limits))
+                    .map_err(|e| ExtractError::Malformed(format!("workbook: {}", plain(&e.to_string()))))
+            }
+            Err(e) => Err(ExtractError::Malformed(format!("workbook: {}", plain(&e.to_string())))),
         }
+    }
+}
+
+/// OpenDocument XML without the white space that only lays out table elements
+/// (`table:table-row`, `table:table-cell`, …): text next to other elements is kept.
+fn without_space_between_table_elements(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    let mut after_table_tag = false;
+    while let Some(lt) = rest.find('<') {
+        let text = &rest[..lt];
+        let end = rest[lt..].find('>').map_or(rest.len(), |gt| lt + gt + 1);
+        let tag = &rest[lt..end];
+        let table_tag = tag.trim_start_matches(['<', '/']).starts_with("table:");
+        if !(text.trim().is_empty() && (after_table_tag || table_tag)) {
+            out.push_str(text);
+        }
+        out.push_str(tag);
+        after_table_tag = table_tag;
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A calamine error message without the Rust debug rendering of XML events it can hold
+/// (`Text(BytesText { content: Borrowed("\n  ") })` becomes `text`).
+fn plain(message: &str) -> String {
+    match message.find("Text(BytesText") {
+        Some(at) => format!("{}text'", &message[..at]),
+        None => message.to_owned(),
     }
 }
 
@@ -145,6 +189,29 @@ mod tests {
         assert_eq!(section.anchor.sheet.as_deref(), Some("Stock"));
         assert_eq!(section.anchor.range.as_deref(), Some("A2:C2"));
         assert_eq!(section.text, "| Item | Count | Checked |\n| --- | --- | --- |\n| Pallets | 12 | 2021-06-30 |");
+    }
+
+    #[test]
+    fn a_pretty_printed_ods_is_read() {
+        let content = "<office:spreadsheet>\n  <table:table table:name=\"Stock\">\n    <table:table-row>\n      \
+            <table:table-cell office:value-type=\"string\">\n        <text:p>Item <text:span>one</text:span></text:p>\n      \
+            </table:table-cell>\n    </table:table-row>\n  </table:table>\n</office:spreadsheet>";
+        assert_eq!(
+            without_space_between_table_elements(content),
+            "<office:spreadsheet><table:table table:name=\"Stock\"><table:table-row><table:table-cell \
+             office:value-type=\"string\"><text:p>Item <text:span>one</text:span></text:p></table:table-cell>\
+             </table:table-row></table:table></office:spreadsheet>"
+        );
+        let pretty = crate::knowledge::extract::ooxml::with_parts_edited(
+            &ods(),
+            &Limits::default(),
+            |name| name == "content.xml",
+            |xml| xml.replace("><", ">\n  <"),
+        )
+        .unwrap();
+        assert!(calamine::Ods::new(Cursor::new(&pretty[..])).is_err(), "calamine alone refuses it");
+        let extracted = Ods.extract(&pretty, &Limits::default()).unwrap();
+        assert_eq!(extracted.sections, Ods.extract(&ods(), &Limits::default()).unwrap().sections);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 
 use std::{
     borrow::Cow,
-    io::{Cursor, Read},
+    io::{Cursor, Read, Write},
 };
 
 use quick_xml::events::{BytesRef, BytesStart};
@@ -202,6 +202,33 @@ fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<C
 /// The zip guards alone, for zip formats that are not OOXML packages (ODS).
 pub fn check_zip(bytes: &[u8], limits: &Limits) -> Result<(), ExtractError> {
     guarded_zip(bytes, limits).map(drop)
+}
+
+/// The zip `bytes` again, with the text of each part `wants` names passed through
+/// `edit` and every other entry copied as it is (compressed, in its place: an ODS's
+/// `mimetype` stays first and stored). For a third-party reader that refuses markup the
+/// format allows — a number padded with spaces, white space between table elements — so
+/// that the file can be read again with the markup tidied, under the same guards.
+pub fn with_parts_edited(
+    bytes: &[u8],
+    limits: &Limits,
+    wants: impl Fn(&str) -> bool,
+    edit: impl Fn(&str) -> String,
+) -> Result<Vec<u8>, ExtractError> {
+    let mut package = Package { archive: guarded_zip(bytes, limits)?, max_part: limits.max_uncompressed_bytes };
+    let zip_error = |e: zip::result::ZipError| ExtractError::Malformed(format!("zip: {e}"));
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(bytes.len())));
+    for i in 0..package.archive.len() {
+        let name = package.archive.by_index_raw(i).map_err(zip_error)?.name().map_err(zip_error)?.into_owned();
+        if wants(&name) {
+            let text = package.part(&name)?.unwrap_or_default();
+            out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).map_err(zip_error)?;
+            out.write_all(edit(&text).as_bytes()).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
+        } else {
+            out.raw_copy_file(package.archive.by_index_raw(i).map_err(zip_error)?).map_err(zip_error)?;
+        }
+    }
+    Ok(out.finish().map_err(zip_error)?.into_inner())
 }
 
 /// The largest part read when sniffing a package's kind ([`sniff`]).

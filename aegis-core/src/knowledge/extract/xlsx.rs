@@ -217,24 +217,64 @@ impl Extractor for Xlsx {
             return super::legacy_sheets::xlsb(bytes, limits);
         }
         drop(package);
-        let mut workbook =
-            calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("workbook: {e}")))?;
-        let mut layout = Layout::default();
-        for name in workbook.sheet_names() {
-            match read_sheet(&mut workbook, &name, limits, &mut layout.budget) {
-                Ok(sheet) => {
-                    if !layout.add(&name, &sheet, limits) {
-                        break;
+        match workbook(bytes, limits)? {
+            Ok(extracted) => Ok(extracted),
+            // calamine refuses a number written with spaces around it (`<v> 41</v>`, which
+            // some writers emit) and drops the sheet: read once more with values trimmed.
+            Err(_) => {
+                let is_sheet = |name: &str| name.starts_with("xl/worksheets/") && name.ends_with(".xml");
+                let trimmed = super::ooxml::with_parts_edited(bytes, limits, is_sheet, trimmed_values)?;
+                match workbook(&trimmed, limits)? {
+                    Ok(mut extracted) => {
+                        extracted.notes.push("numbers written with spaces around them were read trimmed".into());
+                        Ok(extracted)
                     }
+                    Err(still) => Ok(still),
                 }
-                Err(XlsxError::NotAWorksheet(kind)) => {
-                    layout.notes.push(format!("sheet {name} is not a worksheet ({kind})"))
-                }
-                Err(e) => layout.notes.push(format!("sheet {name}: not read ({e})")),
             }
         }
-        Ok(layout.finish())
     }
+}
+
+/// The workbook's sheets laid out; `Err` (with the layout as it is) when a sheet was
+/// dropped for a number calamine could not parse.
+fn workbook(bytes: &[u8], limits: &Limits) -> Result<Result<Extracted, Extracted>, ExtractError> {
+    let mut workbook =
+        calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("workbook: {e}")))?;
+    let mut layout = Layout::default();
+    let mut unparsed_number = false;
+    for name in workbook.sheet_names() {
+        match read_sheet(&mut workbook, &name, limits, &mut layout.budget) {
+            Ok(sheet) => {
+                if !layout.add(&name, &sheet, limits) {
+                    break;
+                }
+            }
+            Err(XlsxError::NotAWorksheet(kind)) => {
+                layout.notes.push(format!("sheet {name} is not a worksheet ({kind})"))
+            }
+            Err(e) => {
+                unparsed_number |= matches!(e, XlsxError::ParseFloat(_) | XlsxError::ParseInt(_));
+                layout.notes.push(format!("sheet {name}: not read ({e})"));
+            }
+        }
+    }
+    Ok(if unparsed_number { Err(layout.finish()) } else { Ok(layout.finish()) })
+}
+
+/// A worksheet's XML with the white space around each cell value (`<v> 41</v>`) removed.
+fn trimmed_values(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find("<v>") {
+        out.push_str(&rest[..at + 3]);
+        rest = &rest[at + 3..];
+        let end = rest.find("</v>").unwrap_or(rest.len());
+        out.push_str(rest[..end].trim());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -277,6 +317,23 @@ mod tests {
             zip.write_all(text.as_bytes()).unwrap();
         }
         zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_number_written_with_spaces_around_it_does_not_drop_its_sheet() {
+        let limits = Limits::default();
+        let padded = crate::knowledge::extract::ooxml::with_parts_edited(
+            &workbook("cell", 2),
+            &limits,
+            |name| name == "xl/worksheets/sheet1.xml",
+            |xml| xml.replace(r#"<c r="C2" t="s"><v>0</v></c>"#, r#"<c r="C2" t="n"><v> 41 </v></c>"#),
+        )
+        .unwrap();
+        assert!(super::workbook(&padded, &limits).unwrap().is_err(), "calamine alone drops the sheet");
+        let extracted = Xlsx.extract(&padded, &limits).unwrap();
+        assert_eq!(extracted.sections.len(), 1, "{extracted:?}");
+        assert_eq!(extracted.sections[0].text, "| cell |  | cell |\n| --- | --- | --- |\n| cell |  | 41 |");
+        assert_eq!(extracted.notes, ["numbers written with spaces around them were read trimmed"]);
     }
 
     #[test]
