@@ -513,7 +513,11 @@ fn slide_sections(
         text.push('\n');
         text.push_str(body);
     }
-    let mut sections = vec![Section { anchor: anchor.clone(), kind: SectionKind::Text, text }];
+    let mut sections = Vec::new();
+    // A slide with no text (a picture, a blank) gives no section of its label alone.
+    if !title.trim().is_empty() || !bodies.is_empty() {
+        sections.push(Section { anchor: anchor.clone(), kind: SectionKind::Text, text });
+    }
     sections.extend(tables.into_iter().map(|table| Section {
         anchor: anchor.clone(),
         kind: SectionKind::Table,
@@ -657,6 +661,16 @@ mod tests {
         let mhtml = b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"x\"\r\n";
         assert!(what_it_holds(mhtml).unwrap().contains("MHTML"));
         assert_eq!(what_it_holds(b"PK\x03\x04\x14\0"), Some("a ZIP archive"));
+    }
+
+    #[test]
+    fn a_slide_without_text_gives_no_section_of_its_label_alone() {
+        let blank = slide_sections(3, " ", &[], vec![], &[]);
+        assert!(blank.is_empty(), "{blank:?}");
+        let with_notes = slide_sections(4, "", &[], vec![vec![vec!["a".into()]]], &["Say hello".into()]);
+        let texts: Vec<&str> = with_notes.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(texts, ["| a |\n| --- |", "Slide 4 notes:\nSay hello"]);
+        assert!(with_notes.iter().all(|s| s.anchor.slide == Some(4)));
     }
 
     #[test]

@@ -63,11 +63,14 @@ impl Extractor for Pptx {
                     Err(e) => notes.push(format!("slide {number}: a {what} was not read ({e})")),
                 }
             }
-            sections.push(Section {
-                anchor: anchor.clone(),
-                kind: SectionKind::Text,
-                text: text.trim_end().to_owned(),
-            });
+            // A slide with no text (a picture, a blank) gives no section of its label alone.
+            if text.trim_end() != format!("Slide {number}:") {
+                sections.push(Section {
+                    anchor: anchor.clone(),
+                    kind: SectionKind::Text,
+                    text: text.trim_end().to_owned(),
+                });
+            }
             for table in slide.tables {
                 sections.push(Section {
                     anchor: anchor.clone(),
