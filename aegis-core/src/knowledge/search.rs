@@ -114,7 +114,9 @@ WITH cfg AS (
   -- Which chunks are ranked at all: those with one of the query's rarest lexemes (or all
   -- of a few, or the quoted phrase), at most $9 of them; see `keyword_candidates`. When
   -- every lexeme is common ('all'), the chunks with every word of the query are taken
-  -- first, so that the cap does not drop the one that holds the sentence asked for.
+  -- first, so that the cap does not drop the one that holds the sentence asked for (an
+  -- Append reads its branches in order: the rest only fill what the cap leaves, and are
+  -- not read at all when those chunks fill it).
   SELECT CASE $8
            WHEN 'phrase' THEN (SELECT all_words FROM words)
            WHEN 'all' THEN (SELECT string_agg(quote_literal(l), ' & ')::tsquery FROM unnest($7::text[]) l)
@@ -141,7 +143,7 @@ WITH cfg AS (
               (SELECT c.id, c.tsv, c.tsv @@ words.all_words FROM chunks c, docs, cand, words
                WHERE $5 > 0 AND c.tsv @@ cand.tq AND NOT ($8 = 'all' AND c.tsv @@ words.all_words)
                  AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids)) LIMIT $9)) u
-            ORDER BY u.every DESC LIMIT $9) m,
+            LIMIT $9) m,
            q, words
       ORDER BY phrase DESC, m.every DESC, ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
     ) p, q
