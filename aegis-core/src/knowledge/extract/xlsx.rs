@@ -217,30 +217,62 @@ impl Extractor for Xlsx {
             return super::legacy_sheets::xlsb(bytes, limits);
         }
         drop(package);
-        match workbook(bytes, limits)? {
-            Ok(extracted) => Ok(extracted),
-            // calamine refuses a number written with spaces around it (`<v> 41</v>`, which
-            // some writers emit) and drops the sheet: read once more with values trimmed.
-            Err(_) => {
-                let is_sheet = |name: &str| name.starts_with("xl/worksheets/") && name.ends_with(".xml");
-                let trimmed = super::ooxml::with_parts_edited(bytes, limits, is_sheet, trimmed_values)?;
-                match workbook(&trimmed, limits)? {
-                    Ok(mut extracted) => {
+        // calamine refuses markup some writers emit; each such refusal is met once by
+        // reading a copy of the package with that markup changed (`with_parts_edited`).
+        let mut bytes = Cow::Borrowed(bytes);
+        let (mut trimmed, mut relabelled) = (false, false);
+        loop {
+            match workbook(&bytes, limits)? {
+                Read::Whole(mut extracted) => {
+                    if trimmed {
                         extracted.notes.push("numbers written with spaces around them were read trimmed".into());
-                        Ok(extracted)
                     }
-                    Err(still) => Ok(still),
+                    if relabelled {
+                        extracted
+                            .notes
+                            .push("Excel 4 macro sheets were read as worksheets (their cells' values)".into());
+                    }
+                    return Ok(extracted);
                 }
+                // A number written with spaces around it (`<v> 41</v>`) drops its sheet.
+                Read::UnparsedNumber(_) if !trimmed => {
+                    let is_sheet = |name: &str| name.starts_with("xl/worksheets/") && name.ends_with(".xml");
+                    bytes = Cow::Owned(super::ooxml::with_parts_edited(&bytes, limits, is_sheet, trimmed_values)?);
+                    trimmed = true;
+                }
+                Read::UnparsedNumber(extracted) => return Ok(extracted),
+                // An Excel 4 macro sheet makes the whole workbook unreadable: relabelled, its
+                // cells are read like a worksheet's (their cached values), and so are the rest.
+                Read::MacroSheet(_) if !relabelled => {
+                    let is_rels = |name: &str| name == "xl/_rels/workbook.xml.rels";
+                    bytes = Cow::Owned(super::ooxml::with_parts_edited(&bytes, limits, is_rels, |xml| {
+                        xml.replace("/xlMacrosheet\"", "/worksheet\"").replace("/xlIntlMacrosheet\"", "/worksheet\"")
+                    })?);
+                    relabelled = true;
+                }
+                Read::MacroSheet(why) => return Err(ExtractError::Malformed(format!("workbook: {why}"))),
             }
         }
     }
 }
 
-/// The workbook's sheets laid out; `Err` (with the layout as it is) when a sheet was
-/// dropped for a number calamine could not parse.
-fn workbook(bytes: &[u8], limits: &Limits) -> Result<Result<Extracted, Extracted>, ExtractError> {
-    let mut workbook =
-        calamine::Xlsx::new(Cursor::new(bytes)).map_err(|e| ExtractError::Malformed(format!("workbook: {e}")))?;
+/// What [`workbook`] made of a workbook.
+enum Read {
+    /// Every sheet it could read, laid out.
+    Whole(Extracted),
+    /// The layout as it is, a sheet dropped for a number calamine could not parse.
+    UnparsedNumber(Extracted),
+    /// calamine refused the workbook for a sheet of a kind it does not know (this error).
+    MacroSheet(XlsxError),
+}
+
+/// The workbook's sheets laid out.
+fn workbook(bytes: &[u8], limits: &Limits) -> Result<Read, ExtractError> {
+    let mut workbook = match calamine::Xlsx::new(Cursor::new(bytes)) {
+        Ok(workbook) => workbook,
+        Err(e @ XlsxError::Unrecognized { typ: "sheet:type", .. }) => return Ok(Read::MacroSheet(e)),
+        Err(e) => return Err(ExtractError::Malformed(format!("workbook: {e}"))),
+    };
     let mut layout = Layout::default();
     let mut unparsed_number = false;
     for name in workbook.sheet_names() {
@@ -259,7 +291,7 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Result<Extracted, Extracted
             }
         }
     }
-    Ok(if unparsed_number { Err(layout.finish()) } else { Ok(layout.finish()) })
+    Ok(if unparsed_number { Read::UnparsedNumber(layout.finish()) } else { Read::Whole(layout.finish()) })
 }
 
 /// A worksheet's XML with the white space around each cell value (`<v> 41</v>`) removed.
@@ -329,11 +361,27 @@ mod tests {
             |xml| xml.replace(r#"<c r="C2" t="s"><v>0</v></c>"#, r#"<c r="C2" t="n"><v> 41 </v></c>"#),
         )
         .unwrap();
-        assert!(super::workbook(&padded, &limits).unwrap().is_err(), "calamine alone drops the sheet");
+        assert!(matches!(super::workbook(&padded, &limits), Ok(Read::UnparsedNumber(_))), "calamine drops it");
         let extracted = Xlsx.extract(&padded, &limits).unwrap();
         assert_eq!(extracted.sections.len(), 1, "{extracted:?}");
         assert_eq!(extracted.sections[0].text, "| cell |  | cell |\n| --- | --- | --- |\n| cell |  | 41 |");
         assert_eq!(extracted.notes, ["numbers written with spaces around them were read trimmed"]);
+    }
+
+    #[test]
+    fn a_workbook_with_an_excel_4_macro_sheet_is_read() {
+        let limits = Limits::default();
+        let with_macros = crate::knowledge::extract::ooxml::with_parts_edited(
+            &workbook("cell", 2),
+            &limits,
+            |name| name == "xl/_rels/workbook.xml.rels",
+            |xml| xml.replace("/worksheet\"", "/xlMacrosheet\""),
+        )
+        .unwrap();
+        assert!(matches!(super::workbook(&with_macros, &limits), Ok(Read::MacroSheet(_))), "calamine refuses it");
+        let extracted = Xlsx.extract(&with_macros, &limits).unwrap();
+        assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
+        assert_eq!(extracted.notes, ["Excel 4 macro sheets were read as worksheets (their cells' values)"]);
     }
 
     #[test]
