@@ -470,6 +470,32 @@ async fn a_pasted_sentence_comes_first_even_when_all_its_words_are_common() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Fused scores tie whenever the two lists' best hits differ (each 1/61): the chunk that
+/// holds the word asked for then comes before a vector neighbour that does not.
+#[tokio::test]
+async fn a_tie_between_the_lists_goes_to_the_chunk_holding_the_word() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let neighbours = ["Rotterdamse", "Rotterdammer", "Rotterdamsche", "Rotterdams", "Rotterdamer", "Rotterdamm"];
+    let mut files: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("area-{i:02}.txt"), format!("{} haven {}", neighbours[i % 6], neighbours[(i + 1) % 6])))
+        .collect();
+    files.push((
+        "zz-memo.txt".into(),
+        "Quarterly memo: invoices, payroll, pensions, audits, budgets, forecasts, suppliers, \
+         contracts, ledgers, receipts and the move of the archive to Rotterdam next spring."
+            .into(),
+    ));
+    let dir = workdir(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>());
+    ingest_dir(&aegis, &scope, &dir).await;
+    let hits = search(&aegis, &scope, "Rotterdam", SearchMode::Hybrid).await;
+    let memo = hits.iter().find(|h| h.source_key == "zz-memo.txt").expect("the memo is found");
+    assert_eq!((memo.keyword_rank, memo.vector_rank), (Some(1), None), "the case this test is about: {hits:#?}");
+    assert_eq!(hits[0].score, hits[1].score, "a tie at the top: {hits:#?}");
+    assert_eq!(hits[0].source_key, "zz-memo.txt", "{hits:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[tokio::test]
 async fn lexeme_statistics_follow_every_version_and_deletion() {
     let aegis = aegis().await;

@@ -5,7 +5,9 @@
 //! tenant holding chunks of several models the index is scanned iteratively (pgvector 0.8)
 //! keeping only the query's model, and exactly when that scan gives up short. A chunk
 //! holding the query's words side by side, in order (someone pasting a sentence they
-//! remember), comes first in the keyword list and among the fused hits.
+//! remember), comes first in the keyword list and among the fused hits. Fused scores tie
+//! whenever the two lists' best hits differ (1/61 each): the chunk holding the words asked
+//! for then comes before a vector neighbour that does not.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -160,7 +162,7 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
-ORDER BY f.phrase DESC, f.score DESC, c.id LIMIT $6";
+ORDER BY f.phrase DESC, f.score DESC, f.keyword_rank NULLS LAST, c.id LIMIT $6";
 
 /// Everything the search statement needs to know first, in one round trip: the session's
 /// `ef_search`; iterative index scans (pgvector 0.8: a filtered index scan goes on past
