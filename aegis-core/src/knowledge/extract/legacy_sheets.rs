@@ -120,6 +120,7 @@ where
             Err(e) => layout.notes.push(format!("sheet {name}: not read ({e})")),
         }
     }
+    layout.note_hidden(workbook.sheets_metadata());
     layout.finish()
 }
 

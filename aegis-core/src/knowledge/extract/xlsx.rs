@@ -202,6 +202,23 @@ impl Layout {
         false
     }
 
+    /// Notes the sheets the workbook hides. They are read like the rest (hidden sheets
+    /// often hold the lookup tables people ask about), but a hit from one should not be a
+    /// surprise.
+    pub fn note_hidden(&mut self, sheets: &[calamine::Sheet]) {
+        let hidden: Vec<String> = sheets
+            .iter()
+            .filter_map(|sheet| match sheet.visible {
+                calamine::SheetVisible::Visible => None,
+                calamine::SheetVisible::Hidden => Some(sheet.name.clone()),
+                calamine::SheetVisible::VeryHidden => Some(format!("{} (very hidden)", sheet.name)),
+            })
+            .collect();
+        if !hidden.is_empty() {
+            self.notes.push(format!("hidden sheets, read like the others: {}", hidden.join(", ")));
+        }
+    }
+
     /// The workbook, extracted.
     pub fn finish(self) -> Extracted {
         Extracted { sections: self.sections, notes: self.notes }
@@ -291,6 +308,7 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Read, ExtractError> {
             }
         }
     }
+    layout.note_hidden(workbook.sheets_metadata());
     Ok(if unparsed_number { Read::UnparsedNumber(layout.finish()) } else { Read::Whole(layout.finish()) })
 }
 
@@ -382,6 +400,21 @@ mod tests {
         let extracted = Xlsx.extract(&with_macros, &limits).unwrap();
         assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
         assert_eq!(extracted.notes, ["Excel 4 macro sheets were read as worksheets (their cells' values)"]);
+    }
+
+    #[test]
+    fn hidden_sheets_are_read_and_noted() {
+        let limits = Limits::default();
+        let hidden = crate::knowledge::extract::ooxml::with_parts_edited(
+            &workbook("cell", 2),
+            &limits,
+            |name| name == "xl/workbook.xml",
+            |xml| xml.replace(r#"sheetId="1""#, r#"sheetId="1" state="veryHidden""#),
+        )
+        .unwrap();
+        let extracted = Xlsx.extract(&hidden, &limits).unwrap();
+        assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
+        assert_eq!(extracted.notes, ["hidden sheets, read like the others: Data (very hidden)"]);
     }
 
     #[test]
