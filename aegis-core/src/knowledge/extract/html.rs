@@ -33,7 +33,14 @@ struct Builder {
     heading: Option<(usize, String)>,
     /// The tables open, outermost first: a table inside a cell is the cell's text.
     tables: Vec<Table>,
+    /// Tables opened past [`MAX_TABLE_DEPTH`], whose tags are ignored (their cells join
+    /// the deepest table kept).
+    ignored_tables: usize,
 }
+
+/// The deepest nesting of tables kept apart. Each inner table is copied into its outer
+/// cell when it closes, so a hostile page nesting thousands would cost quadratic time.
+const MAX_TABLE_DEPTH: usize = 16;
 
 /// A table being read: its rows, and the cell open in it.
 #[derive(Default)]
@@ -191,8 +198,14 @@ impl Extractor for Html {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
         let mut notes = Vec::new();
         let html = encoding::decode(bytes, declared_charset(bytes), &mut notes);
-        let mut b =
-            Builder { sections: vec![], headings: vec![], prose: String::new(), heading: None, tables: Vec::new() };
+        let mut b = Builder {
+            sections: vec![],
+            headings: vec![],
+            prose: String::new(),
+            heading: None,
+            tables: Vec::new(),
+            ignored_tables: 0,
+        };
         let mut rest = html.as_str();
         while let Some(lt) = rest.find('<') {
             b.text(&decode_entities(&rest[..lt]));
@@ -231,12 +244,14 @@ impl Extractor for Html {
                         b.heading = Some((level, String::new()));
                     }
                 }
+                "table" if !closing && b.tables.len() >= MAX_TABLE_DEPTH => b.ignored_tables += 1,
                 "table" if !closing => {
                     if b.tables.is_empty() {
                         b.flush_prose();
                     }
                     b.tables.push(Table::default());
                 }
+                "table" if b.ignored_tables > 0 => b.ignored_tables -= 1,
                 "table" => b.close_table(),
                 "tr" | "td" | "th" => {
                     if let Some(table) = b.tables.last_mut() {
@@ -316,6 +331,9 @@ mod tests {
             "cells whose end tags are left out, a nested table, a table never closed"
         );
         assert!(e.text().contains("After"));
+        let deep = format!("{}<td>bottom{}", "<table><tr><td>".repeat(5000), "</td></tr></table>".repeat(5000));
+        let e = Html.extract(deep.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(e.text(), "| bottom |\n| --- |", "5,000 nested tables: read, in linear time");
     }
 
     #[test]

@@ -108,7 +108,8 @@ impl Format {
     /// OOXML package (a compound file) and the rest go by the name, so that their
     /// extractor gives the error. A file without an extension (`README`, `NOTICE`, a
     /// download saved without one) whose bytes are text is read as text, or as HTML if it
-    /// starts like a page.
+    /// starts like a page; so is a page saved under an Office name (`report.xls`, a web
+    /// application's "export to Excel").
     pub fn detect(name: &str, bytes: &[u8]) -> Option<Format> {
         let by_name = Self::from_extension(name);
         let head = &bytes[..bytes.len().min(1024)];
