@@ -369,16 +369,23 @@ mod tests {
         zip.finish().unwrap().into_inner()
     }
 
+    /// The two-row workbook of `workbook("cell", 2)` with `from` replaced by `to` in `part`.
+    fn edited(part: &str, from: &str, to: &str) -> Vec<u8> {
+        let edit = |xml: &str| xml.replace(from, to);
+        crate::knowledge::extract::ooxml::with_parts_edited(
+            &workbook("cell", 2),
+            &Limits::default(),
+            |n| n == part,
+            edit,
+        )
+        .unwrap()
+    }
+
     #[test]
     fn a_number_written_with_spaces_around_it_does_not_drop_its_sheet() {
         let limits = Limits::default();
-        let padded = crate::knowledge::extract::ooxml::with_parts_edited(
-            &workbook("cell", 2),
-            &limits,
-            |name| name == "xl/worksheets/sheet1.xml",
-            |xml| xml.replace(r#"<c r="C2" t="s"><v>0</v></c>"#, r#"<c r="C2" t="n"><v> 41 </v></c>"#),
-        )
-        .unwrap();
+        let padded =
+            edited("xl/worksheets/sheet1.xml", r#"<c r="C2" t="s"><v>0</v></c>"#, r#"<c r="C2" t="n"><v> 41 </v></c>"#);
         assert!(matches!(super::workbook(&padded, &limits), Ok(Read::UnparsedNumber(_))), "calamine drops it");
         let extracted = Xlsx.extract(&padded, &limits).unwrap();
         assert_eq!(extracted.sections.len(), 1, "{extracted:?}");
@@ -389,13 +396,7 @@ mod tests {
     #[test]
     fn a_workbook_with_an_excel_4_macro_sheet_is_read() {
         let limits = Limits::default();
-        let with_macros = crate::knowledge::extract::ooxml::with_parts_edited(
-            &workbook("cell", 2),
-            &limits,
-            |name| name == "xl/_rels/workbook.xml.rels",
-            |xml| xml.replace("/worksheet\"", "/xlMacrosheet\""),
-        )
-        .unwrap();
+        let with_macros = edited("xl/_rels/workbook.xml.rels", "/worksheet\"", "/xlMacrosheet\"");
         assert!(matches!(super::workbook(&with_macros, &limits), Ok(Read::MacroSheet(_))), "calamine refuses it");
         let extracted = Xlsx.extract(&with_macros, &limits).unwrap();
         assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
@@ -405,13 +406,7 @@ mod tests {
     #[test]
     fn hidden_sheets_are_read_and_noted() {
         let limits = Limits::default();
-        let hidden = crate::knowledge::extract::ooxml::with_parts_edited(
-            &workbook("cell", 2),
-            &limits,
-            |name| name == "xl/workbook.xml",
-            |xml| xml.replace(r#"sheetId="1""#, r#"sheetId="1" state="veryHidden""#),
-        )
-        .unwrap();
+        let hidden = edited("xl/workbook.xml", r#"sheetId="1""#, r#"sheetId="1" state="veryHidden""#);
         let extracted = Xlsx.extract(&hidden, &limits).unwrap();
         assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
         assert_eq!(extracted.notes, ["hidden sheets, read like the others: Data (very hidden)"]);
