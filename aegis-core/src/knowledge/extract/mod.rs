@@ -192,10 +192,17 @@ fn looks_like_html(head: &[u8]) -> bool {
     [b"<!doctype html".as_slice(), b"<html", b"<head", b"<body", b"<meta", b"<table"].into_iter().any(opens)
 }
 
+/// The error for `bytes` that are not the `container` a reader expects, saying what they
+/// hold instead when their first bytes tell ([`what_it_holds`]).
+pub(crate) fn not_a(container: &str, bytes: &[u8]) -> ExtractError {
+    let holds = what_it_holds(bytes).map(|what| format!(": it is {what}")).unwrap_or_default();
+    ExtractError::Malformed(format!("not {container}{holds}"))
+}
+
 /// What a file that is not what its reader expects holds, when its first bytes say
 /// (for that reader's error): a ZIP archive, a PDF, an HTML page, a MIME web archive or
 /// plain text.
-pub(crate) fn what_it_holds(bytes: &[u8]) -> Option<&'static str> {
+fn what_it_holds(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
     let starts = |prefix: &[u8]| head.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix));
     if head.starts_with(b"PK\x03\x04") {

@@ -23,10 +23,7 @@ impl<'a> Ole<'a> {
     /// Opens `bytes` (a truncated last sector is padded, as tolerant readers do).
     pub(super) fn open(bytes: &'a [u8]) -> Result<Self, ExtractError> {
         if !bytes.starts_with(MAGIC) {
-            return Err(ExtractError::Malformed(format!(
-                "not an OLE compound file (the binary Office format){}",
-                super::what_it_holds(bytes).map(|what| format!(": it is {what}")).unwrap_or_default()
-            )));
+            return Err(super::not_a("an OLE compound file (the binary Office format)", bytes));
         }
         let len = bytes.len() as u64;
         let file = cfb::CompoundFile::open(Cursor::new(whole_sectors(bytes)))

@@ -174,10 +174,7 @@ impl<'a> Package<'a> {
 /// its central directory, before anything is inflated.
 fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, ExtractError> {
     if !bytes.starts_with(b"PK") {
-        return Err(ExtractError::Malformed(format!(
-            "not a zip package{}",
-            super::what_it_holds(bytes).map(|what| format!(": it is {what}")).unwrap_or_default()
-        )));
+        return Err(super::not_a("a zip package", bytes));
     }
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| ExtractError::Malformed(format!("zip: the package is damaged or truncated ({e})")))?;

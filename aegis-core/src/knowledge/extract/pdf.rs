@@ -12,8 +12,8 @@
 //! `Tm`: OCR text layers place each word so) or for a fractional `TJ` offset (Distiller's,
 //! Ghostscript's), so that words run together. When a fallback reader is set (PDFium), a
 //! document showing one of these signs — or a page that failed or came out empty — is read
-//! again by the fallback, whose answer wins when it has one. lopdf stays first because it is several times faster (see
-//! `benches/README.md`).
+//! again by the fallback, whose answer wins when it has one. lopdf stays first because it
+//! is several times faster (see `benches/README.md`).
 
 use lopdf::{Document, Object, ObjectId};
 

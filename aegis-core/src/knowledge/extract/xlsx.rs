@@ -240,7 +240,7 @@ impl Extractor for Xlsx {
         let (mut trimmed, mut relabelled) = (false, false);
         loop {
             match workbook(&bytes, limits)? {
-                Read::Whole(mut extracted) => {
+                Reading::Whole(mut extracted) => {
                     if trimmed {
                         extracted.notes.push("numbers written with spaces around them were read trimmed".into());
                     }
@@ -252,29 +252,29 @@ impl Extractor for Xlsx {
                     return Ok(extracted);
                 }
                 // A number written with spaces around it (`<v> 41</v>`) drops its sheet.
-                Read::UnparsedNumber(_) if !trimmed => {
+                Reading::UnparsedNumber(_) if !trimmed => {
                     let is_sheet = |name: &str| name.starts_with("xl/worksheets/") && name.ends_with(".xml");
                     bytes = Cow::Owned(super::ooxml::with_parts_edited(&bytes, limits, is_sheet, trimmed_values)?);
                     trimmed = true;
                 }
-                Read::UnparsedNumber(extracted) => return Ok(extracted),
+                Reading::UnparsedNumber(extracted) => return Ok(extracted),
                 // An Excel 4 macro sheet makes the whole workbook unreadable: relabelled, its
                 // cells are read like a worksheet's (their cached values), and so are the rest.
-                Read::MacroSheet(_) if !relabelled => {
+                Reading::MacroSheet(_) if !relabelled => {
                     let is_rels = |name: &str| name == "xl/_rels/workbook.xml.rels";
                     bytes = Cow::Owned(super::ooxml::with_parts_edited(&bytes, limits, is_rels, |xml| {
                         xml.replace("/xlMacrosheet\"", "/worksheet\"").replace("/xlIntlMacrosheet\"", "/worksheet\"")
                     })?);
                     relabelled = true;
                 }
-                Read::MacroSheet(why) => return Err(ExtractError::Malformed(format!("workbook: {why}"))),
+                Reading::MacroSheet(why) => return Err(ExtractError::Malformed(format!("workbook: {why}"))),
             }
         }
     }
 }
 
 /// What [`workbook`] made of a workbook.
-enum Read {
+enum Reading {
     /// Every sheet it could read, laid out.
     Whole(Extracted),
     /// The layout as it is, a sheet dropped for a number calamine could not parse.
@@ -284,10 +284,10 @@ enum Read {
 }
 
 /// The workbook's sheets laid out.
-fn workbook(bytes: &[u8], limits: &Limits) -> Result<Read, ExtractError> {
+fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
     let mut workbook = match calamine::Xlsx::new(Cursor::new(bytes)) {
         Ok(workbook) => workbook,
-        Err(e @ XlsxError::Unrecognized { typ: "sheet:type", .. }) => return Ok(Read::MacroSheet(e)),
+        Err(e @ XlsxError::Unrecognized { typ: "sheet:type", .. }) => return Ok(Reading::MacroSheet(e)),
         Err(e) => return Err(ExtractError::Malformed(format!("workbook: {e}"))),
     };
     let mut layout = Layout::default();
@@ -309,7 +309,7 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Read, ExtractError> {
         }
     }
     layout.note_hidden(workbook.sheets_metadata());
-    Ok(if unparsed_number { Read::UnparsedNumber(layout.finish()) } else { Read::Whole(layout.finish()) })
+    Ok(if unparsed_number { Reading::UnparsedNumber(layout.finish()) } else { Reading::Whole(layout.finish()) })
 }
 
 /// A worksheet's XML with the white space around each cell value (`<v> 41</v>`) removed.
@@ -386,7 +386,7 @@ mod tests {
         let limits = Limits::default();
         let padded =
             edited("xl/worksheets/sheet1.xml", r#"<c r="C2" t="s"><v>0</v></c>"#, r#"<c r="C2" t="n"><v> 41 </v></c>"#);
-        assert!(matches!(super::workbook(&padded, &limits), Ok(Read::UnparsedNumber(_))), "calamine drops it");
+        assert!(matches!(super::workbook(&padded, &limits), Ok(Reading::UnparsedNumber(_))), "calamine drops it");
         let extracted = Xlsx.extract(&padded, &limits).unwrap();
         assert_eq!(extracted.sections.len(), 1, "{extracted:?}");
         assert_eq!(extracted.sections[0].text, "| cell |  | cell |\n| --- | --- | --- |\n| cell |  | 41 |");
@@ -397,7 +397,7 @@ mod tests {
     fn a_workbook_with_an_excel_4_macro_sheet_is_read() {
         let limits = Limits::default();
         let with_macros = edited("xl/_rels/workbook.xml.rels", "/worksheet\"", "/xlMacrosheet\"");
-        assert!(matches!(super::workbook(&with_macros, &limits), Ok(Read::MacroSheet(_))), "calamine refuses it");
+        assert!(matches!(super::workbook(&with_macros, &limits), Ok(Reading::MacroSheet(_))), "calamine refuses it");
         let extracted = Xlsx.extract(&with_macros, &limits).unwrap();
         assert_eq!(extracted.sections, Xlsx.extract(&workbook("cell", 2), &limits).unwrap().sections);
         assert_eq!(extracted.notes, ["Excel 4 macro sheets were read as worksheets (their cells' values)"]);
