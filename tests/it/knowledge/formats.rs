@@ -1,0 +1,143 @@
+//! Files in every format and encoding through ingest: read as what they hold, cited by their anchors.
+
+use std::path::PathBuf;
+
+use aegis_core::knowledge::{IngestOutcome, SearchMode};
+use aegis_it::aegis;
+
+use super::{corpus, ingest_dir, search, tenant, workdir};
+
+#[tokio::test]
+async fn text_files_in_legacy_encodings_are_read_as_their_authors_wrote_them() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let japanese = "この文書は会社の就業規則について説明します。従業員は毎日九時に出勤します。";
+    let files: [(&str, &'static encoding_rs::Encoding, String); 3] = [
+        ("menu.txt", encoding_rs::WINDOWS_1252, "Le café de la gare: crème brûlée, 4,50 €.\n".into()),
+        ("rules.csv", encoding_rs::SHIFT_JIS, format!("規則,説明\n出勤,{japanese}\n")),
+        (
+            "contract.html",
+            encoding_rs::WINDOWS_1251,
+            "<html><head><meta charset=\"windows-1251\"></head><body><p>Договор поставки</p></body></html>".into(),
+        ),
+    ];
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, encoding, text) in &files {
+        std::fs::write(dir.join(name), encoding.encode(text).0).unwrap();
+    }
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let notes = |key: &str| match outcomes
+        .iter()
+        .find(|o| matches!(o, IngestOutcome::Stored { source_key, .. } if source_key == key))
+    {
+        Some(IngestOutcome::Stored { notes, .. }) => notes.clone(),
+        other => panic!("{key} was not stored: {other:?} in {outcomes:?}"),
+    };
+    assert!(notes("menu.txt").iter().any(|n| n.contains("windows-1252")), "a guess is noted");
+    assert!(notes("rules.csv").iter().any(|n| n.contains("Shift_JIS")), "a guess is noted");
+    assert!(notes("contract.html").is_empty(), "a declared encoding needs no note");
+
+    let hits = search(&aegis, &scope, "café brûlée", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "menu.txt");
+    assert!(hits[0].text.contains("crème brûlée, 4,50 €"), "{}", hits[0].text);
+    let hits = search(&aegis, &scope, "Договор", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "contract.html");
+    let hits = search(&aegis, &scope, japanese, SearchMode::Hybrid).await;
+    assert_eq!(hits[0].source_key, "rules.csv");
+    assert!(hits[0].text.contains(japanese), "{}", hits[0].text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_file_is_read_as_what_it_holds_whatever_its_name() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let generated = corpus().join("generated");
+    std::fs::copy(generated.join("xlsx/gen-xlsx-000-10r.xlsx"), dir.join("budget")).unwrap();
+    std::fs::copy(generated.join("docx/gen-docx-001-2p.docx"), dir.join("minutes.pdf")).unwrap();
+    std::fs::copy(generated.join("pdf/gen-pdf-001-2p.pdf"), dir.join("scan.docx")).unwrap();
+    std::fs::write(dir.join("archive.docx"), b"PK\x03\x04 not an office package").unwrap();
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let outcome =
+        |key: &str| outcomes.iter().find(|o| o.source_key() == key).unwrap_or_else(|| panic!("{key}: {outcomes:?}"));
+    for (key, note) in
+        [("budget", None), ("minutes.pdf", Some("content is docx")), ("scan.docx", Some("content is pdf"))]
+    {
+        match outcome(key) {
+            IngestOutcome::Stored { chunks, notes, .. } => {
+                assert!(*chunks > 0, "{key}");
+                assert_eq!(
+                    note.is_some_and(|n| notes.iter().any(|x| x.contains(n))),
+                    note.is_some(),
+                    "{key}: {notes:?}"
+                );
+            }
+            other => panic!("{key} was not stored: {other:?}"),
+        }
+    }
+    assert!(
+        matches!(outcome("archive.docx"), IngestOutcome::Failed { error, .. } if error.contains("zip")),
+        "a zip that is no Office package fails with its extractor's error: {outcomes:?}"
+    );
+    let hits = search(&aegis, &scope, "Could_1 What_2 Under_3", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "budget");
+    assert!(hits[0].anchor.sheet.is_some(), "read as a workbook: {:?}", hits[0].anchor);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for (fixture, name) in [
+        ("doc/harmless-clean.doc", "clean.doc"),
+        ("doc/encrypted.doc", "locked.doc"),
+        ("ppt/embedded-simple-2007.ppt", "objects.ppt"),
+        ("odf/gen-pptx-004-6s.odp", "deck.odp"),
+        ("odf/hdr-header-footer.odt", "sections.odt"),
+        ("rtf/gen-docx-003-4p.rtf", "letter.doc"),
+    ] {
+        std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
+    }
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let outcome =
+        |key: &str| outcomes.iter().find(|o| o.source_key() == key).unwrap_or_else(|| panic!("{key}: {outcomes:?}"));
+    assert!(
+        matches!(outcome("locked.doc"), IngestOutcome::Failed { error, .. } if error.contains("encrypted")),
+        "{outcomes:?}"
+    );
+    assert!(
+        matches!(outcome("letter.doc"), IngestOutcome::Stored { notes, .. } if notes.iter().any(|n| n.contains("content is rtf"))),
+        "an RTF file named .doc is read as RTF: {outcomes:?}"
+    );
+    let cited = |query: &'static str| {
+        let (aegis, scope) = (&aegis, &scope);
+        async move {
+            let hits = search(aegis, scope, query, SearchMode::Hybrid).await;
+            hits.into_iter().next().unwrap_or_else(|| panic!("nothing found for {query:?}"))
+        }
+    };
+    let hit = cited("harmless test document").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.headings.clone()), ("clean.doc", vec!["Test".to_owned()]));
+    let hit = cited("simple harmless ASCII text file").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.slide), ("objects.ppt", Some(1)));
+    let hit = cited("Budget at Noor will work own audit the take and customer jalapeño up well").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.slide, hit.anchor.part.as_deref()),
+        ("deck.odp", Some(1), Some("notes"))
+    );
+    let hit = cited("Header for section").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.part.as_deref()), ("sections.odt", Some("header")));
+    let hit = cited("Through another fallback with ingestion under there to has great could his their up 60736").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.headings.clone()),
+        ("letter.doc", vec!["Tenant Been Each Good".to_owned()])
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

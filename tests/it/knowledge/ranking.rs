@@ -1,0 +1,121 @@
+//! Keyword ranking: every word before some, a phrase before every word, ties to the literal match; and the lexeme statistics it reads.
+
+use aegis_core::{
+    Aegis,
+    knowledge::{SearchMode, SearchOptions},
+};
+use aegis_it::{aegis, config_for, fresh_db};
+
+use super::{REFUNDS, SHIPPING, ingest_dir, search, tenant, term_counts, workdir};
+
+#[tokio::test]
+async fn a_chunk_with_every_word_of_the_query_comes_first_in_keyword_search() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let common = "The customer will take the audit and work up the budget well, and the audit will take work. ";
+    let dir = workdir(&[
+        ("minutes.txt", &common.repeat(12)),
+        ("note.txt", "Budget at Noor will work own audit the take and customer jalapeño up well."),
+    ]);
+    ingest_dir(&aegis, &scope, &dir).await;
+    let query = "Budget at Noor will work own audit the take and customer jalapeño up well";
+    let hits = search(&aegis, &scope, query, SearchMode::Keyword).await;
+    let keys: Vec<&str> = hits.iter().map(|h| h.source_key.as_str()).collect();
+    assert_eq!(keys, ["note.txt", "minutes.txt"], "the sentence itself, then the chunk with many of its words");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Someone pastes a sentence they remember, every word of it common in the tenant's
+/// documents: with a candidate cap below the chunks holding its rarest words, the chunk
+/// with every word is still ranked, and the one with them side by side comes first in
+/// both modes, before a chunk holding them all many times over in another order.
+#[tokio::test]
+async fn a_pasted_sentence_comes_first_even_when_all_its_words_are_common() {
+    let db = fresh_db().await;
+    let mut config = config_for(&db);
+    config.knowledge.keyword_candidates = 4;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let words = ["ledger", "forecast", "warehouse", "supplier", "invoice", "payment"];
+    let mut files: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let some: Vec<&str> = words.iter().copied().filter(|w| *w != words[i % words.len()]).collect();
+            (format!("filler-{i:02}.txt"), format!("{}. ", some.join(" then ")).repeat(3))
+        })
+        .collect();
+    let scrambled: Vec<&str> = words.iter().rev().copied().collect();
+    files.push(("scrambled.txt".into(), format!("{}. ", scrambled.join(" or the ")).repeat(6)));
+    let sentence = words.join(" ");
+    files.push(("target.txt".into(), format!("Minutes of Tuesday. Agreed: {sentence}. Next meeting in May.")));
+    let dir = workdir(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>());
+    ingest_dir(&aegis, &scope, &dir).await;
+    for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+        let hits = search(&aegis, &scope, &sentence, mode).await;
+        let first = hits.first().expect("hits");
+        assert_eq!((first.source_key.as_str(), first.phrase), ("target.txt", true), "{mode:?}: {hits:#?}");
+        assert!(hits[1..].iter().all(|h| !h.phrase), "{mode:?}: only the target holds the phrase");
+        assert!(hits.iter().any(|h| h.source_key == "scrambled.txt"), "{mode:?}: every word, in another order");
+    }
+    let hits = search(&aegis, &scope, "supplier payment forecast", SearchMode::Hybrid).await;
+    assert!(!hits.is_empty() && hits.iter().all(|h| !h.phrase), "no chunk holds these words side by side");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fused scores tie whenever the two lists' best hits differ (each 1/61): the chunk that
+/// holds the word asked for then comes before a vector neighbour that does not.
+#[tokio::test]
+async fn a_tie_between_the_lists_goes_to_the_chunk_holding_the_word() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let neighbours = ["Rotterdamse", "Rotterdammer", "Rotterdamsche", "Rotterdams", "Rotterdamer", "Rotterdamm"];
+    let mut files: Vec<(String, String)> = (0..30)
+        .map(|i| (format!("area-{i:02}.txt"), format!("{} haven {}", neighbours[i % 6], neighbours[(i + 1) % 6])))
+        .collect();
+    files.push((
+        "zz-memo.txt".into(),
+        "Quarterly memo: invoices, payroll, pensions, audits, budgets, forecasts, suppliers, \
+         contracts, ledgers, receipts and the move of the archive to Rotterdam next spring."
+            .into(),
+    ));
+    let dir = workdir(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>());
+    ingest_dir(&aegis, &scope, &dir).await;
+    let hits = search(&aegis, &scope, "Rotterdam", SearchMode::Hybrid).await;
+    let memo = hits.iter().find(|h| h.source_key == "zz-memo.txt").expect("the memo is found");
+    assert_eq!((memo.keyword_rank, memo.vector_rank), (Some(1), None), "the case this test is about: {hits:#?}");
+    assert_eq!(hits[0].score, hits[1].score, "a tie at the top: {hits:#?}");
+    assert_eq!(hits[0].source_key, "zz-memo.txt", "{hits:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn lexeme_statistics_follow_every_version_and_deletion() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
+    ingest_dir(&aegis, &scope, &dir).await;
+    let (kept, counted) = term_counts(&aegis).await;
+    assert!(kept.iter().any(|(l, n)| l == "refund" && *n >= 1), "{kept:?}");
+    assert_eq!(kept, counted);
+    std::fs::write(dir.join("refunds.md"), REFUNDS.replace("Perishable goods", "Opened software")).unwrap();
+    aegis.knowledge().ingest_file(&scope, "refunds.md", &dir.join("refunds.md")).await.unwrap();
+    let (kept, counted) = term_counts(&aegis).await;
+    assert_eq!(kept, counted);
+    assert!(!kept.iter().any(|(l, _)| l == "perishable"), "a replaced version's lexemes are forgotten");
+    aegis.knowledge().delete(&scope, "shipping.txt").await.unwrap();
+    let (kept, counted) = term_counts(&aegis).await;
+    assert_eq!(kept, counted);
+    // A keyword search ranks only the chunks of the query's rarest words, and finds them.
+    let hits = search(&aegis, &scope, "the opened software", SearchMode::Keyword).await;
+    assert!(hits[0].text.contains("Opened software"), "{hits:?}");
+    let options = SearchOptions { k: 5, mode: SearchMode::Hybrid, documents: None };
+    let plan = aegis.knowledge().explain_search(&scope, "the opened software", &options).await.unwrap();
+    assert!(plan[0].starts_with("keyword candidates: AnyOf"), "{plan:?}");
+    assert!(plan.iter().any(|l| l.contains("Execution Time")), "{plan:?}");
+    // The plan explained is the generic one production runs: the query's values stay
+    // parameters (a plan made for the bound values would show them as constants).
+    assert!(plan.iter().any(|l| l.contains("<=> ($1)::halfvec(768)")), "{plan:?}");
+    assert!(plan.iter().any(|l| l.contains("CASE $8 WHEN 'phrase'")), "{plan:?}");
+    let again = aegis.knowledge().explain_search(&scope, "the opened software", &options).await.unwrap();
+    assert!(again.iter().any(|l| l.contains("Execution Time")), "explaining twice on a pooled connection: {again:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
