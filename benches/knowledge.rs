@@ -61,6 +61,15 @@ fn window(words: &[String], rng: &mut Rng, len: usize) -> String {
     words[start..start + len].join(" ")
 }
 
+/// A line of an `EXPLAIN` for the terminal: a node nested deeper than 24 columns shows its
+/// depth as a number instead of its indentation, so that its timings still fit.
+fn plan_line(line: &str) -> String {
+    let text = line.trim_start();
+    let depth = line.len() - text.len();
+    let text: String = text.chars().take(150).collect();
+    if depth <= 24 { format!("  {}{text}", " ".repeat(depth)) } else { format!("  [{depth}] {text}") }
+}
+
 fn report(name: &str, times: &mut [Duration]) -> (Duration, Duration) {
     times.sort();
     let (p50, p99) = (percentile(times, 0.5), percentile(times, 0.99));
@@ -80,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let mut ef_searches: Vec<u32> = Vec::new();
     let mut ef_construction = None;
     let mut text_search = None;
+    let mut hold = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -91,11 +101,16 @@ async fn main() -> anyhow::Result<()> {
             }
             "--ef-construction" => ef_construction = Some(args.next().unwrap_or_default().parse()?),
             "--text-search" => text_search = args.next(),
+            "--hold" => hold = true,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
     let cluster = Cluster::start().await?;
     let result = run(&cluster, chunks, queries, &ef_searches, ef_construction, text_search.as_deref()).await;
+    if hold {
+        println!("\nholding the cluster at {} (schema tenant_bench); a line on stdin stops it", cluster.url);
+        std::io::stdin().read_line(&mut String::new())?;
+    }
     cluster.stop().await?;
     result
 }
@@ -183,8 +198,7 @@ async fn run(
         println!("\nEXPLAIN ANALYZE of a {mode:?} search for {:?}:", questions[0]);
         let options = SearchOptions { k: 10, mode, documents: None };
         for line in aegis.knowledge().explain_search(&scope, &questions[0], &options).await? {
-            let shown: String = line.chars().take(160).collect();
-            println!("  {shown}");
+            println!("{}", plan_line(&line));
         }
     }
     measure_inserts(pool, doc, n, &words, &mut rng).await?;
@@ -359,8 +373,7 @@ async fn measure(
         println!("\nEXPLAIN ANALYZE of the slowest keyword search ({}) for {q:?}:", ms(took));
         let options = SearchOptions { k: 10, mode: SearchMode::Keyword, documents: None };
         for line in aegis.knowledge().explain_search(scope, &q, &options).await? {
-            let shown: String = line.chars().take(160).collect();
-            println!("  {shown}");
+            println!("{}", plan_line(&line));
         }
     }
     Ok(())
