@@ -30,6 +30,8 @@ mod ppt;
 #[cfg(feature = "office-docs")]
 mod pptx;
 mod rtf;
+#[cfg(feature = "office-docs")]
+mod salvage;
 mod text;
 #[cfg(feature = "office-docs")]
 mod xlsx;
@@ -80,6 +82,11 @@ pub enum Format {
 }
 
 impl Format {
+    /// Whether its files are zip packages (Office Open XML and OpenDocument).
+    pub fn is_zip_package(self) -> bool {
+        matches!(self, Format::Docx | Format::Xlsx | Format::Pptx | Format::Ods | Format::Odt | Format::Odp)
+    }
+
     /// Its name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -452,17 +459,18 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
         return Err(ExtractError::TooLarge(format!("{} bytes, limit {}", bytes.len(), limits.max_file_bytes)));
     }
     let extractor = extractor_for(format, pdf)?;
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| extractor.extract(bytes, limits)));
-    let mut extracted = match result {
-        Ok(result) => result?,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            return Err(ExtractError::Crashed(message));
-        }
+    let mut extracted = match caught(|| extractor.extract(bytes, limits)) {
+        #[cfg(feature = "office-docs")]
+        Err(error) if format.is_zip_package() => match salvage::truncated_zip(bytes, limits) {
+            Some(salvaged) => {
+                // The file's own error stands when the rebuilt package does not read either.
+                let mut extracted = caught(|| extractor.extract(&salvaged.bytes, limits)).map_err(|_| error)?;
+                extracted.notes.insert(0, salvaged.note);
+                extracted
+            }
+            None => return Err(error),
+        },
+        result => result?,
     };
     cap_chars(&mut extracted, limits.max_chars);
     extracted.sections.retain(|s| !s.text.trim().is_empty());
@@ -470,6 +478,18 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
         extracted.notes.push("no text found".into());
     }
     Ok(extracted)
+}
+
+/// `extract`'s result, with a panic turned into [`ExtractError::Crashed`].
+fn caught(extract: impl FnOnce() -> Result<Extracted, ExtractError>) -> Result<Extracted, ExtractError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(extract)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(ExtractError::Crashed(message))
+    })
 }
 
 /// The result of reading one part of a file that can be done without: a damaged part
