@@ -102,6 +102,7 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         ("odf/gen-pptx-004-6s.odp", "deck.odp"),
         ("odf/hdr-header-footer.odt", "sections.odt"),
         ("rtf/gen-docx-003-4p.rtf", "letter.doc"),
+        ("mhtml/snapshot.mhtml", "remboursement.doc"),
     ] {
         std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
     }
@@ -139,5 +140,19 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         (hit.source_key.as_str(), hit.anchor.headings.clone()),
         ("letter.doc", vec!["Tenant Been Each Good".to_owned()])
     );
+    // A page Chromium saved as a single-file web page, under a Word name (as a wiki's
+    // "export to Word" names its MHTML): the page's table, and its frame as a part.
+    assert!(
+        matches!(outcome("remboursement.doc"), IngestOutcome::Stored { notes, .. } if notes.iter().any(|n| n.contains("content is mhtml"))),
+        "{outcomes:?}"
+    );
+    let hit = cited("Théière en fonte").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.headings.clone()),
+        ("remboursement.doc", vec!["Politique de remboursement".to_owned(), "Délais".to_owned()])
+    );
+    assert!(hit.text.contains("| Théière en fonte | 30 jours |"), "{}", hit.text);
+    let hit = cited("Service client ouvert du lundi au vendredi").await;
+    assert_eq!((hit.source_key.as_str(), hit.anchor.part.as_deref()), ("remboursement.doc", Some("frame.html")));
     std::fs::remove_dir_all(&dir).unwrap();
 }

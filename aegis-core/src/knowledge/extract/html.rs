@@ -196,84 +196,91 @@ fn declared_charset(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
 
 impl Extractor for Html {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
-        let mut notes = Vec::new();
-        let html = encoding::decode(bytes, declared_charset(bytes), &mut notes);
-        let mut b = Builder {
-            sections: vec![],
-            headings: vec![],
-            prose: String::new(),
-            heading: None,
-            tables: Vec::new(),
-            ignored_tables: 0,
-        };
-        let mut rest = html.as_str();
-        while let Some(lt) = rest.find('<') {
-            b.text(&decode_entities(&rest[..lt]));
-            rest = &rest[lt..];
-            if rest.starts_with("<!--") {
-                rest = rest.find("-->").map_or("", |e| &rest[e + 3..]);
-                continue;
-            }
-            let Some(gt) = rest.find('>') else { break };
-            let tag = &rest[1..gt];
-            rest = &rest[gt + 1..];
-            let closing = tag.starts_with('/');
-            let name: String = tag
-                .trim_start_matches('/')
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .collect::<String>()
-                .to_ascii_lowercase();
-            match name.as_str() {
-                "script" | "style" | "noscript" | "template" if !closing => {
-                    let close = format!("</{name}");
-                    rest = find_ignoring_case(rest, &close).map_or("", |i| &rest[i..]);
-                }
-                h if h.len() == 2 && h.starts_with('h') && h.as_bytes()[1].is_ascii_digit() => {
-                    let level = usize::from(h.as_bytes()[1] - b'0');
-                    if closing {
-                        if let Some((level, text)) = b.heading.take() {
-                            let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-                            b.headings.retain(|(l, _)| *l < level);
-                            b.prose.push_str(&text);
-                            b.prose.push('\n');
-                            b.headings.push((level, text));
-                        }
-                    } else {
-                        b.flush_prose();
-                        b.heading = Some((level, String::new()));
-                    }
-                }
-                "table" if !closing && b.tables.len() >= MAX_TABLE_DEPTH => b.ignored_tables += 1,
-                "table" if !closing => {
-                    if b.tables.is_empty() {
-                        b.flush_prose();
-                    }
-                    b.tables.push(Table::default());
-                }
-                "table" if b.ignored_tables > 0 => b.ignored_tables -= 1,
-                "table" => b.close_table(),
-                "tr" | "td" | "th" => {
-                    if let Some(table) = b.tables.last_mut() {
-                        table.end_cell();
-                        match (name.as_str(), closing) {
-                            ("tr", false) => table.rows.push(Vec::new()),
-                            ("td" | "th", false) => table.cell = Some(String::new()),
-                            _ => {}
-                        }
-                    }
-                }
-                n if BLOCK.contains(&n) => b.text("\n"),
-                _ => {}
-            }
-        }
-        b.text(&decode_entities(rest));
-        while !b.tables.is_empty() {
-            b.close_table();
-        }
-        b.flush_prose();
-        Ok(Extracted { sections: b.sections, notes })
+        Ok(read(bytes, None))
     }
+}
+
+/// Reads a page. `charset` is the encoding its carrier names (a MIME part's
+/// `Content-Type`), which wins over the page's own `<meta charset>`, as an HTTP header
+/// does in a browser.
+pub(super) fn read(bytes: &[u8], charset: Option<&'static encoding_rs::Encoding>) -> Extracted {
+    let mut notes = Vec::new();
+    let html = encoding::decode(bytes, charset.or_else(|| declared_charset(bytes)), &mut notes);
+    let mut b = Builder {
+        sections: vec![],
+        headings: vec![],
+        prose: String::new(),
+        heading: None,
+        tables: Vec::new(),
+        ignored_tables: 0,
+    };
+    let mut rest = html.as_str();
+    while let Some(lt) = rest.find('<') {
+        b.text(&decode_entities(&rest[..lt]));
+        rest = &rest[lt..];
+        if rest.starts_with("<!--") {
+            rest = rest.find("-->").map_or("", |e| &rest[e + 3..]);
+            continue;
+        }
+        let Some(gt) = rest.find('>') else { break };
+        let tag = &rest[1..gt];
+        rest = &rest[gt + 1..];
+        let closing = tag.starts_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "script" | "style" | "noscript" | "template" if !closing => {
+                let close = format!("</{name}");
+                rest = find_ignoring_case(rest, &close).map_or("", |i| &rest[i..]);
+            }
+            h if h.len() == 2 && h.starts_with('h') && h.as_bytes()[1].is_ascii_digit() => {
+                let level = usize::from(h.as_bytes()[1] - b'0');
+                if closing {
+                    if let Some((level, text)) = b.heading.take() {
+                        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+                        b.headings.retain(|(l, _)| *l < level);
+                        b.prose.push_str(&text);
+                        b.prose.push('\n');
+                        b.headings.push((level, text));
+                    }
+                } else {
+                    b.flush_prose();
+                    b.heading = Some((level, String::new()));
+                }
+            }
+            "table" if !closing && b.tables.len() >= MAX_TABLE_DEPTH => b.ignored_tables += 1,
+            "table" if !closing => {
+                if b.tables.is_empty() {
+                    b.flush_prose();
+                }
+                b.tables.push(Table::default());
+            }
+            "table" if b.ignored_tables > 0 => b.ignored_tables -= 1,
+            "table" => b.close_table(),
+            "tr" | "td" | "th" => {
+                if let Some(table) = b.tables.last_mut() {
+                    table.end_cell();
+                    match (name.as_str(), closing) {
+                        ("tr", false) => table.rows.push(Vec::new()),
+                        ("td" | "th", false) => table.cell = Some(String::new()),
+                        _ => {}
+                    }
+                }
+            }
+            n if BLOCK.contains(&n) => b.text("\n"),
+            _ => {}
+        }
+    }
+    b.text(&decode_entities(rest));
+    while !b.tables.is_empty() {
+        b.close_table();
+    }
+    b.flush_prose();
+    Extracted { sections: b.sections, notes }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod html;
 pub mod isolate;
 #[cfg(feature = "office-docs")]
 mod legacy_sheets;
+mod mhtml;
 #[cfg(feature = "office-docs")]
 mod odf;
 #[cfg(feature = "office-docs")]
@@ -43,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of what the extractors make of a file. Bump it when a change to any
 /// extractor alters its output, so that re-ingesting unchanged files re-extracts them.
-pub const EXTRACTOR_VERSION: u32 = 4;
+pub const EXTRACTOR_VERSION: u32 = 5;
 
 /// A document format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -79,6 +80,9 @@ pub enum Format {
     Csv,
     /// HTML.
     Html,
+    /// MHTML web archive (a "single file web page"; also what Word, Excel and web
+    /// applications' exports write under `.doc` and `.xls` names).
+    Mhtml,
 }
 
 impl Format {
@@ -105,6 +109,7 @@ impl Format {
             Format::Markdown => "markdown",
             Format::Csv => "csv",
             Format::Html => "html",
+            Format::Mhtml => "mhtml",
         }
     }
 
@@ -128,6 +133,11 @@ impl Format {
         }
         if head.trim_ascii_start().starts_with(b"{\\rtf") {
             return Some(Format::Rtf);
+        }
+        // A web archive under any name but a plain-text one (Confluence's "export to
+        // Word" is one named `.doc`; Excel's single-file web page, one named `.xls`).
+        if !matches!(by_name, Some(Format::Text | Format::Markdown | Format::Csv)) && mhtml::looks_like_mhtml(head) {
+            return Some(Format::Mhtml);
         }
         // An OpenDocument file stores its media type first, uncompressed, as `mimetype`.
         if bytes.starts_with(b"PK\x03\x04") && bytes.get(30..38) == Some(b"mimetype") {
@@ -186,6 +196,7 @@ impl Format {
             Some("md" | "markdown") => Some(Format::Markdown),
             Some("csv" | "tsv") => Some(Format::Csv),
             Some("html" | "htm" | "xhtml") => Some(Format::Html),
+            Some("mht" | "mhtml") => Some(Format::Mhtml),
             _ => None,
         }
     }
@@ -211,13 +222,12 @@ pub(crate) fn not_a(container: &str, bytes: &[u8]) -> ExtractError {
 /// plain text.
 fn what_it_holds(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
-    let starts = |prefix: &[u8]| head.get(..prefix.len()).is_some_and(|h| h.eq_ignore_ascii_case(prefix));
     if head.starts_with(b"PK\x03\x04") {
         Some("a ZIP archive")
     } else if head.starts_with(b"%PDF-") {
         Some("a PDF")
-    } else if starts(b"MIME-Version:") || head.windows(19).any(|w| w.eq_ignore_ascii_case(b"multipart/related;")) {
-        Some("a MIME web archive (MHTML, a \"single file web page\"), which AEGIS does not read: save it as HTML")
+    } else if mhtml::looks_like_mhtml(head) {
+        Some("a MIME web archive (MHTML, a \"single file web page\")")
     } else if looks_like_html(head) {
         Some("an HTML page")
     } else if encoding::looks_like_text(bytes) {
@@ -419,6 +429,7 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Markdown => Box::new(text::Markdown),
         Format::Csv => Box::new(text::Csv),
         Format::Html => Box::new(html::Html),
+        Format::Mhtml => Box::new(mhtml::Mhtml),
         Format::Rtf => Box::new(rtf::Rtf),
         #[cfg(feature = "office-docs")]
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),
@@ -688,6 +699,10 @@ mod tests {
         assert_eq!(Format::detect("letter.doc", b"Dear Sir,\n"), Some(Format::Doc), "text named .doc goes by its name");
         let mhtml = b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"x\"\r\n";
         assert!(what_it_holds(mhtml).unwrap().contains("MHTML"));
+        assert_eq!(Format::detect("wiki-export.doc", mhtml), Some(Format::Mhtml), "an export \"to Word\"");
+        assert_eq!(Format::detect("saved.html", mhtml), Some(Format::Mhtml));
+        assert_eq!(Format::detect("page.mht", b""), Some(Format::Mhtml));
+        assert_eq!(Format::detect("raw-message.txt", mhtml), Some(Format::Text), "a text file stays text");
         assert_eq!(what_it_holds(b"PK\x03\x04\x14\0"), Some("a ZIP archive"));
     }
 
