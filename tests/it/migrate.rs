@@ -81,9 +81,11 @@ async fn one_failing_tenant_does_not_stop_the_others_and_a_rerun_resumes() {
 async fn applied_at(aegis: &Aegis) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
     let mut out = Vec::new();
     for v in aegis.tenants().versions().await.unwrap() {
-        let sql = format!("SELECT applied_at FROM tenant_{}.schema_migrations WHERE version = 100", v.tenant);
+        // The schema name from a checked tenant id, quoted, never the listed text spliced in.
+        let schema = TenantId::parse(&v.tenant).unwrap().schema();
+        let sql = format!("SELECT applied_at FROM {}.schema_migrations WHERE version = 100", schema.quoted());
         if let Some(at) = sqlx::query_scalar(&sql).fetch_optional(aegis.db().pool()).await.unwrap() {
-            out.push((format!("tenant_{}", v.tenant), at));
+            out.push((schema.as_str().to_owned(), at));
         }
     }
     out
