@@ -103,6 +103,7 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         ("odf/hdr-header-footer.odt", "sections.odt"),
         ("rtf/gen-docx-003-4p.rtf", "letter.doc"),
         ("mhtml/snapshot.mhtml", "remboursement.doc"),
+        ("email/ppp-digest.eml", "digest.eml"),
     ] {
         std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
     }
@@ -154,5 +155,16 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
     assert!(hit.text.contains("| Théière en fonte | 30 jours |"), "{}", hit.text);
     let hit = cited("Service client ouvert du lundi au vendredi").await;
     assert_eq!((hit.source_key.as_str(), hit.anchor.part.as_deref()), ("remboursement.doc", Some("frame.html")));
+    // A mailing list's digest: its own text under its subject, each message in it a part.
+    let hit = cited("Send Ppp mailing list submissions").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.headings.clone()),
+        ("digest.eml", vec!["Ppp digest, Vol 1 #2 - 5 msgs".to_owned()])
+    );
+    let hit = cited("[Ppp] testing #3").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.part.as_deref(), hit.anchor.headings.clone()),
+        ("digest.eml", Some("attachment message 3.eml, headers"), vec!["[Ppp] testing #3".to_owned()])
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -49,8 +49,7 @@ impl Extractor for Mhtml {
                     continue;
                 }
             };
-            let charset = page.ctype.params.get("charset").and_then(|label| encoding::for_label(label));
-            let mut read = html::read(&body, charset);
+            let mut read = html::read(&body, charset(page));
             if index > 0 {
                 let name = part_name(page, index);
                 for section in &mut read.sections {
@@ -66,6 +65,11 @@ impl Extractor for Mhtml {
     }
 }
 
+/// The encoding a MIME part's `Content-Type` names (`charset=`), if it names one.
+pub(super) fn charset(part: &ParsedMail) -> Option<&'static encoding_rs::Encoding> {
+    part.ctype.params.get("charset").and_then(|label| encoding::for_label(label))
+}
+
 /// The parts that hold content (not multipart containers), in the order they are written.
 fn collect_leaves<'a>(part: &'a ParsedMail<'a>, leaves: &mut Vec<&'a ParsedMail<'a>>) {
     if part.subparts.is_empty() {
@@ -76,7 +80,8 @@ fn collect_leaves<'a>(part: &'a ParsedMail<'a>, leaves: &mut Vec<&'a ParsedMail<
     }
 }
 
-fn is_html(part: &ParsedMail) -> bool {
+/// Whether a MIME part is an HTML page.
+pub(super) fn is_html(part: &ParsedMail) -> bool {
     let mimetype = part.ctype.mimetype.as_str();
     mimetype == "text/html" || mimetype == "application/xhtml+xml"
 }

@@ -8,6 +8,7 @@
 mod doc;
 #[cfg(feature = "office-docs")]
 mod docx;
+mod email;
 mod encoding;
 mod html;
 pub mod isolate;
@@ -83,6 +84,8 @@ pub enum Format {
     /// MHTML web archive (a "single file web page"; also what Word, Excel and web
     /// applications' exports write under `.doc` and `.xls` names).
     Mhtml,
+    /// An email message (`.eml`, a maildir file), its attachments read by their formats.
+    Email,
 }
 
 impl Format {
@@ -110,6 +113,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Html => "html",
             Format::Mhtml => "mhtml",
+            Format::Email => "email",
         }
     }
 
@@ -134,10 +138,17 @@ impl Format {
         if head.trim_ascii_start().starts_with(b"{\\rtf") {
             return Some(Format::Rtf);
         }
-        // A web archive under any name but a plain-text one (Confluence's "export to
-        // Word" is one named `.doc`; Excel's single-file web page, one named `.xls`).
-        if !matches!(by_name, Some(Format::Text | Format::Markdown | Format::Csv)) && mhtml::looks_like_mhtml(head) {
-            return Some(Format::Mhtml);
+        // An email or a web archive under any name but a plain-text one (a maildir file
+        // has none; Confluence's "export to Word" is a web archive named `.doc`, Excel's
+        // single-file web page one named `.xls`). A message's header block can run past
+        // 1 KB of `Received` lines.
+        if !matches!(by_name, Some(Format::Text | Format::Markdown | Format::Csv)) {
+            if email::looks_like_email(&bytes[..bytes.len().min(8192)]) {
+                return Some(Format::Email);
+            }
+            if mhtml::looks_like_mhtml(head) {
+                return Some(Format::Mhtml);
+            }
         }
         // An OpenDocument file stores its media type first, uncompressed, as `mimetype`.
         if bytes.starts_with(b"PK\x03\x04") && bytes.get(30..38) == Some(b"mimetype") {
@@ -197,6 +208,7 @@ impl Format {
             Some("csv" | "tsv") => Some(Format::Csv),
             Some("html" | "htm" | "xhtml") => Some(Format::Html),
             Some("mht" | "mhtml") => Some(Format::Mhtml),
+            Some("eml") => Some(Format::Email),
             _ => None,
         }
     }
@@ -430,6 +442,7 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Csv => Box::new(text::Csv),
         Format::Html => Box::new(html::Html),
         Format::Mhtml => Box::new(mhtml::Mhtml),
+        Format::Email => Box::new(email::Email),
         Format::Rtf => Box::new(rtf::Rtf),
         #[cfg(feature = "office-docs")]
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),

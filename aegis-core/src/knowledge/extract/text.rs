@@ -47,10 +47,15 @@ pub struct PlainText;
 
 impl Extractor for PlainText {
     fn extract(&self, bytes: &[u8], _limits: &Limits) -> Result<Extracted, ExtractError> {
-        let mut notes = Vec::new();
-        let text = decode(bytes, None, &mut notes);
-        Ok(Extracted { sections: paragraphs(&text, &[], 1, 2000), notes })
+        Ok(read_plain(bytes, None))
     }
+}
+
+/// Reads plain text; `charset` is the encoding its carrier names (a MIME part's), if any.
+pub(super) fn read_plain(bytes: &[u8], charset: Option<&'static encoding_rs::Encoding>) -> Extracted {
+    let mut notes = Vec::new();
+    let text = decode(bytes, charset, &mut notes);
+    Extracted { sections: paragraphs(&text, &[], 1, 2000), notes }
 }
 
 /// Markdown: `#` headings give the heading path; table blocks stay tables.
