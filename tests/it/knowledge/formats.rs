@@ -104,6 +104,7 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         ("rtf/gen-docx-003-4p.rtf", "letter.doc"),
         ("mhtml/snapshot.mhtml", "remboursement.doc"),
         ("email/ppp-digest.eml", "digest.eml"),
+        ("msg/delivery-failure.msg", "bounce"),
     ] {
         std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
     }
@@ -166,5 +167,15 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         (hit.source_key.as_str(), hit.anchor.part.as_deref(), hit.anchor.headings.clone()),
         ("digest.eml", Some("attachment message 3.eml, headers"), vec!["[Ppp] testing #3".to_owned()])
     );
+    // An Outlook message saved without an extension: a message attached to it, and the
+    // PDF attached to that one, each cited as the part it is.
+    let hit = cited("I'm afraid I was not able to deliver your message").await;
+    assert_eq!(
+        (hit.source_key.as_str(), hit.anchor.headings.clone()),
+        ("bounce", vec!["投递状态通知 (Failure Notice)".to_owned()])
+    );
+    let hit = cited("原始邮件").await;
+    assert_eq!(hit.source_key, "bounce");
+    assert_eq!(hit.anchor.part.as_deref(), Some("attachment default_attachment.eml"), "{hit:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

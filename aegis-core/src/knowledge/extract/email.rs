@@ -59,17 +59,7 @@ fn read_message(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError
     let subject = message.headers.get_first_value("Subject").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
     let mut reader = Reader { subject, limits, extracted: Extracted::default(), attachments: 0 };
     // A bare MIME entity (a part saved on its own) has no such headers, only content.
-    if !cited.is_empty() {
-        reader.extracted.sections.push(Section {
-            anchor: Anchor {
-                headings: reader.subject.iter().cloned().collect(),
-                part: Some("headers".into()),
-                ..Anchor::default()
-            },
-            kind: SectionKind::Text,
-            text: cited.join("\n"),
-        });
-    }
+    reader.extracted.sections.extend(headers_section(reader.subject.as_deref(), &cited));
     reader.walk(&message);
     Ok(reader.extracted)
 }
@@ -126,13 +116,7 @@ impl Reader<'_> {
         } else {
             text::read_plain(&bytes, mhtml::charset(part))
         };
-        self.extracted.notes.extend(read.notes);
-        for mut section in read.sections {
-            if let Some(subject) = &self.subject {
-                section.anchor.headings.insert(0, subject.clone());
-            }
-            self.extracted.sections.push(section);
-        }
+        add_body(&mut self.extracted, self.subject.as_deref(), read);
     }
 
     /// An attached file, read by its format's extractor.
@@ -146,33 +130,70 @@ impl Reader<'_> {
             Ok(bytes) => bytes,
             Err(e) => return self.extracted.notes.push(format!("attachment {name} does not decode: {e}")),
         };
-        let format = match part.ctype.mimetype.as_str() {
-            "message/rfc822" => Some(Format::Email),
-            _ => Format::detect(&name, &bytes),
-        };
-        let Some(format) = format else {
-            if !part.ctype.mimetype.starts_with("image/") {
-                self.extracted.notes.push(format!(
-                    "attachment {name} ({}) was not read: not a format AEGIS reads",
-                    part.ctype.mimetype
-                ));
-            }
-            return;
-        };
-        match super::extract(format, &bytes, self.limits) {
-            Ok(read) => {
-                let label = format!("attachment {name}");
-                self.extracted.notes.extend(read.notes.into_iter().map(|note| format!("{label}: {note}")));
-                for mut section in read.sections {
-                    section.anchor.part = Some(match section.anchor.part.take() {
-                        Some(inner) => format!("{label}, {inner}"),
-                        None => label.clone(),
-                    });
-                    self.extracted.sections.push(section);
-                }
-            }
-            Err(e) => self.extracted.notes.push(format!("attachment {name} was not read: {e}")),
+        let format = (part.ctype.mimetype == "message/rfc822").then_some(Format::Email);
+        read_attachment(&mut self.extracted, &name, &bytes, &part.ctype.mimetype, format, self.limits);
+    }
+}
+
+/// The `headers` section of a message: the header lines cited, under its subject; none
+/// when there are none.
+pub(super) fn headers_section(subject: Option<&str>, lines: &[String]) -> Option<Section> {
+    (!lines.is_empty()).then(|| Section {
+        anchor: Anchor {
+            headings: subject.into_iter().map(str::to_owned).collect(),
+            part: Some("headers".into()),
+            ..Anchor::default()
+        },
+        kind: SectionKind::Text,
+        text: lines.join("\n"),
+    })
+}
+
+/// Adds a body's sections under the message's subject, and its notes.
+pub(super) fn add_body(extracted: &mut Extracted, subject: Option<&str>, read: Extracted) {
+    extracted.notes.extend(read.notes);
+    for mut section in read.sections {
+        if let Some(subject) = subject {
+            section.anchor.headings.insert(0, subject.to_owned());
         }
+        extracted.sections.push(section);
+    }
+}
+
+/// Reads an attached file by its format (`format`, else sniffed from its name and bytes)
+/// and adds its sections as a part named for it (`attachment <name>`, inside which its
+/// own parts keep their names), its notes labelled so. One AEGIS does not read, or that
+/// fails, is a note; a picture is skipped quietly.
+pub(super) fn read_attachment(
+    extracted: &mut Extracted,
+    name: &str,
+    bytes: &[u8],
+    mimetype: &str,
+    format: Option<Format>,
+    limits: &Limits,
+) {
+    let Some(format) = format.or_else(|| Format::detect(name, bytes)) else {
+        if !mimetype.starts_with("image/") {
+            extracted.notes.push(format!("attachment {name} ({mimetype}) was not read: not a format AEGIS reads"));
+        }
+        return;
+    };
+    match super::extract(format, bytes, limits) {
+        Ok(read) => add_attachment(extracted, name, read),
+        Err(e) => extracted.notes.push(format!("attachment {name} was not read: {e}")),
+    }
+}
+
+/// Adds what an attachment gave, each section a part named for it.
+pub(super) fn add_attachment(extracted: &mut Extracted, name: &str, read: Extracted) {
+    let label = format!("attachment {name}");
+    extracted.notes.extend(read.notes.into_iter().map(|note| format!("{label}: {note}")));
+    for mut section in read.sections {
+        section.anchor.part = Some(match section.anchor.part.take() {
+            Some(inner) => format!("{label}, {inner}"),
+            None => label.clone(),
+        });
+        extracted.sections.push(section);
     }
 }
 

@@ -94,6 +94,25 @@ pub(super) fn for_label(label: &str) -> Option<&'static Encoding> {
     Encoding::for_label(label.trim().as_bytes())
 }
 
+/// A Windows code page's encoding, among those encoding_rs knows.
+pub(super) fn code_page(page: i64) -> Option<&'static Encoding> {
+    let label: &[u8] = match page {
+        874 => b"windows-874",
+        932 => b"shift_jis",
+        936 => b"gbk",
+        949 => b"euc-kr",
+        950 => b"big5",
+        1250..=1258 => return Encoding::for_label(format!("windows-{page}").as_bytes()),
+        10000 => b"macintosh",
+        20866 => b"koi8-r",
+        866 => b"ibm866",
+        65001 => b"utf-8",
+        28591..=28605 => return Encoding::for_label(format!("iso-8859-{}", page - 28590).as_bytes()),
+        _ => return None,
+    };
+    Encoding::for_label(label)
+}
+
 #[cfg(test)]
 mod tests {
     use encoding_rs::{EUC_KR, SHIFT_JIS, UTF_8, WINDOWS_1251, WINDOWS_1252};

@@ -16,6 +16,8 @@ pub mod isolate;
 mod legacy_sheets;
 mod mhtml;
 #[cfg(feature = "office-docs")]
+mod msg;
+#[cfg(feature = "office-docs")]
 mod odf;
 #[cfg(feature = "office-docs")]
 mod ole;
@@ -86,6 +88,8 @@ pub enum Format {
     Mhtml,
     /// An email message (`.eml`, a maildir file), its attachments read by their formats.
     Email,
+    /// An Outlook message (`.msg`), its attachments read by their formats.
+    Msg,
 }
 
 impl Format {
@@ -114,6 +118,7 @@ impl Format {
             Format::Html => "html",
             Format::Mhtml => "mhtml",
             Format::Email => "email",
+            Format::Msg => "msg",
         }
     }
 
@@ -209,6 +214,7 @@ impl Format {
             Some("html" | "htm" | "xhtml") => Some(Format::Html),
             Some("mht" | "mhtml") => Some(Format::Mhtml),
             Some("eml") => Some(Format::Email),
+            Some("msg") => Some(Format::Msg),
             _ => None,
         }
     }
@@ -443,6 +449,8 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Html => Box::new(html::Html),
         Format::Mhtml => Box::new(mhtml::Mhtml),
         Format::Email => Box::new(email::Email),
+        #[cfg(feature = "office-docs")]
+        Format::Msg => Box::new(msg::Msg),
         Format::Rtf => Box::new(rtf::Rtf),
         #[cfg(feature = "office-docs")]
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),

@@ -36,6 +36,20 @@ impl<'a> Ole<'a> {
         self.file.is_stream(name)
     }
 
+    /// Whether the file holds the storage `name` (a path such as `/__nameid_version1.0`).
+    pub(super) fn has_storage(&self, name: &str) -> bool {
+        self.file.is_storage(name)
+    }
+
+    /// The names of the storages directly inside the storage `name`, in the directory's
+    /// order (none when it is absent or damaged).
+    pub(super) fn storages_in(&self, name: &str) -> Vec<String> {
+        self.file
+            .read_storage(name)
+            .map(|entries| entries.filter(|e| e.is_storage()).map(|e| e.name().to_owned()).collect())
+            .unwrap_or_default()
+    }
+
     /// The stream `name` whole, or `None` when absent. A stream that claims more bytes than
     /// the file holds (a sector chain that loops) is an error rather than a long read.
     pub(super) fn stream(&mut self, name: &str) -> Result<Option<Vec<u8>>, ExtractError> {
@@ -78,7 +92,8 @@ pub(super) fn rebuilt(bytes: &[u8], names: &[&str]) -> Result<Option<Vec<u8>>, E
     Ok(None)
 }
 
-/// The legacy format a compound file holds, from its streams: Word, Excel or PowerPoint.
+/// The legacy format a compound file holds, from its streams: Word, Excel, PowerPoint or
+/// an Outlook message.
 /// `None` for anything else (an encrypted OOXML package, an unknown or damaged file),
 /// which then goes by its name.
 /// It reads only the directory, in the calling process, with a parser panic caught.
@@ -91,6 +106,8 @@ pub(super) fn sniff(bytes: &[u8]) -> Option<Format> {
             Some(Format::Xls)
         } else if ole.has("/PowerPoint Document") {
             Some(Format::Ppt)
+        } else if ole.has("/__properties_version1.0") && ole.has_storage("/__nameid_version1.0") {
+            Some(Format::Msg)
         } else {
             None
         }

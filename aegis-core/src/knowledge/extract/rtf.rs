@@ -14,6 +14,7 @@ use encoding_rs::Encoding;
 
 use super::{
     ExtractError, Extracted, Extractor, Limits,
+    encoding::code_page,
     outline::{Part, Parts},
 };
 
@@ -489,25 +490,6 @@ fn destination(word: &str, ignorable: bool) -> Option<Destination> {
 fn heading_level(name: &str) -> Option<usize> {
     let name = name.trim().to_ascii_lowercase();
     name.strip_prefix("heading").and_then(|n| n.trim().parse().ok()).filter(|l| (1..=9).contains(l))
-}
-
-/// A Windows code page's encoding, among those encoding_rs knows.
-fn code_page(page: i64) -> Option<&'static Encoding> {
-    let label: &[u8] = match page {
-        874 => b"windows-874",
-        932 => b"shift_jis",
-        936 => b"gbk",
-        949 => b"euc-kr",
-        950 => b"big5",
-        1250..=1258 => return Encoding::for_label(format!("windows-{page}").as_bytes()),
-        10000 => b"macintosh",
-        20866 => b"koi8-r",
-        866 => b"ibm866",
-        65001 => b"utf-8",
-        28591..=28605 => return Encoding::for_label(format!("iso-8859-{}", page - 28590).as_bytes()),
-        _ => return None,
-    };
-    Encoding::for_label(label)
 }
 
 /// A font's character set's encoding (`\fcharsetN`); `None` for the document's own.
