@@ -493,15 +493,17 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
     let extractor = extractor_for(format, pdf)?;
     let mut extracted = match caught(|| extractor.extract(bytes, limits)) {
         #[cfg(feature = "office-docs")]
-        Err(error) if format.is_zip_package() => match salvage::truncated_zip(bytes, limits) {
-            Some(salvaged) => {
-                // The file's own error stands when the rebuilt package does not read either.
-                let mut extracted = caught(|| extractor.extract(&salvaged.bytes, limits)).map_err(|_| error)?;
-                extracted.notes.insert(0, salvaged.note);
-                extracted
+        Err(error) if format.is_zip_package() => {
+            match salvage::truncated_zip(bytes, limits).or_else(|| salvage::damaged_entries(bytes, limits)) {
+                Some(salvaged) => {
+                    // The file's own error stands when the rebuilt package does not read either.
+                    let mut extracted = caught(|| extractor.extract(&salvaged.bytes, limits)).map_err(|_| error)?;
+                    extracted.notes.insert(0, salvaged.note);
+                    extracted
+                }
+                None => return Err(error),
             }
-            None => return Err(error),
-        },
+        }
         result => result?,
     };
     cap_chars(&mut extracted, limits.max_chars);

@@ -2,27 +2,14 @@
 //! its central directory, which sits at the end, and no zip reader opens it. Its entries
 //! are still there from the start, each behind a local header: this walks them in order,
 //! inflating and checking each one's CRC, and rebuilds a package of the entries found
-//! whole, so the format's own reader reads what the file still holds. The walk stops at
-//! the first entry that is cut short or does not check out; the zip-bomb guards apply to
-//! what it inflates.
+//! whole. The walk stops at the first entry that is cut short or does not check out.
 
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 
-use super::Limits;
+use super::{CENTRAL_HEADER, LOCAL_HEADER, LOCAL_HEADER_LEN, Refusal, Salvaged, inflate, le16, le32, rebuilt};
+use crate::knowledge::extract::Limits;
 
-const LOCAL_HEADER: &[u8] = b"PK\x03\x04";
 const DATA_DESCRIPTOR: &[u8] = b"PK\x07\x08";
-const CENTRAL_HEADER: &[u8] = b"PK\x01\x02";
-const LOCAL_HEADER_LEN: usize = 30;
-
-/// A package rebuilt from the entries a damaged zip still holds whole.
-#[derive(Debug)]
-pub struct Salvaged {
-    /// The rebuilt zip (every entry stored, in the damaged file's order).
-    pub bytes: Vec<u8>,
-    /// What was read and where the damaged file stopped being readable.
-    pub note: String,
-}
 
 /// One entry read from its local header.
 struct Entry {
@@ -30,12 +17,6 @@ struct Entry {
     data: Vec<u8>,
     /// Where the next local header starts.
     next: usize,
-}
-
-/// Why salvage gave up altogether (the damaged file's own error then stands).
-enum Refusal {
-    /// What an entry inflates to breaks the zip-bomb guards.
-    Bomb,
 }
 
 /// The entries `bytes` still holds whole, when it starts like a zip but its central
@@ -74,13 +55,7 @@ pub fn truncated_zip(bytes: &[u8], limits: &Limits) -> Option<Salvaged> {
     if files == 0 {
         return None;
     }
-    let stored = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let mut out = zip::ZipWriter::new(Cursor::new(Vec::with_capacity(usize::try_from(inflated).unwrap_or(0))));
-    for entry in entries.iter().filter(|e| !e.name.ends_with('/')) {
-        out.start_file(entry.name.as_str(), stored).ok()?;
-        out.write_all(&entry.data).ok()?;
-    }
-    let bytes_out = out.finish().ok()?.into_inner();
+    let bytes_out = rebuilt(entries.iter().map(|e| (e.name.as_str(), e.data.as_slice())), inflated)?;
     Some(Salvaged {
         bytes: bytes_out,
         note: format!(
@@ -143,42 +118,6 @@ fn entry_at(bytes: &[u8], at: usize, budget: u64, max_ratio: u64) -> Result<Entr
         return Err(stop("its checksum does not match"));
     }
     Ok(Entry { name, data, next })
-}
-
-/// Raw deflate data from the start of `input` to the end of its stream: what it inflates
-/// to and how many bytes of `input` it used.
-fn inflate(input: &[u8], budget: u64, max_ratio: u64) -> Result<(Vec<u8>, usize), Result<String, Refusal>> {
-    let mut inflater = flate2::Decompress::new(false);
-    let mut out = Vec::with_capacity(input.len().min(1 << 20) * 3);
-    loop {
-        if out.len() == out.capacity() {
-            out.reserve(out.len().max(64 * 1024));
-        }
-        let (used, made) = (inflater.total_in(), out.len());
-        let step = input.get(usize::try_from(used).unwrap_or(usize::MAX)..).unwrap_or_default();
-        let status = inflater
-            .decompress_vec(step, &mut out, flate2::FlushDecompress::None)
-            .map_err(|_| Ok("its compressed data is damaged".to_owned()))?;
-        let size = out.len() as u64;
-        if size > budget || (size > 1024 * 1024 && size / inflater.total_in().max(1) > max_ratio) {
-            return Err(Err(Refusal::Bomb));
-        }
-        if status == flate2::Status::StreamEnd {
-            break;
-        }
-        if inflater.total_in() == used && out.len() == made {
-            return Err(Ok("cut short".to_owned()));
-        }
-    }
-    Ok((out, usize::try_from(inflater.total_in()).unwrap_or(usize::MAX)))
-}
-
-fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
 #[cfg(test)]
