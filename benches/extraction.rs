@@ -18,6 +18,11 @@ use aegis_core::{
     knowledge::extract::{Format, Limits, PdfBackend, PdfConfig, PdfReader, extract_with, token_fidelity as fidelity},
 };
 
+/// The allocator the extraction child (`aegis`) runs with, so that the figures are the
+/// production path's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/generated");

@@ -211,30 +211,45 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
 }
 
 /// Trims lines, drops empty runs and control characters, and spells out typographic
-/// ligatures (`ﬁ` → `fi`), which fonts map to one glyph and search would not match.
+/// ligatures (`ﬁ` → `fi`), which fonts map to one glyph and search would not match: each
+/// line's words joined by one space, empty lines left out. One pass into one buffer (it
+/// runs on every page's text).
 fn tidy(text: &str) -> String {
-    let mut cleaned = String::with_capacity(text.len());
+    let mut out = String::with_capacity(text.len());
+    let (mut line_has_text, mut space) = (false, false);
     for c in text.chars() {
+        if c == '\n' {
+            if line_has_text {
+                out.push('\n');
+            }
+            (line_has_text, space) = (false, false);
+            continue;
+        }
+        if c.is_control() && c != '\t' {
+            continue;
+        }
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if line_has_text && space {
+            out.push(' ');
+        }
+        (line_has_text, space) = (true, false);
         match c {
-            '\u{FB00}' => cleaned.push_str("ff"),
-            '\u{FB01}' => cleaned.push_str("fi"),
-            '\u{FB02}' => cleaned.push_str("fl"),
-            '\u{FB03}' => cleaned.push_str("ffi"),
-            '\u{FB04}' => cleaned.push_str("ffl"),
-            '\u{FB05}' | '\u{FB06}' => cleaned.push_str("st"),
-            '\n' | '\t' => cleaned.push(c),
-            c if c.is_control() => {}
-            c => cleaned.push(c),
+            '\u{FB00}' => out.push_str("ff"),
+            '\u{FB01}' => out.push_str("fi"),
+            '\u{FB02}' => out.push_str("fl"),
+            '\u{FB03}' => out.push_str("ffi"),
+            '\u{FB04}' => out.push_str("ffl"),
+            '\u{FB05}' | '\u{FB06}' => out.push_str("st"),
+            c => out.push(c),
         }
     }
-    let mut out = Vec::new();
-    for line in cleaned.lines() {
-        let line = line.split_whitespace().collect::<Vec<_>>().join(" ");
-        if !line.is_empty() {
-            out.push(line);
-        }
+    if out.ends_with('\n') {
+        out.pop();
     }
-    out.join("\n")
+    out
 }
 
 #[cfg(test)]
@@ -260,5 +275,47 @@ mod tests {
     #[test]
     fn text_is_tidied_and_ligatures_spelled_out() {
         assert_eq!(tidy("  The mis\u{FB01}ts\u{0} \r\n\n di\u{FB00}erently\u{FB04}  "), "The misfits\ndifferentlyffl");
+        assert_eq!(tidy("\n\n a\u{A0}\u{85}b\t\tc \n\u{2003}\n"), "a b c", "Unicode spaces; NEL is a control");
+    }
+
+    /// The rule said plainly (the lines' words joined by spaces, empty lines dropped, after
+    /// controls are removed and ligatures spelled out), against which the one-pass `tidy`
+    /// is checked on random text.
+    fn tidy_as_specified(text: &str) -> String {
+        let spelled: String = text
+            .chars()
+            .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+            .map(|c| match c {
+                '\u{FB00}' => "ff".to_owned(),
+                '\u{FB01}' => "fi".to_owned(),
+                '\u{FB02}' => "fl".to_owned(),
+                '\u{FB03}' => "ffi".to_owned(),
+                '\u{FB04}' => "ffl".to_owned(),
+                '\u{FB05}' | '\u{FB06}' => "st".to_owned(),
+                c => c.to_string(),
+            })
+            .collect();
+        let lines: Vec<String> = spelled
+            .split('\n')
+            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|line| !line.is_empty())
+            .collect();
+        lines.join("\n")
+    }
+
+    #[test]
+    fn the_one_pass_tidy_does_what_the_rule_says() {
+        let alphabet: Vec<char> = "ab é\n\r\t\u{0}\u{A0}\u{85}\u{2003}\u{FB01}\u{FB04}中".chars().collect();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            let mut text = String::new();
+            for _ in 0..(state % 40) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                text.push(alphabet[(state % alphabet.len() as u64) as usize]);
+            }
+            assert_eq!(tidy(&text), tidy_as_specified(&text), "{text:?}");
+        }
     }
 }
