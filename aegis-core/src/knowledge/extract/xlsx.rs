@@ -36,8 +36,10 @@ pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
         DataRef::SharedString(s) => Cow::Borrowed(s),
         DataRef::String(ref s) | DataRef::DateTimeIso(ref s) | DataRef::DurationIso(ref s) => Cow::Owned(s.clone()),
         DataRef::Int(i) => Cow::Owned(i.to_string()),
+        // A whole number below 10^15 is exact as an i64 (and prints far faster than
+        // `{:.0}`, which takes the exact-decimal path).
         DataRef::Float(f) => {
-            Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { format!("{f:.0}") } else { f.to_string() })
+            Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { (f as i64).to_string() } else { f.to_string() })
         }
         DataRef::Bool(b) => Cow::Borrowed(if b { "TRUE" } else { "FALSE" }),
         DataRef::DateTime(ref dt) => Cow::Owned(
@@ -47,17 +49,35 @@ pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
                     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
                 })
             } else {
-                dt.as_datetime().map(|t| {
-                    if t.time() == chrono::NaiveTime::MIN {
-                        t.date().format("%Y-%m-%d").to_string()
-                    } else {
-                        t.format("%Y-%m-%dT%H:%M:%S").to_string()
-                    }
-                })
+                dt.as_datetime().map(iso_date)
             }
             .unwrap_or_else(|| dt.as_f64().to_string()),
         ),
         DataRef::Error(ref e) => Cow::Owned(format!("#{e:?}")),
+    }
+}
+
+/// A cell's date as an ISO date, with its time when it has one (`2026-12-06`,
+/// `2026-12-06T09:30:00`); written field by field, as chrono's format strings are parsed
+/// on every call (a workbook has many dates).
+fn iso_date(t: chrono::NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let (date, time) = (t.date(), t.time());
+    if !(0..=9999).contains(&date.year()) {
+        return t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    }
+    if time == chrono::NaiveTime::MIN {
+        format!("{:04}-{:02}-{:02}", date.year(), date.month(), date.day())
+    } else {
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            date.year(),
+            date.month(),
+            date.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        )
     }
 }
 
@@ -379,6 +399,29 @@ mod tests {
             edit,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn numbers_and_dates_are_written_as_before_the_fast_paths() {
+        use calamine::DataRef;
+        for f in [0.0f64, -0.0, 1.0, -42.0, 1234567.0, 999_999_999_999_999.0, 1e15, 2.5, -0.125, 1e300] {
+            let expected =
+                if f.fract() == 0.0 && f.abs() < 1e15 { format!("{:.0}", f).replace("-0", "0") } else { f.to_string() };
+            assert_eq!(super::cell_text(&DataRef::Float(f)), expected.as_str(), "{f}");
+        }
+        let day = chrono::NaiveDate::from_ymd_opt(2019, 3, 7).unwrap();
+        for t in [
+            day.and_hms_opt(0, 0, 0).unwrap(),
+            day.and_hms_opt(9, 5, 30).unwrap(),
+            chrono::NaiveDate::from_ymd_opt(1900, 1, 1).unwrap().and_hms_opt(23, 59, 59).unwrap(),
+        ] {
+            let expected = if t.time() == chrono::NaiveTime::MIN {
+                t.format("%Y-%m-%d").to_string()
+            } else {
+                t.format("%Y-%m-%dT%H:%M:%S").to_string()
+            };
+            assert_eq!(super::iso_date(t), expected);
+        }
     }
 
     #[test]
