@@ -494,7 +494,7 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
     let mut extracted = match caught(|| extractor.extract(bytes, limits)) {
         #[cfg(feature = "office-docs")]
         Err(error) if format.is_zip_package() => {
-            match salvage::truncated_zip(bytes, limits).or_else(|| salvage::damaged_entries(bytes, limits)) {
+            match salvage::damaged_entries(bytes, limits).or_else(|| salvage::truncated_zip(bytes, limits)) {
                 Some(salvaged) => {
                     // The file's own error stands when the rebuilt package does not read either.
                     let mut extracted = caught(|| extractor.extract(&salvaged.bytes, limits)).map_err(|_| error)?;

@@ -2,7 +2,8 @@
 //! what it says: a local header overwritten (the zip crate then refuses the entry:
 //! "Invalid local file header"), or every offset shifted because bytes were added in front
 //! of the archive (or a writer counted one too many). Each entry is read from where the
-//! directory puts it, moved by the shift the directory's own position shows; its data
+//! directory puts it, moved by the shift the directory's own position shows (or not
+//! moved, for the entries before the bytes added or lost); its data
 //! starts after the local header when that header is sound (or sound a few bytes away),
 //! else where a header of the directory's name length would end; an entry is kept only
 //! when the directory's sizes and CRC check out.
@@ -138,7 +139,12 @@ fn read(
     if entry.flags & 1 != 0 || !matches!(entry.method, 0 | 8) || entry.compressed == u32::MAX as usize {
         return Ok(None);
     }
-    let Some(listed_at) = entry.offset.checked_add_signed(shift) else { return Ok(None) };
+    // Where the directory puts it, moved by the shift; or, when the bytes were added or lost
+    // after this entry rather than before it, where the directory says.
+    let mut places: Vec<usize> = entry.offset.checked_add_signed(shift).into_iter().collect();
+    if shift != 0 {
+        places.push(entry.offset);
+    }
     let header_at = |at: usize| {
         bytes.get(at..).is_some_and(|b| b.starts_with(LOCAL_HEADER))
             && bytes.get(at + LOCAL_HEADER_LEN..at + LOCAL_HEADER_LEN + entry.name.len()) == Some(entry.name.as_slice())
@@ -146,18 +152,22 @@ fn read(
     let data_after =
         |at: usize| at + LOCAL_HEADER_LEN + usize::from(le16(bytes, at + 26)) + usize::from(le16(bytes, at + 28));
     let mut starts = Vec::new();
-    if header_at(listed_at) {
-        starts.push((data_after(listed_at), Found::AsListed));
+    if let Some(&at) = places.iter().find(|&&at| header_at(at)) {
+        starts.push((data_after(at), Found::AsListed));
     } else {
-        let nearby = listed_at.saturating_sub(NEARBY)..=(listed_at + NEARBY).min(bytes.len());
-        if let Some(at) = nearby.into_iter().find(|&at| header_at(at)) {
-            starts.push((data_after(at), Found::Repaired));
+        for &place in &places {
+            let nearby = place.saturating_sub(NEARBY)..=(place + NEARBY).min(bytes.len());
+            if let Some(at) = nearby.into_iter().find(|&at| header_at(at)) {
+                starts.push((data_after(at), Found::Repaired));
+            }
         }
         // A header of the directory's name length, its extra field as long as the
         // directory's or absent (the lengths in the damaged header cannot be trusted).
-        let past_name = listed_at + LOCAL_HEADER_LEN + entry.name.len();
-        starts.push((past_name + entry.extra, Found::Repaired));
-        starts.push((past_name, Found::Repaired));
+        for &place in &places {
+            let past_name = place + LOCAL_HEADER_LEN + entry.name.len();
+            starts.push((past_name + entry.extra, Found::Repaired));
+            starts.push((past_name, Found::Repaired));
+        }
     }
     for (start, found) in starts {
         let Some(input) = bytes.get(start..start.saturating_add(entry.compressed)) else { continue };
@@ -220,6 +230,19 @@ mod tests {
         shifted.extend_from_slice(&whole);
         let read = extract(Format::Docx, &shifted, &Limits::default()).unwrap();
         assert!(read.notes.iter().any(|n| n.contains("sit 1 byte from where its directory says")), "{:?}", read.notes);
+        assert_eq!(read.text(), extract(Format::Docx, &whole, &Limits::default()).unwrap().text());
+    }
+
+    #[test]
+    fn a_span_lost_mid_file_shifts_only_the_parts_after_it() {
+        let whole = corpus(DOCX);
+        let (at, name) = header_of(&whole, index_of(&whole, "customXml/item1.xml"));
+        let mut cut = whole[..at + 40].to_vec();
+        cut.extend_from_slice(&whole[at + 50..]);
+        let salvaged = damaged_entries(&cut, &Limits::default()).unwrap();
+        assert!(salvaged.note.contains("sit -10 bytes from where its directory says"), "{}", salvaged.note);
+        assert!(salvaged.note.contains(&format!("1 part was damaged and left out: {name}")), "{}", salvaged.note);
+        let read = extract(Format::Docx, &cut, &Limits::default()).unwrap();
         assert_eq!(read.text(), extract(Format::Docx, &whole, &Limits::default()).unwrap().text());
     }
 

@@ -8,7 +8,8 @@
 //!   local header overwritten, the offsets shifted by bytes added in front): each entry is
 //!   read from where the directory says, its data found by the directory's sizes.
 //!
-//! Both run only after the format's reader failed, so whole files pay nothing; what they
+//! The directory's reading is tried first: where it has one, it knows every entry. Both
+//! run only after the format's reader failed, so whole files pay nothing; what they
 //! inflate is held to the zip-bomb guards, and a breach gives up the salvage so that the
 //! file's own error stands.
 
