@@ -15,7 +15,7 @@ takes longer than --slow seconds; a clear error is a pass. Failing cases are kep
 import argparse, collections, io, os, random, subprocess, sys, time, zipfile
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-FORMATS = ("pdf", "docx", "doc", "odt", "rtf", "xlsx", "pptx", "ppt", "odp", "xls", "ods", "html", "mhtml", "mht", "eml", "msg", "csv", "md", "txt")
+FORMATS = ("pdf", "docx", "doc", "odt", "rtf", "xlsx", "pptx", "ppt", "odp", "xls", "ods", "html", "mhtml", "mht", "eml", "msg", "zip", "csv", "md", "txt")
 
 
 def corpus(root):

@@ -179,3 +179,29 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
     assert_eq!(hit.anchor.part.as_deref(), Some("attachment default_attachment.eml"), "{hit:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_archive_is_one_document_whose_files_are_cited_by_their_paths() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    std::fs::copy(fixtures.join("zip/handbook.zip"), dir.join("handbook.zip")).unwrap();
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    match &outcomes[..] {
+        [IngestOutcome::Stored { notes, .. }] => {
+            assert_eq!(notes, &["1 files of formats AEGIS does not read were skipped: 1 .png"], "{outcomes:?}")
+        }
+        other => panic!("one document: {other:?}"),
+    }
+    let hits = search(&aegis, &scope, "Warehouse ingestion café were", SearchMode::Hybrid).await;
+    assert_eq!(
+        (hits[0].source_key.as_str(), hits[0].anchor.part.as_deref()),
+        ("handbook.zip", Some("handbook/minutes.docx"))
+    );
+    let hits = search(&aegis, &scope, "Send Ppp mailing list submissions", SearchMode::Hybrid).await;
+    assert_eq!(hits[0].anchor.part.as_deref(), Some("handbook/mail/digest.eml"), "{:?}", hits[0]);
+    assert_eq!(hits[0].anchor.headings, ["Ppp digest, Vol 1 #2 - 5 msgs"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -186,15 +186,7 @@ pub(super) fn read_attachment(
 
 /// Adds what an attachment gave, each section a part named for it.
 pub(super) fn add_attachment(extracted: &mut Extracted, name: &str, read: Extracted) {
-    let label = format!("attachment {name}");
-    extracted.notes.extend(read.notes.into_iter().map(|note| format!("{label}: {note}")));
-    for mut section in read.sections {
-        section.anchor.part = Some(match section.anchor.part.take() {
-            Some(inner) => format!("{label}, {inner}"),
-            None => label.clone(),
-        });
-        extracted.sections.push(section);
-    }
+    super::add_as_part(extracted, &format!("attachment {name}"), read);
 }
 
 /// Whether a file's first bytes are an email's header: header fields, among them one only

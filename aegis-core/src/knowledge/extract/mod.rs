@@ -5,6 +5,8 @@
 //! stack) run extraction in a child process: see [`isolate`].
 
 #[cfg(feature = "office-docs")]
+mod archive;
+#[cfg(feature = "office-docs")]
 mod doc;
 #[cfg(feature = "office-docs")]
 mod docx;
@@ -90,12 +92,17 @@ pub enum Format {
     Email,
     /// An Outlook message (`.msg`), its attachments read by their formats.
     Msg,
+    /// A zip archive of documents, each read by its format.
+    Zip,
 }
 
 impl Format {
-    /// Whether its files are zip packages (Office Open XML and OpenDocument).
+    /// Whether its files are zip files (Office Open XML, OpenDocument, zip archives).
     pub fn is_zip_package(self) -> bool {
-        matches!(self, Format::Docx | Format::Xlsx | Format::Pptx | Format::Ods | Format::Odt | Format::Odp)
+        matches!(
+            self,
+            Format::Docx | Format::Xlsx | Format::Pptx | Format::Ods | Format::Odt | Format::Odp | Format::Zip
+        )
     }
 
     /// Its name.
@@ -119,6 +126,7 @@ impl Format {
             Format::Mhtml => "mhtml",
             Format::Email => "email",
             Format::Msg => "msg",
+            Format::Zip => "zip",
         }
     }
 
@@ -174,6 +182,11 @@ impl Format {
         {
             return Some(format);
         }
+        // A zip that is no Office package, saved without an extension, is an archive.
+        #[cfg(feature = "office-docs")]
+        if bytes.starts_with(b"PK\x03\x04") && by_name.is_none() && Path::new(name).extension().is_none() {
+            return Some(Format::Zip);
+        }
         #[cfg(feature = "office-docs")]
         if bytes.starts_with(ole::MAGIC)
             && let Some(format) = ole::sniff(bytes)
@@ -215,6 +228,7 @@ impl Format {
             Some("mht" | "mhtml") => Some(Format::Mhtml),
             Some("eml") => Some(Format::Email),
             Some("msg") => Some(Format::Msg),
+            Some("zip") => Some(Format::Zip),
             _ => None,
         }
     }
@@ -230,6 +244,7 @@ fn looks_like_html(head: &[u8]) -> bool {
 
 /// The error for `bytes` that are not the `container` a reader expects, saying what they
 /// hold instead when their first bytes tell ([`what_it_holds`]).
+#[cfg_attr(not(feature = "office-docs"), allow(dead_code))] // the binary formats' readers
 pub(crate) fn not_a(container: &str, bytes: &[u8]) -> ExtractError {
     let holds = what_it_holds(bytes).map(|what| format!(": it is {what}")).unwrap_or_default();
     ExtractError::Malformed(format!("not {container}{holds}"))
@@ -238,6 +253,7 @@ pub(crate) fn not_a(container: &str, bytes: &[u8]) -> ExtractError {
 /// What a file that is not what its reader expects holds, when its first bytes say
 /// (for that reader's error): a ZIP archive, a PDF, an HTML page, a MIME web archive or
 /// plain text.
+#[cfg_attr(not(feature = "office-docs"), allow(dead_code))] // the binary formats' readers
 fn what_it_holds(bytes: &[u8]) -> Option<&'static str> {
     let head = &bytes[..bytes.len().min(1024)];
     if head.starts_with(b"PK\x03\x04") {
@@ -451,6 +467,8 @@ fn extractor_of(format: Format) -> Result<Box<dyn Extractor>, ExtractError> {
         Format::Email => Box::new(email::Email),
         #[cfg(feature = "office-docs")]
         Format::Msg => Box::new(msg::Msg),
+        #[cfg(feature = "office-docs")]
+        Format::Zip => Box::new(archive::Archive),
         Format::Rtf => Box::new(rtf::Rtf),
         #[cfg(feature = "office-docs")]
         Format::Pdf => Box::new(pdf::Pdf { fallback: None }),
@@ -524,6 +542,20 @@ fn caught(extract: impl FnOnce() -> Result<Extracted, ExtractError>) -> Result<E
             .unwrap_or_else(|| "unknown panic".into());
         Err(ExtractError::Crashed(message))
     })
+}
+
+/// Adds what a file inside another gave (an attachment, a file of an archive), each of its
+/// sections a part labelled `label` (its own parts kept after it: `attachment a.docx,
+/// footnotes`), its notes labelled so.
+fn add_as_part(extracted: &mut Extracted, label: &str, read: Extracted) {
+    extracted.notes.extend(read.notes.into_iter().map(|note| format!("{label}: {note}")));
+    for mut section in read.sections {
+        section.anchor.part = Some(match section.anchor.part.take() {
+            Some(inner) => format!("{label}, {inner}"),
+            None => label.to_owned(),
+        });
+        extracted.sections.push(section);
+    }
 }
 
 /// The result of reading one part of a file that can be done without: a damaged part
