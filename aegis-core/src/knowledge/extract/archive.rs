@@ -8,13 +8,12 @@
 //! The archive is one document: its files are not stored apart, and the per-file time
 //! limit covers all of them.
 
-use std::{
-    cell::Cell,
-    collections::BTreeMap,
-    io::{Cursor, Read},
-};
+use std::{cell::Cell, collections::BTreeMap, io::Cursor};
 
-use super::{ExtractError, Extracted, Extractor, Format, Limits, add_as_part, ooxml::check_zip};
+use super::{
+    ExtractError, Extracted, Extractor, Format, Limits, add_as_part, nested,
+    ooxml::{check_zip, read_entry},
+};
 
 /// Zip archives.
 pub struct Archive;
@@ -32,14 +31,7 @@ thread_local! {
 
 impl Extractor for Archive {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-        let depth = NESTING.get();
-        if depth >= MAX_NESTING {
-            return Err(ExtractError::Malformed(format!("archives nested more than {MAX_NESTING} deep")));
-        }
-        NESTING.set(depth + 1);
-        let result = read_archive(bytes, limits);
-        NESTING.set(depth);
-        result
+        nested(&NESTING, MAX_NESTING, "archives nested", || read_archive(bytes, limits))
     }
 }
 
@@ -69,7 +61,11 @@ fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError
             extracted.notes.push(format!("{name} was not read: it is encrypted"));
             continue;
         }
-        let data = match read_entry(&mut archive, index, limits) {
+        let data = match archive
+            .by_index(index)
+            .map_err(|e| ExtractError::Malformed(format!("zip: {e}")))
+            .and_then(|mut entry| read_entry(&mut entry, limits.max_uncompressed_bytes))
+        {
             Ok(data) => data,
             Err(e) => {
                 extracted.notes.push(format!("{name} was not read: {e}"));
@@ -97,24 +93,6 @@ fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError
             .push(format!("{total} files of formats AEGIS does not read were skipped: {}", counts.join(", ")));
     }
     Ok(extracted)
-}
-
-/// One entry's bytes, at most the uncompressed-size limit whatever the zip declares.
-fn read_entry(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
-    index: usize,
-    limits: &Limits,
-) -> Result<Vec<u8>, ExtractError> {
-    let mut entry = archive.by_index(index).map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
-    let mut data = Vec::with_capacity(usize::try_from(entry.size().min(64 * 1024 * 1024)).unwrap_or(0));
-    (&mut entry)
-        .take(limits.max_uncompressed_bytes + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| ExtractError::Malformed(format!("zip: {e}")))?;
-    if data.len() as u64 > limits.max_uncompressed_bytes {
-        return Err(ExtractError::ZipBomb(format!("it expands past {} bytes", limits.max_uncompressed_bytes)));
-    }
-    Ok(data)
 }
 
 #[cfg(test)]

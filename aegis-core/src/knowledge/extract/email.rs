@@ -12,7 +12,9 @@ use std::cell::Cell;
 
 use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
 
-use super::{Anchor, ExtractError, Extracted, Extractor, Format, Limits, Section, SectionKind, html, mhtml, text};
+use super::{
+    Anchor, ExtractError, Extracted, Extractor, Format, Limits, Section, SectionKind, html, mhtml, nested, text,
+};
 
 /// Email.
 pub struct Email;
@@ -31,14 +33,7 @@ const CITED_HEADERS: [&str; 5] = ["Subject", "From", "To", "Cc", "Date"];
 
 impl Extractor for Email {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-        let depth = NESTING.get();
-        if depth >= MAX_NESTING {
-            return Err(ExtractError::Malformed(format!("messages attached more than {MAX_NESTING} deep")));
-        }
-        NESTING.set(depth + 1);
-        let result = read_message(bytes, limits);
-        NESTING.set(depth);
-        result
+        nested(&NESTING, MAX_NESTING, "messages attached", || read_message(bytes, limits))
     }
 }
 

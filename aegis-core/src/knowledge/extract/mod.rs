@@ -544,6 +544,32 @@ fn caught(extract: impl FnOnce() -> Result<Extracted, ExtractError>) -> Result<E
     })
 }
 
+/// Runs `read` one level deeper in the nesting `depth` counts on this thread (a message
+/// attached to a message, an archive inside an archive, each read by a nested call), or
+/// fails past `max` levels — `what` names them — so that a hostile file cannot nest
+/// readers until the stack overflows.
+fn nested<T>(
+    depth: &'static std::thread::LocalKey<std::cell::Cell<u32>>,
+    max: u32,
+    what: &str,
+    read: impl FnOnce() -> Result<T, ExtractError>,
+) -> Result<T, ExtractError> {
+    /// Puts the level back however `read` ends, a caught panic included.
+    struct Restore(&'static std::thread::LocalKey<std::cell::Cell<u32>>, u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let level = depth.get();
+    if level >= max {
+        return Err(ExtractError::Malformed(format!("{what} more than {max} deep")));
+    }
+    let _restore = Restore(depth, level);
+    depth.set(level + 1);
+    read()
+}
+
 /// Adds what a file inside another gave (an attachment, a file of an archive), each of its
 /// sections a part labelled `label` (its own parts kept after it: `attachment a.docx,
 /// footnotes`), its notes labelled so.

@@ -57,14 +57,11 @@ impl<'a> Package<'a> {
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(ExtractError::Malformed(format!("part {name}: {e}"))),
         };
-        let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(64 * 1024 * 1024)).unwrap_or(0));
-        (&mut entry)
-            .take(self.max_part + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| ExtractError::Malformed(format!("part {name}: {e}")))?;
-        if bytes.len() as u64 > self.max_part {
-            return Err(ExtractError::ZipBomb(format!("part {name} expands past {} bytes", self.max_part)));
-        }
+        let mut bytes = read_entry(&mut entry, self.max_part).map_err(|e| match e {
+            ExtractError::Malformed(e) => ExtractError::Malformed(format!("part {name}: {e}")),
+            ExtractError::ZipBomb(e) => ExtractError::ZipBomb(format!("part {name} {e}")),
+            other => other,
+        })?;
         if bytes.starts_with(b"\xEF\xBB\xBF") {
             bytes.drain(..3);
         }
@@ -194,6 +191,16 @@ fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<C
         )));
     }
     Ok(archive)
+}
+
+/// A zip entry's bytes, at most `max` whatever the zip declares (a bomb's sizes lie).
+pub fn read_entry(entry: &mut zip::read::ZipFile<'_, impl Read>, max: u64) -> Result<Vec<u8>, ExtractError> {
+    let mut bytes = Vec::with_capacity(usize::try_from(entry.size().min(64 * 1024 * 1024)).unwrap_or(0));
+    entry.take(max + 1).read_to_end(&mut bytes).map_err(|e| ExtractError::Malformed(e.to_string()))?;
+    if bytes.len() as u64 > max {
+        return Err(ExtractError::ZipBomb(format!("expands past {max} bytes")));
+    }
+    Ok(bytes)
 }
 
 /// The zip guards alone, for zip formats that are not OOXML packages (ODS).
