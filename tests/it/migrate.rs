@@ -81,10 +81,21 @@ async fn one_failing_tenant_does_not_stop_the_others_and_a_rerun_resumes() {
 async fn applied_at(aegis: &Aegis) -> Vec<(String, chrono::DateTime<chrono::Utc>)> {
     let mut out = Vec::new();
     for v in aegis.tenants().versions().await.unwrap() {
-        // The schema name from a checked tenant id, quoted, never the listed text spliced in.
+        // The tenant's schema (from its checked id) bound as the platform transaction's
+        // search path, since its role may not read the migration table: no SQL text is
+        // built from the tenant id.
         let schema = TenantId::parse(&v.tenant).unwrap().schema();
-        let sql = format!("SELECT applied_at FROM {}.schema_migrations WHERE version = 100", schema.quoted());
-        if let Some(at) = sqlx::query_scalar(&sql).fetch_optional(aegis.db().pool()).await.unwrap() {
+        let mut tx = aegis.db().begin_platform().await.unwrap();
+        sqlx::query("SELECT set_config('search_path', $1, true)")
+            .bind(schema.as_str())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let at = sqlx::query_scalar("SELECT applied_at FROM schema_migrations WHERE version = 100")
+            .fetch_optional(&mut *tx)
+            .await
+            .unwrap();
+        if let Some(at) = at {
             out.push((schema.as_str().to_owned(), at));
         }
     }

@@ -92,10 +92,7 @@ async fn a_file_is_read_as_what_it_holds_whatever_its_name() {
 async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
-    let dir = workdir(&[]);
-    std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    for (fixture, name) in [
+    let dir = fixtures_in_workdir(&[
         ("doc/harmless-clean.doc", "clean.doc"),
         ("doc/encrypted.doc", "locked.doc"),
         ("ppt/embedded-simple-2007.ppt", "objects.ppt"),
@@ -105,9 +102,7 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
         ("mhtml/snapshot.mhtml", "remboursement.doc"),
         ("email/ppp-digest.eml", "digest.eml"),
         ("msg/delivery-failure.msg", "bounce"),
-    ] {
-        std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
-    }
+    ]);
     let outcomes = ingest_dir(&aegis, &scope, &dir).await;
     let outcome =
         |key: &str| outcomes.iter().find(|o| o.source_key() == key).unwrap_or_else(|| panic!("{key}: {outcomes:?}"));
@@ -184,10 +179,7 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
 async fn an_archive_is_one_document_whose_files_are_cited_by_their_paths() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
-    let dir = workdir(&[]);
-    std::fs::create_dir_all(&dir).unwrap();
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
-    std::fs::copy(fixtures.join("zip/handbook.zip"), dir.join("handbook.zip")).unwrap();
+    let dir = fixtures_in_workdir(&[("zip/handbook.zip", "handbook.zip")]);
     let outcomes = ingest_dir(&aegis, &scope, &dir).await;
     match &outcomes[..] {
         [IngestOutcome::Stored { notes, .. }] => {
@@ -204,4 +196,16 @@ async fn an_archive_is_one_document_whose_files_are_cited_by_their_paths() {
     assert_eq!(hits[0].anchor.part.as_deref(), Some("handbook/mail/digest.eml"), "{:?}", hits[0]);
     assert_eq!(hits[0].anchor.headings, ["Ppp digest, Vol 1 #2 - 5 msgs"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A fresh work folder holding the repository's `tests/fixtures` files `(fixture, name)`,
+/// each under its name.
+fn fixtures_in_workdir(files: &[(&str, &str)]) -> PathBuf {
+    let dir = workdir(&[]);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    for (fixture, name) in files {
+        std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
+    }
+    dir
 }

@@ -8,11 +8,11 @@
 //! The archive is one document: its files are not stored apart, and the per-file time
 //! limit covers all of them.
 
-use std::{cell::Cell, collections::BTreeMap, io::Cursor};
+use std::{cell::Cell, collections::BTreeMap};
 
 use super::{
     ExtractError, Extracted, Extractor, Format, Limits, add_as_part, nested,
-    ooxml::{check_zip, read_entry},
+    ooxml::{guarded_zip, read_entry},
 };
 
 /// Zip archives.
@@ -36,9 +36,7 @@ impl Extractor for Archive {
 }
 
 fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-    check_zip(bytes, limits)?;
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| ExtractError::Malformed(format!("zip: the archive is damaged or truncated ({e})")))?;
+    let mut archive = guarded_zip(bytes, limits)?;
     let mut extracted = Extracted::default();
     let mut unread: BTreeMap<String, usize> = BTreeMap::new();
     if archive.len() > MAX_FILES {

@@ -169,7 +169,7 @@ impl<'a> Package<'a> {
 
 /// Opens a zip, refusing non-zips and bombs (total uncompressed size, per-entry ratio) by
 /// its central directory, before anything is inflated.
-fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, ExtractError> {
+pub fn guarded_zip<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>, ExtractError> {
     if !bytes.starts_with(b"PK") {
         return Err(super::not_a("a zip package", bytes));
     }
