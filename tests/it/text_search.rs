@@ -66,10 +66,10 @@ async fn a_new_text_search_configuration_retokenises_every_chunk_in_place() {
     assert_eq!(kept, counted);
     assert!(kept.iter().any(|(l, _)| l == "refunded"), "{kept:?}");
 
-    // A change waits for a version being written (which holds the lexeme-statistics lock
-    // and tokenises with the configuration it read), then re-tokenises its chunks too.
+    // A change waits for a version being written (which holds the tokenisation lock
+    // shared and tokenises with the configuration it read), then re-tokenises its chunks too.
     let mut writer = scope.begin().await.unwrap();
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_terms.' || current_schema()))")
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext('aegis.kb_tsv.' || current_schema()))")
         .execute(writer.conn())
         .await
         .unwrap();

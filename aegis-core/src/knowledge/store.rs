@@ -54,36 +54,81 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, Knowledg
 
 /// Deletes a document (by id or source key) and its chunks.
 pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, KnowledgeError> {
-    lock_terms(&mut *conn).await?;
+    share_tokenisation(&mut *conn).await?;
     let id = Uuid::parse_str(key_or_id).ok();
-    let doc: Option<Uuid> = sqlx::query_scalar("SELECT id FROM documents WHERE source_key = $1 OR id = $2")
+    let doc: Option<Uuid> = sqlx::query_scalar("SELECT id FROM documents WHERE source_key = $1 OR id = $2 FOR UPDATE")
         .bind(key_or_id)
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
     let Some(doc) = doc else { return Ok(false) };
-    forget_terms(&mut *conn, doc).await?;
+    let old = term_counts(&mut *conn, doc).await?;
     sqlx::query("DELETE FROM documents WHERE id = $1").bind(doc).execute(&mut *conn).await?;
+    apply_terms(&mut *conn, &old, None).await?;
     Ok(true)
 }
 
-/// Serializes the writers of one tenant's lexeme statistics (held to the transaction's
-/// end), so that two ingests never update the same `kb_terms` rows in opposite orders.
-pub(super) async fn lock_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_terms.' || current_schema()))").execute(conn).await?;
+/// The locks of knowledge writes, in the order they are taken, each held to the
+/// transaction's end:
+/// 1. the tenant's tokenisation (every `chunks.tsv` and the configuration that makes
+///    it): shared by document writers, exclusive while the chunks are re-tokenised or
+///    the statistics recounted, so that no chunk is written under a configuration being
+///    replaced and a recount sees no write half done;
+/// 2. the document's row;
+/// 3. the lexeme statistics (`kb_terms`), exclusive, taken last and only for their
+///    update: two ingests write their chunks (the slow part, with its HNSW inserts) at the
+///    same time, and never update the same `kb_terms` rows in opposite orders.
+async fn share_tokenisation(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext('aegis.kb_tsv.' || current_schema()))")
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// Takes a document's current chunks out of the lexeme statistics.
-async fn forget_terms(conn: &mut PgConnection, document: Uuid) -> Result<(), KnowledgeError> {
-    sqlx::query(
-        "UPDATE kb_terms t SET chunks = GREATEST(0, t.chunks - d.n) \
-         FROM (SELECT u.lexeme, count(*)::int AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme) d \
-         WHERE t.lexeme = d.lexeme",
+/// Takes the tenant's tokenisation exclusively (lock 1 of [`share_tokenisation`]): no
+/// document is written until the transaction ends, and none is being written.
+pub(super) async fn lock_tokenisation(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_tsv.' || current_schema()))").execute(conn).await?;
+    Ok(())
+}
+
+/// How many chunks of a document hold each lexeme: what removing them takes out of the
+/// statistics.
+struct TermCounts {
+    lexemes: Vec<String>,
+    chunks: Vec<i32>,
+}
+
+async fn term_counts(conn: &mut PgConnection, document: Uuid) -> Result<TermCounts, KnowledgeError> {
+    let (lexemes, chunks): (Vec<String>, Vec<i32>) = sqlx::query_as(
+        "SELECT COALESCE(array_agg(lexeme), '{}'), COALESCE(array_agg(n), '{}') FROM \
+         (SELECT u.lexeme, count(*)::int AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme) d",
     )
     .bind(document)
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
+    Ok(TermCounts { lexemes, chunks })
+}
+
+/// Under the statistics lock (lock 3 of [`share_tokenisation`]): takes `removed` out of
+/// the statistics and adds the chunks document `added` now holds.
+async fn apply_terms(conn: &mut PgConnection, removed: &TermCounts, added: Option<Uuid>) -> Result<(), KnowledgeError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('aegis.kb_terms.' || current_schema()))")
+        .execute(&mut *conn)
+        .await?;
+    if !removed.lexemes.is_empty() {
+        sqlx::query(
+            "UPDATE kb_terms t SET chunks = GREATEST(0, t.chunks - d.n) \
+             FROM unnest($1::text[], $2::int[]) AS d(lexeme, n) WHERE t.lexeme = d.lexeme",
+        )
+        .bind(&removed.lexemes)
+        .bind(&removed.chunks)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if let Some(document) = added {
+        count_terms(conn, document).await?;
+    }
     Ok(())
 }
 
@@ -103,7 +148,7 @@ async fn count_terms(conn: &mut PgConnection, document: Uuid) -> Result<(), Know
 /// Recounts the lexeme statistics from every chunk (after a bulk load that bypassed
 /// [`write_version`]).
 pub async fn recount_terms(conn: &mut PgConnection) -> Result<(), KnowledgeError> {
-    lock_terms(&mut *conn).await?;
+    lock_tokenisation(&mut *conn).await?;
     sqlx::query("DELETE FROM kb_terms").execute(&mut *conn).await?;
     sqlx::query("INSERT INTO kb_terms (lexeme, chunks) SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme")
         .execute(conn)
@@ -134,7 +179,7 @@ pub struct NewVersion<'a> {
 /// Writes a new version and replaces the chunks, in the caller's transaction (so a reader
 /// sees the old version or the new one, never a mix). Returns (id, version).
 pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Result<(Uuid, i32), KnowledgeError> {
-    lock_terms(&mut *conn).await?;
+    share_tokenisation(&mut *conn).await?;
     let now = Utc::now();
     let (id, version): (Uuid, i32) = sqlx::query_as(
         "INSERT INTO documents (id, source_key, title, format, content_hash, recipe, version, bytes, chunks, notes, created_at, updated_at) \
@@ -156,7 +201,7 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
     .bind(new.recipe)
     .fetch_one(&mut *conn)
     .await?;
-    forget_terms(&mut *conn, id).await?;
+    let old = term_counts(&mut *conn, id).await?;
     sqlx::query("DELETE FROM chunks WHERE document_id = $1").bind(id).execute(&mut *conn).await?;
     for batch in new.chunks.chunks(200) {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
@@ -184,6 +229,6 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
         .execute(&mut *conn)
         .await?;
     }
-    count_terms(&mut *conn, id).await?;
+    apply_terms(&mut *conn, &old, Some(id)).await?;
     Ok((id, version))
 }

@@ -112,7 +112,7 @@ async fn current(conn: &mut sqlx::PgConnection) -> Result<String, KnowledgeError
 /// lexeme statistics. Returns the configuration before and the chunks re-tokenised.
 async fn retokenise(scope: &TenantScope, config: &str) -> Result<(String, u64), KnowledgeError> {
     let mut tx = scope.begin().await?;
-    store::lock_terms(tx.conn()).await?;
+    store::lock_tokenisation(tx.conn()).await?;
     let previous = current(tx.conn()).await?;
     sqlx::query(
         "INSERT INTO settings (key, value, updated_at) VALUES ($1, to_jsonb($2::text), now()) \

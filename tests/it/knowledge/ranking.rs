@@ -2,7 +2,7 @@
 
 use aegis_core::{
     Aegis,
-    knowledge::{SearchMode, SearchOptions},
+    knowledge::{IngestOutcome, SearchMode, SearchOptions},
 };
 use aegis_it::{aegis, config_for, fresh_db};
 
@@ -128,6 +128,55 @@ async fn a_tie_between_the_lists_goes_to_the_chunk_holding_the_word() {
     assert_eq!((memo.keyword_rank, memo.vector_rank), (Some(1), None), "the case this test is about: {hits:#?}");
     assert_eq!(hits[0].score, hits[1].score, "a tie at the top: {hits:#?}");
     assert_eq!(hits[0].source_key, "zz-memo.txt", "{hits:#?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn lexeme_statistics_stay_exact_under_concurrent_writers() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let texts: Vec<(String, String)> = (0..12)
+        .map(|i| {
+            (
+                format!("memo-{i:02}.md"),
+                format!("# Memo {i}\n\n{}\n\nShared words: refund shipping order {i}.\n", REFUNDS),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let dir = workdir(&files);
+    // Three batches at once (each two files at a time) over the same words, then new
+    // versions and deletions racing each other.
+    let batch = |names: Vec<String>| {
+        let (aegis, scope, dir) = (aegis.clone(), scope.clone(), dir.clone());
+        tokio::spawn(async move {
+            let files = names.iter().map(|n| (n.clone(), dir.join(n))).collect();
+            aegis.knowledge().ingest_files(&scope, files, |_, _| {}).await
+        })
+    };
+    let names: Vec<String> = texts.iter().map(|(n, _)| n.clone()).collect();
+    let batches = [batch(names[0..4].to_vec()), batch(names[4..8].to_vec()), batch(names[8..12].to_vec())];
+    for outcome in futures::future::join_all(batches).await.into_iter().flat_map(Result::unwrap) {
+        assert!(matches!(outcome, IngestOutcome::Stored { .. }), "{outcome:?}");
+    }
+    for (name, text) in &texts[0..6] {
+        std::fs::write(dir.join(name), text.replace("Perishable goods", "Opened software")).unwrap();
+    }
+    let rewrite = batch(names[0..6].to_vec());
+    let deletions = names[6..12].iter().map(|n| {
+        let (aegis, scope, n) = (aegis.clone(), scope.clone(), n.clone());
+        tokio::spawn(async move { aegis.knowledge().delete(&scope, &n).await })
+    });
+    for deleted in futures::future::join_all(deletions).await {
+        deleted.unwrap().unwrap();
+    }
+    for outcome in rewrite.await.unwrap() {
+        assert!(matches!(outcome, IngestOutcome::Stored { version: 2, .. }), "{outcome:?}");
+    }
+    let (kept, counted) = term_counts(&aegis).await;
+    assert_eq!(kept, counted);
+    assert!(kept.iter().any(|(l, n)| l == "opened" && *n >= 6), "{kept:?}");
+    assert!(!kept.iter().any(|(l, _)| l == "perishable"), "{kept:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
