@@ -147,7 +147,7 @@ concurrency = 2                   # files extracted and embedded at once by a ba
 ef_search = 100                   # HNSW candidates per vector query (recall against speed)
 candidates_per_hit = 4            # vector and keyword candidates per hit asked for, before fusion
 keyword_candidates = 500          # chunks the keyword side ranks at most (the rarest words')
-bulk_import_files = 200           # a batch this large into a near-empty tenant builds the index once, at the end
+bulk_import_files = 20            # a batch this large into a near-empty tenant builds the index once, at the end
 
 [knowledge.chunking]
 target_tokens = 320

@@ -124,7 +124,7 @@ impl Default for KnowledgeConfig {
             ef_search: 100,
             candidates_per_hit: 4,
             keyword_candidates: 500,
-            bulk_import_files: 200,
+            bulk_import_files: 20,
         }
     }
 }
