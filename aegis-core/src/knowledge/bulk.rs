@@ -1,41 +1,43 @@
-//! Large imports build the vector index once, at the end. Inserting a chunk into an indexed
-//! table costs ~7 ms here, against ~0.7 ms per chunk for building the index after the load
-//! (benches/README.md), so an import that adds many chunks to a tenant holding few drops
-//! the tenant's HNSW index, loads, and rebuilds it. A change of the text-search
-//! configuration, which rewrites every chunk, does the same.
+//! Large imports build the search indexes once, at the end. Inserting a chunk into an
+//! indexed table costs ~7 ms here, against ~0.7 ms per chunk for building the index after
+//! the load (benches/README.md), so an import that adds many chunks to a tenant holding few
+//! drops the tenant's HNSW index, loads, and rebuilds it; its GIN index too, whose posting
+//! lists (without fast updates, decision 21) are rewritten by every insert, a quarter of
+//! a bulk import's time. A change of the text-search configuration, which rewrites every
+//! chunk, does the same.
 //!
 //! While it runs, the importing process holds a session advisory lock for the tenant on a
 //! connection of its own. If the process dies, the lock goes with the connection, and
 //! [`repair_indexes`] — a periodic task of the server's worker, and the start of every
 //! batch ingest of that tenant — rebuilds a missing index whose lock is free. Searches stay
-//! correct meanwhile, only slower: without the index the planner scans exactly.
+//! correct meanwhile, only slower: without the indexes the planner scans exactly.
 
 use sqlx::{Connection, Executor, PgConnection};
 
 use crate::{
     db::{Database, DbError},
-    tenancy::{SqlIdent, TenantId},
+    tenancy::TenantId,
 };
 
 /// A rebuild re-reads every chunk of the tenant; it pays when the import adds at least
 /// one chunk for every this many the tenant already holds (7 ms / 0.7 ms, less a margin).
 const CHUNKS_PER_NEW_FILE: i64 = 9;
 
-/// The tenant's HNSW index (tenant migrations 2 and 6).
-const INDEX: &str = "chunks_embedding_hnsw";
+/// The tenant's search indexes, with how the latest tenant migration that defines each
+/// makes it (HNSW: migration 6; GIN: migrations 2 and 4); keep in step. `{schema}` is the
+/// tenant's quoted schema.
+const INDEXES: [(&str, &str); 2] = [
+    (
+        "chunks_embedding_hnsw",
+        "CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON {schema}.chunks \
+         USING hnsw ((embedding::ext.halfvec(768)) ext.halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)",
+    ),
+    ("chunks_tsv", "CREATE INDEX IF NOT EXISTS chunks_tsv ON {schema}.chunks USING gin (tsv) WITH (fastupdate = off)"),
+];
 
 /// The session advisory lock an import of this tenant holds while its index is down.
 pub fn bulk_lock_key(tenant: &TenantId) -> String {
     format!("aegis:kb:bulk:{tenant}")
-}
-
-/// The index as the latest tenant migration that defines it (6) makes it; keep in step.
-fn create_index_sql(schema: &SqlIdent) -> String {
-    format!(
-        "CREATE INDEX IF NOT EXISTS {INDEX} ON {}.chunks \
-         USING hnsw ((embedding::ext.halfvec(768)) ext.halfvec_cosine_ops) WITH (m = 16, ef_construction = 64)",
-        schema.quoted()
-    )
 }
 
 /// A connection of its own (detached from the pool, so a lock left held by an error is
@@ -54,15 +56,31 @@ async fn try_lock(db: &Database, tenant: &TenantId) -> Result<Option<PgConnectio
     }
 }
 
-/// Builds the index (if missing) on a locked connection, then closes it (which releases
-/// the lock).
+/// Builds the indexes missing on a locked connection, then closes it (which releases the
+/// lock).
 async fn build_and_close(mut conn: PgConnection, tenant: &TenantId) -> Result<(), DbError> {
-    let started = std::time::Instant::now();
     conn.execute("SET maintenance_work_mem = '512MB'").await?;
-    conn.execute(create_index_sql(&tenant.schema()).as_str()).await?;
-    tracing::info!(%tenant, took_ms = started.elapsed().as_millis(), "built the vector index");
+    let schema = tenant.schema().quoted();
+    for (index, create) in INDEXES {
+        let started = std::time::Instant::now();
+        conn.execute(create.replace("{schema}", &schema).as_str()).await?;
+        tracing::info!(%tenant, index, took_ms = started.elapsed().as_millis(), "built the index");
+    }
     conn.close().await?;
     Ok(())
+}
+
+/// Whether the tenant has chunks and lacks one of its search indexes.
+async fn missing_index(db: &Database, tenant: &TenantId) -> Result<bool, DbError> {
+    let names: Vec<&str> = INDEXES.iter().map(|(name, _)| *name).collect();
+    Ok(sqlx::query_scalar(
+        "SELECT to_regclass(format('%I.chunks', $1::text)) IS NOT NULL \
+            AND EXISTS (SELECT 1 FROM unnest($2::text[]) i WHERE to_regclass(format('%I.%I', $1::text, i)) IS NULL)",
+    )
+    .bind(tenant.schema().to_string())
+    .bind(&names)
+    .fetch_one(db.pool())
+    .await?)
 }
 
 /// An import running with the tenant's index dropped.
@@ -73,7 +91,7 @@ pub(crate) struct BulkImport {
 }
 
 impl BulkImport {
-    /// Drops the index for an import of `files` files when that pays: at least `min_files`
+    /// Drops the indexes for an import of `files` files when that pays: at least `min_files`
     /// (0 never), the tenant holding fewer than [`CHUNKS_PER_NEW_FILE`] chunks per new file,
     /// and no other import of the tenant holding the lock. `None` otherwise.
     pub(crate) async fn begin(
@@ -98,10 +116,10 @@ impl BulkImport {
         Self::drop_index(db, tenant, &format!("a bulk import of {files} files")).await
     }
 
-    /// Drops the index for a statement that rewrites every chunk of the tenant (updating a
+    /// Drops the indexes for a statement that rewrites every chunk of the tenant (updating a
     /// row re-inserts it into the index at the per-chunk insert cost): when the tenant holds
     /// chunks and no import holds the lock. `None` otherwise; an import holding the lock
-    /// has the index down already, or waits for the rewrite to rebuild it.
+    /// has the indexes down already, or waits for the rewrite to rebuild it.
     pub(crate) async fn begin_rewrite(db: &Database, tenant: &TenantId) -> Result<Option<Self>, DbError> {
         let any: bool =
             sqlx::query_scalar(&format!("SELECT EXISTS (SELECT 1 FROM {}.chunks)", tenant.schema().quoted()))
@@ -117,34 +135,28 @@ impl BulkImport {
     /// the lock.
     async fn drop_index(db: &Database, tenant: &TenantId, what: &str) -> Result<Option<Self>, DbError> {
         let Some(mut conn) = try_lock(db, tenant).await? else { return Ok(None) };
-        conn.execute(format!("DROP INDEX IF EXISTS {}.{INDEX}", tenant.schema().quoted()).as_str()).await?;
-        tracing::info!(%tenant, "vector index dropped for {what}; it is rebuilt at the end");
+        let schema = tenant.schema().quoted();
+        for (index, _) in INDEXES {
+            conn.execute(format!("DROP INDEX IF EXISTS {schema}.{index}").as_str()).await?;
+        }
+        tracing::info!(%tenant, "search indexes dropped for {what}; they are rebuilt at the end");
         Ok(Some(Self { conn, tenant: tenant.clone() }))
     }
 
-    /// Rebuilds the index and releases the lock.
+    /// Rebuilds the indexes and releases the lock.
     pub(crate) async fn finish(self) -> Result<(), DbError> {
         build_and_close(self.conn, &self.tenant).await
     }
 }
 
-/// Rebuilds the vector index of `tenant` if it is missing and no import holds the lock.
+/// Rebuilds the search indexes of `tenant` if one is missing and no import holds the lock.
 /// Returns whether it built one.
 pub async fn repair_index(db: &Database, tenant: &TenantId) -> Result<bool, DbError> {
-    let schema = tenant.schema();
-    let missing: bool = sqlx::query_scalar(
-        "SELECT to_regclass(format('%I.chunks', $1::text)) IS NOT NULL \
-            AND to_regclass(format('%I.%I', $1::text, $2::text)) IS NULL",
-    )
-    .bind(schema.to_string())
-    .bind(INDEX)
-    .fetch_one(db.pool())
-    .await?;
-    if !missing {
+    if !missing_index(db, tenant).await? {
         return Ok(false);
     }
     let Some(conn) = try_lock(db, tenant).await? else { return Ok(false) };
-    tracing::warn!(%tenant, "the vector index is missing (an import ended early): rebuilding it");
+    tracing::warn!(%tenant, "a search index is missing (an import ended early): rebuilding it");
     build_and_close(conn, tenant).await?;
     Ok(true)
 }
@@ -174,7 +186,7 @@ impl crate::jobs::PeriodicTask for IndexRepair {
 
     async fn run(&self) {
         if let Err(error) = repair_indexes(&self.0).await {
-            tracing::warn!(%error, "vector index repair failed");
+            tracing::warn!(%error, "search index repair failed");
         }
     }
 }

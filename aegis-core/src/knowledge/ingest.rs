@@ -217,7 +217,7 @@ impl Knowledge {
         if let Some(bulk) = bulk
             && let Err(error) = bulk.finish().await
         {
-            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the vector index; the repair task retries");
+            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the search indexes; the repair task retries");
         }
         outcomes
     }
@@ -233,7 +233,7 @@ impl Knowledge {
             Err(error) => tracing::warn!(tenant = %scope.tenant(), %error, "cannot start a bulk import"),
         }
         if let Err(error) = super::bulk::repair_index(db, scope.tenant()).await {
-            tracing::warn!(tenant = %scope.tenant(), %error, "cannot check the vector index");
+            tracing::warn!(tenant = %scope.tenant(), %error, "cannot check the search indexes");
         }
         None
     }

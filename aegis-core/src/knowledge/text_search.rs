@@ -92,7 +92,7 @@ impl Knowledge {
         if let Some(bulk) = bulk
             && let Err(error) = bulk.finish().await
         {
-            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the vector index; the repair task retries");
+            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the search indexes; the repair task retries");
         }
         let (previous, chunks) = changed?;
         Ok(TextSearchChange { previous, current: canonical, chunks })

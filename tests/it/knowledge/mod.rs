@@ -77,10 +77,16 @@ pub(crate) async fn term_counts(aegis: &Aegis) -> (Vec<(String, i32)>, Vec<(Stri
 
 /// The tenant `acme`'s vector index: its oid and definition, if it exists.
 pub(crate) async fn vector_index(aegis: &Aegis) -> Option<(i64, String)> {
+    index(aegis, "chunks_embedding_hnsw").await
+}
+
+/// The oid and definition of the index `name` of tenant `acme`, if it exists.
+pub(crate) async fn index(aegis: &Aegis, name: &str) -> Option<(i64, String)> {
     sqlx::query_as(
         "SELECT c.oid::int8, pg_get_indexdef(c.oid) FROM pg_class c \
-         WHERE c.oid = to_regclass('tenant_acme.chunks_embedding_hnsw')",
+         WHERE c.oid = to_regclass('tenant_acme.' || $1)",
     )
+    .bind(name)
     .fetch_optional(aegis.db().pool())
     .await
     .unwrap()

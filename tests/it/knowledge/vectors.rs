@@ -6,7 +6,7 @@ use aegis_core::{
 };
 use aegis_it::{aegis, fresh_db};
 
-use super::{REFUNDS, SHIPPING, ingest_dir, search, tenant, vector_index, workdir};
+use super::{REFUNDS, SHIPPING, index, ingest_dir, search, tenant, vector_index, workdir};
 
 /// pgvector's top-k query ordered by the expression the HNSW index answers
 /// (`knowledge::INDEXED_DISTANCE`, checked below), as a literal so that `EXPLAIN` can be
@@ -95,18 +95,21 @@ async fn vectors_of_another_embedding_model_are_never_compared() {
 }
 
 #[tokio::test]
-async fn a_bulk_import_builds_the_vector_index_at_the_end_and_a_lost_index_is_rebuilt() {
+async fn a_bulk_import_builds_the_search_indexes_at_the_end_and_a_lost_index_is_rebuilt() {
     let db = fresh_db().await;
     let mut config = aegis_it::config_for(&db);
     config.knowledge.bulk_import_files = 3;
     let aegis = Aegis::builder().config(config).build().await.unwrap();
     let scope = tenant(&aegis, "acme").await;
     let (migrated, definition) = vector_index(&aegis).await.expect("the migrations made the index");
+    let (migrated_gin, gin_definition) = index(&aegis, "chunks_tsv").await.expect("and the GIN index");
+    assert!(gin_definition.contains("fastupdate=off"), "{gin_definition}");
 
     // Two files are below the threshold: the index is updated in place.
     let small = workdir(&[("refunds.md", REFUNDS), ("shipping.txt", SHIPPING)]);
     ingest_dir(&aegis, &scope, &small).await;
     assert_eq!(vector_index(&aegis).await.map(|(oid, _)| oid), Some(migrated));
+    assert_eq!(index(&aegis, "chunks_tsv").await.map(|(oid, _)| oid), Some(migrated_gin));
 
     // Three files into a tenant holding few chunks: dropped, loaded, built once at the end.
     let bulk = workdir(&[
@@ -119,6 +122,11 @@ async fn a_bulk_import_builds_the_vector_index_at_the_end_and_a_lost_index_is_re
     let (rebuilt, rebuilt_definition) = vector_index(&aegis).await.expect("rebuilt after the import");
     assert_ne!(rebuilt, migrated, "the index was dropped and built again");
     assert_eq!(rebuilt_definition, definition, "the same index as the migration's");
+    let (rebuilt_gin, rebuilt_gin_definition) = index(&aegis, "chunks_tsv").await.expect("the GIN index too");
+    assert_ne!(rebuilt_gin, migrated_gin, "the GIN index was dropped and built again");
+    assert_eq!(rebuilt_gin_definition, gin_definition);
+    let hits = search(&aegis, &scope, "invoices due", SearchMode::Keyword).await;
+    assert!(hits.iter().any(|h| h.text.contains("30 days")), "{hits:?}");
     let hits = search(&aegis, &scope, "when does the Lisbon office open", SearchMode::Vector).await;
     assert!(hits.iter().any(|h| h.text.contains("Lisbon")), "{hits:?}");
 
@@ -135,6 +143,10 @@ async fn a_bulk_import_builds_the_vector_index_at_the_end_and_a_lost_index_is_re
     assert_eq!(repaired, vec![scope.tenant().clone()]);
     assert_eq!(vector_index(&aegis).await.map(|(_, d)| d), Some(definition));
     assert!(aegis_core::knowledge::bulk::repair_indexes(aegis.db()).await.unwrap().is_empty(), "nothing left to do");
+    // The GIN index alone missing is repaired the same way.
+    sqlx::raw_sql("DROP INDEX tenant_acme.chunks_tsv").execute(aegis.db().pool()).await.unwrap();
+    assert_eq!(aegis_core::knowledge::bulk::repair_indexes(aegis.db()).await.unwrap(), vec![scope.tenant().clone()]);
+    assert_eq!(index(&aegis, "chunks_tsv").await.map(|(_, d)| d), Some(gin_definition));
     std::fs::remove_dir_all(&small).unwrap();
     std::fs::remove_dir_all(&bulk).unwrap();
 }
