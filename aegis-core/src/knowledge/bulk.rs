@@ -12,7 +12,7 @@
 //! batch ingest of that tenant — rebuilds a missing index whose lock is free. Searches stay
 //! correct meanwhile, only slower: without the indexes the planner scans exactly.
 
-use sqlx::{Connection, Executor, PgConnection};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
 
 use crate::{
     db::{Database, DbError},
@@ -40,10 +40,15 @@ pub fn bulk_lock_key(tenant: &TenantId) -> String {
     format!("aegis:kb:bulk:{tenant}")
 }
 
-/// A connection of its own (detached from the pool, so a lock left held by an error is
-/// released when it closes instead of travelling back into the pool) holding the lock.
+/// A connection of its own (outside the pool, so a lock left held by an error is released
+/// when it closes instead of travelling back into the pool) holding the lock. An index
+/// build takes seconds by design: its statements are logged as slow at `info`, not at the
+/// `warn` that would print over `aegis ingest`'s progress bar.
 async fn try_lock(db: &Database, tenant: &TenantId) -> Result<Option<PgConnection>, DbError> {
-    let mut conn = db.pool().acquire().await?.detach();
+    let options = (*db.pool().connect_options())
+        .clone()
+        .log_slow_statements(log::LevelFilter::Info, std::time::Duration::from_secs(1));
+    let mut conn = PgConnection::connect_with(&options).await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext($1))")
         .bind(bulk_lock_key(tenant))
         .fetch_one(&mut conn)
