@@ -51,11 +51,14 @@ pub async fn upload(
                     return Err(ApiError::bad_request("source_key must be 1 to 1024 characters"));
                 }
                 let upload_id = Uuid::now_v7();
-                let path = dir.join(upload_id.to_string());
-                let bytes = field.bytes().await.map_err(|e| ApiError::bad_request(format!("upload of {name}: {e}")))?;
                 // Keep the original extension: the format is detected from it.
-                let path = path.with_extension(std::path::Path::new(&name).extension().unwrap_or_default());
-                tokio::fs::write(&path, &bytes).await.map_err(|e| ApiError::internal(&e))?;
+                let path = dir
+                    .join(upload_id.to_string())
+                    .with_extension(std::path::Path::new(&name).extension().unwrap_or_default());
+                if let Err(err) = save(field, &path).await {
+                    let _ = tokio::fs::remove_file(&path).await;
+                    return Err(err.for_upload(&name));
+                }
                 let job = IngestJob {
                     tenant: tenant.clone(),
                     source_key: source_key.clone(),
@@ -74,6 +77,38 @@ pub async fn upload(
         return Err(ApiError::bad_request("no `file` field in the form"));
     }
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Why an upload could not be saved.
+enum SaveError {
+    /// The request broke off or exceeded the size limit.
+    Body(axum::extract::multipart::MultipartError),
+    /// The disk.
+    Io(std::io::Error),
+}
+
+impl SaveError {
+    fn for_upload(self, name: &str) -> ApiError {
+        match self {
+            // 413 past the size limit, 400 for a request that broke off.
+            SaveError::Body(e) => {
+                ApiError::new(e.status(), "invalid_request_error", "invalid_upload", format!("upload of {name}: {e}"))
+            }
+            SaveError::Io(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+/// Writes a file field to `path` as it arrives, so that an upload is never held in memory
+/// whole (the route's body limit bounds its size).
+async fn save(mut field: axum::extract::multipart::Field<'_>, path: &std::path::Path) -> Result<(), SaveError> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::File::create(path).await.map_err(SaveError::Io)?;
+    while let Some(piece) = field.chunk().await.map_err(SaveError::Body)? {
+        file.write_all(&piece).await.map_err(SaveError::Io)?;
+    }
+    file.flush().await.map_err(SaveError::Io)?;
+    file.sync_all().await.map_err(SaveError::Io)
 }
 
 /// `GET /api/tenants/{tenant}/documents`.

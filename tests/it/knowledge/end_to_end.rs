@@ -85,6 +85,8 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     config.workers.enabled = true;
     config.workers.poll_interval_ms = 50;
     config.data_dir = std::env::temp_dir().join(format!("aegis-kb-http-{}", db.name));
+    config.knowledge.limits.max_file_bytes = 64 * 1024;
+    let uploads = config.data_dir.join("uploads").join("acme");
     let aegis = Aegis::builder().config(config).build().await.unwrap();
     let scope = tenant(&aegis, "acme").await;
     tenant(&aegis, "globex").await;
@@ -137,6 +139,21 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         statuses.push(status);
     }
     assert_eq!(statuses, ["done", "failed"], "the broken PDF fails alone");
+    // An upload past the limit (the file limit plus 1 MB for the form) is refused with 413,
+    // and leaves no partial file behind; nothing is queued for it.
+    let huge = reqwest::multipart::Part::bytes(vec![b'a'; 1_300 * 1024]).file_name("huge.txt");
+    let r = http
+        .post(format!("{base}/api/tenants/acme/documents"))
+        .bearer_auth(&acme_key)
+        .multipart(reqwest::multipart::Form::new().part("file", huge))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let refused: serde_json::Value = r.json().await.unwrap();
+    assert!(refused["error"]["message"].as_str().unwrap().contains("upload of huge.txt"), "{refused}");
+    let left: Vec<_> = std::fs::read_dir(&uploads).unwrap().collect();
+    assert!(left.is_empty(), "the ingested uploads are removed, the refused one never kept: {left:?}");
     // Other tenants' keys see neither the job nor the documents.
     assert_eq!(
         http.get(format!("{base}/api/tenants/acme/jobs/{}", jobs[0]))
