@@ -25,7 +25,6 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
     TenantId::parse(tenant)?;
     let files = collect_files(paths)?;
     let (aegis, scope) = super::scope_of(config, tenant).await?;
-    let total = files.len();
     let outcomes = aegis
         .knowledge()
         .ingest_files(&scope, files, |progress, outcome| {
@@ -65,7 +64,17 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
                 outln!("failed {source_key}: {error}");
             }
         }
-        outln!("{total} files: {stored} stored, {unchanged} unchanged, {} failed", failed.len());
+        let mut removed = 0;
+        for outcome in &outcomes {
+            if let IngestOutcome::Removed { source_key } = outcome {
+                outln!("removed {source_key}: its archive no longer holds it");
+                removed += 1;
+            }
+        }
+        // An archive counts as the files in it.
+        let files = outcomes.len() - removed;
+        let removed = if removed > 0 { format!(", {removed} removed") } else { String::new() };
+        outln!("{files} files: {stored} stored, {unchanged} unchanged, {} failed{removed}", failed.len());
     }
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
 }

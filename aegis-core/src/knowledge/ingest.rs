@@ -52,6 +52,11 @@ pub enum IngestOutcome {
         /// Why.
         error: String,
     },
+    /// The document of a file its archive no longer holds was deleted.
+    Removed {
+        /// The document.
+        source_key: String,
+    },
 }
 
 impl IngestOutcome {
@@ -60,16 +65,18 @@ impl IngestOutcome {
         match self {
             IngestOutcome::Unchanged { source_key, .. }
             | IngestOutcome::Stored { source_key, .. }
-            | IngestOutcome::Failed { source_key, .. } => source_key,
+            | IngestOutcome::Failed { source_key, .. }
+            | IngestOutcome::Removed { source_key } => source_key,
         }
     }
 
-    /// A short word for it: stored, unchanged or failed.
+    /// A short word for it: stored, unchanged, failed or removed.
     pub fn status(&self) -> &'static str {
         match self {
             IngestOutcome::Unchanged { .. } => "unchanged",
             IngestOutcome::Stored { .. } => "stored",
             IngestOutcome::Failed { .. } => "FAILED",
+            IngestOutcome::Removed { .. } => "removed",
         }
     }
 }
@@ -191,17 +198,30 @@ impl Knowledge {
 
     /// Ingests files (`(source_key, path)`), `concurrency` at a time; one file's failure
     /// is its outcome and never stops the others. `progress` is called after each file.
+    /// Each file of a zip archive is a document of its own (see [`super::archives`]); the
+    /// documents of files an archive no longer holds are removed after the batch.
     pub async fn ingest_files(
         &self,
         scope: &TenantScope,
         files: Vec<(String, PathBuf)>,
         progress: impl Fn(IngestProgress, &IngestOutcome) + Send + Sync,
     ) -> Vec<IngestOutcome> {
-        let total = files.len();
-        let bulk = self.begin_batch(scope, total).await;
+        // The scratch folder of unpacked archives lives until the batch ends.
+        #[cfg(feature = "office-docs")]
+        let (files, failed, archives, _scratch) =
+            super::archives::expand(files, &self.config().limits).await.into_parts();
+        #[cfg(not(feature = "office-docs"))]
+        let (failed, archives): (Vec<IngestOutcome>, Vec<(String, std::collections::BTreeSet<String>)>) =
+            (Vec::new(), Vec::new());
+        let total = files.len() + failed.len();
+        let bulk = self.begin_batch(scope, files.len()).await;
         let done = std::sync::atomic::AtomicUsize::new(0);
         let (done, progress) = (&done, &progress);
-        let outcomes = stream::iter(files)
+        for outcome in &failed {
+            let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            progress(IngestProgress { done: finished, total }, outcome);
+        }
+        let mut outcomes: Vec<IngestOutcome> = stream::iter(files)
             .map(|(key, path)| async move {
                 let outcome = match self.ingest_file(scope, &key, &path).await {
                     Ok(outcome) => outcome,
@@ -214,6 +234,20 @@ impl Knowledge {
             .buffer_unordered(self.config().concurrency.max(1))
             .collect()
             .await;
+        outcomes.splice(0..0, failed);
+        for (archive, keys) in &archives {
+            match self.remove_stale(scope, archive, keys).await {
+                Ok(removed) => {
+                    outcomes.extend(removed.into_iter().map(|source_key| IngestOutcome::Removed { source_key }))
+                }
+                Err(err) => outcomes.push(IngestOutcome::Failed {
+                    source_key: archive.clone(),
+                    error: format!(
+                        "its files were read, but the documents of files it no longer holds could not be removed: {err}"
+                    ),
+                }),
+            }
+        }
         if let Some(bulk) = bulk
             && let Err(error) = bulk.finish().await
         {
@@ -246,12 +280,41 @@ impl Knowledge {
         Ok(docs)
     }
 
-    /// Deletes a document by source key or id.
+    /// Deletes a document by source key or id; the key of an ingested zip archive deletes
+    /// the documents of all its files.
     pub async fn delete(&self, scope: &TenantScope, key_or_id: &str) -> Result<(), KnowledgeError> {
         let mut tx = scope.begin().await?;
-        let deleted = store::delete(tx.conn(), key_or_id).await?;
+        let mut deleted = store::delete(tx.conn(), key_or_id).await?;
+        if !deleted && Format::from_extension(key_or_id) == Some(Format::Zip) {
+            for key in store::keys_under(tx.conn(), &format!("{key_or_id}/")).await? {
+                deleted |= store::delete(tx.conn(), &key).await?;
+            }
+        }
         tx.commit().await?;
         if deleted { Ok(()) } else { Err(KnowledgeError::NotFound(key_or_id.to_owned())) }
+    }
+
+    /// After a batch read `archive` whole: deletes the documents under its key that are
+    /// none of `keys` (files since removed from it), and a document of the archive itself
+    /// (stored whole before archives were unpacked, decision 33). Returns their keys.
+    async fn remove_stale(
+        &self,
+        scope: &TenantScope,
+        archive: &str,
+        keys: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, KnowledgeError> {
+        let mut tx = scope.begin().await?;
+        let mut removed = Vec::new();
+        let mut stale = store::keys_under(tx.conn(), &format!("{archive}/")).await?;
+        stale.retain(|k| !keys.contains(k));
+        stale.push(archive.to_owned());
+        for key in stale {
+            if store::delete(tx.conn(), &key).await? {
+                removed.push(key);
+            }
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Recounts the tenant's lexeme statistics from its chunks (after chunks were loaded

@@ -4,6 +4,8 @@
 //! (vector + full text fused with reciprocal rank fusion in one SQL statement), vector-only
 //! or keyword-only, every hit with its citation.
 
+#[cfg(feature = "office-docs")]
+mod archives;
 pub mod bulk;
 pub mod chunk;
 pub mod extract;
@@ -43,7 +45,7 @@ pub enum KnowledgeError {
     },
     /// The file's format is not one AEGIS reads.
     #[error(
-        "`{0}`: unsupported format (pdf, docx, doc, odt, rtf, xlsx, xlsb, xls, ods, pptx, ppt, odp, txt, md, csv, html)"
+        "`{0}`: unsupported format (pdf, docx, doc, odt, rtf, xlsx, xlsb, xls, ods, pptx, ppt, odp, txt, md, csv, html, mhtml, eml, msg, zip)"
     )]
     UnsupportedFormat(String),
     /// The file could not be read.

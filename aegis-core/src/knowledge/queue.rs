@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{IngestOutcome, Knowledge, KnowledgeError};
+use super::{IngestOutcome, Knowledge, KnowledgeError, extract::Format};
 use crate::{
     jobs::{Enqueued, Job, JobError, JobHandler, Jobs, NewJob, Outcome},
     tenancy::{Caller, TenantId, Tenants},
@@ -63,6 +63,18 @@ impl JobHandler for IngestHandler {
             }
             Err(e) => return Outcome::Retry(e.to_string()),
         };
+        // An archive's files are documents of their own: one job ingests them all.
+        if Format::from_extension(&request.source_key) == Some(Format::Zip) {
+            let files = vec![(request.source_key.clone(), request.path.clone())];
+            let outcomes = self.knowledge.ingest_files(&scope, files, |_, _| {}).await;
+            let _ = tokio::fs::remove_file(&request.path).await;
+            return match outcomes.as_slice() {
+                [failed @ IngestOutcome::Failed { source_key, .. }] if *source_key == request.source_key => {
+                    Outcome::Fail(serde_json::to_string(failed).unwrap_or_default())
+                }
+                _ => Outcome::Done(serde_json::to_value(&outcomes).ok()),
+            };
+        }
         let outcome = match self.knowledge.ingest_file(&scope, &request.source_key, &request.path).await {
             Ok(outcome) => Outcome::Done(serde_json::to_value(&outcome).ok()),
             Err(e @ (KnowledgeError::Db(_) | KnowledgeError::Model(_))) => return Outcome::Retry(e.to_string()),

@@ -46,6 +46,14 @@ pub async fn find(conn: &mut PgConnection, source_key: &str) -> Result<Option<Do
     Ok(sqlx::query_as(&sql).bind(source_key).fetch_optional(conn).await?)
 }
 
+/// The source keys that start with `prefix`.
+pub async fn keys_under(conn: &mut PgConnection, prefix: &str) -> Result<Vec<String>, KnowledgeError> {
+    Ok(sqlx::query_scalar("SELECT source_key FROM documents WHERE starts_with(source_key, $1) ORDER BY source_key")
+        .bind(prefix)
+        .fetch_all(conn)
+        .await?)
+}
+
 /// Every document, by source key.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, KnowledgeError> {
     let sql = format!("SELECT {COLUMNS} FROM documents ORDER BY source_key");

@@ -109,10 +109,12 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         async move { aegis_it::get_json(&http, &url, &key).await }
     };
 
+    let handbook = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/zip/handbook.zip")).unwrap();
     let form = reqwest::multipart::Form::new()
         .text("source_key", "policies/refunds.md")
         .part("file", reqwest::multipart::Part::bytes(REFUNDS.as_bytes().to_vec()).file_name("refunds.md"))
-        .part("file", reqwest::multipart::Part::bytes(b"%PDF-broken".to_vec()).file_name("broken.pdf"));
+        .part("file", reqwest::multipart::Part::bytes(b"%PDF-broken".to_vec()).file_name("broken.pdf"))
+        .part("file", reqwest::multipart::Part::bytes(handbook.clone()).file_name("handbook.zip"));
     let r = http
         .post(format!("{base}/api/tenants/acme/documents"))
         .bearer_auth(&acme_key)
@@ -138,7 +140,7 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         }
         statuses.push(status);
     }
-    assert_eq!(statuses, ["done", "failed"], "the broken PDF fails alone");
+    assert_eq!(statuses, ["done", "failed", "done"], "the broken PDF fails alone");
     // An upload past the limit (the file limit plus 1 MB for the form) is refused with 413,
     // and leaves no partial file behind; nothing is queued for it.
     let huge = reqwest::multipart::Part::bytes(vec![b'a'; 1_300 * 1024]).file_name("huge.txt");
@@ -177,7 +179,12 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     assert_eq!(hits[0]["source_key"], "policies/refunds.md");
     assert_eq!(hits[0]["anchor"]["headings"][0], "Refund policy");
     let docs = get_json("/api/tenants/acme/documents".into(), acme_key.clone()).await;
-    assert_eq!(docs.as_array().unwrap().len(), 1);
+    let keys: Vec<&str> = docs.as_array().unwrap().iter().map(|d| d["source_key"].as_str().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["handbook.zip/handbook/mail/digest.eml", "handbook.zip/handbook/minutes.docx", "policies/refunds.md"],
+        "an uploaded archive's files are documents of their own"
+    );
     // The text-search configuration: read and changed with the tenant's key only.
     assert_eq!(get_json("/api/tenants/acme/text-search".into(), acme_key.clone()).await["config"], "simple");
     let put = |key: &str, config: &str| {
@@ -208,6 +215,13 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
+    let r = http
+        .delete(format!("{base}/api/tenants/acme/documents/handbook.zip"))
+        .bearer_auth(&acme_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "the archive's key deletes its files' documents");
     assert!(aegis.knowledge().list(&scope).await.unwrap().is_empty());
     shutdown.cancel();
 }

@@ -176,25 +176,77 @@ async fn legacy_and_opendocument_files_are_ingested_and_cited_like_the_rest() {
 }
 
 #[tokio::test]
-async fn an_archive_is_one_document_whose_files_are_cited_by_their_paths() {
+async fn each_file_of_an_archive_is_a_document_of_its_own_and_goes_with_it() {
     let aegis = aegis().await;
     let scope = tenant(&aegis, "acme").await;
     let dir = fixtures_in_workdir(&[("zip/handbook.zip", "handbook.zip")]);
+    std::fs::write(dir.join("broken.zip"), b"PK\x03\x04 cut short").unwrap();
+    let statuses = |outcomes: &[IngestOutcome]| {
+        let mut statuses: Vec<(String, &str)> =
+            outcomes.iter().map(|o| (o.source_key().to_owned(), o.status())).collect();
+        statuses.sort();
+        statuses
+    };
     let outcomes = ingest_dir(&aegis, &scope, &dir).await;
-    match &outcomes[..] {
-        [IngestOutcome::Stored { notes, .. }] => {
-            assert_eq!(notes, &["1 files of formats AEGIS does not read were skipped: 1 .png"], "{outcomes:?}")
-        }
-        other => panic!("one document: {other:?}"),
-    }
-    let hits = search(&aegis, &scope, "Warehouse ingestion café were", SearchMode::Hybrid).await;
     assert_eq!(
-        (hits[0].source_key.as_str(), hits[0].anchor.part.as_deref()),
-        ("handbook.zip", Some("handbook/minutes.docx"))
+        statuses(&outcomes),
+        [
+            ("broken.zip".to_owned(), "FAILED"),
+            ("handbook.zip/handbook/logo.png".to_owned(), "FAILED"),
+            ("handbook.zip/handbook/mail/digest.eml".to_owned(), "stored"),
+            ("handbook.zip/handbook/minutes.docx".to_owned(), "stored"),
+        ],
+        "{outcomes:?}"
     );
+    let hits = search(&aegis, &scope, "Warehouse ingestion café were", SearchMode::Hybrid).await;
+    assert_eq!(hits[0].source_key, "handbook.zip/handbook/minutes.docx", "{:?}", hits[0]);
+    assert_eq!(hits[0].anchor.part, None, "a document of its own, not a part");
     let hits = search(&aegis, &scope, "Send Ppp mailing list submissions", SearchMode::Hybrid).await;
-    assert_eq!(hits[0].anchor.part.as_deref(), Some("handbook/mail/digest.eml"), "{:?}", hits[0]);
+    assert_eq!(hits[0].source_key, "handbook.zip/handbook/mail/digest.eml", "{:?}", hits[0]);
     assert_eq!(hits[0].anchor.headings, ["Ppp digest, Vol 1 #2 - 5 msgs"]);
+
+    // A new version of the archive: the minutes as they were, the digest gone, a zip inside.
+    let minutes = {
+        let mut old = zip::ZipArchive::new(std::fs::File::open(dir.join("handbook.zip")).unwrap()).unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut old.by_name("handbook/minutes.docx").unwrap(), &mut bytes).unwrap();
+        bytes
+    };
+    let zip_of = |files: &[(&str, &[u8])]| {
+        let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (name, data) in files {
+            out.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+            std::io::Write::write_all(&mut out, data).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    };
+    let inner = zip_of(&[("minutes.txt", b"The board met in Lisbon on Tuesday.")]);
+    std::fs::write(dir.join("handbook.zip"), zip_of(&[("handbook/minutes.docx", &minutes), ("old/2019.zip", &inner)]))
+        .unwrap();
+    std::fs::remove_file(dir.join("broken.zip")).unwrap();
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    assert_eq!(
+        statuses(&outcomes),
+        [
+            ("handbook.zip/handbook/mail/digest.eml".to_owned(), "removed"),
+            ("handbook.zip/handbook/minutes.docx".to_owned(), "unchanged"),
+            ("handbook.zip/old/2019.zip/minutes.txt".to_owned(), "stored"),
+        ],
+        "{outcomes:?}"
+    );
+    let keys =
+        |docs: Vec<aegis_core::knowledge::DocumentInfo>| docs.into_iter().map(|d| d.source_key).collect::<Vec<_>>();
+    assert_eq!(
+        keys(aegis.knowledge().list(&scope).await.unwrap()),
+        ["handbook.zip/handbook/minutes.docx", "handbook.zip/old/2019.zip/minutes.txt"]
+    );
+    let hits = search(&aegis, &scope, "board met in Lisbon", SearchMode::Keyword).await;
+    assert_eq!(hits[0].source_key, "handbook.zip/old/2019.zip/minutes.txt");
+
+    // Deleting the archive deletes the documents of its files.
+    aegis.knowledge().delete(&scope, "handbook.zip").await.unwrap();
+    assert!(aegis.knowledge().list(&scope).await.unwrap().is_empty());
+    assert!(aegis.knowledge().delete(&scope, "handbook.zip").await.is_err(), "nothing left to delete");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

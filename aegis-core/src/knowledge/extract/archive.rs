@@ -5,8 +5,9 @@
 //! packages apply to the whole archive before anything is read. Files of formats AEGIS
 //! does not read (pictures, programs) are counted in one note; an encrypted or damaged
 //! entry is a note of its own; macOS's resource forks (`__MACOSX/`, `._name`) are skipped.
-//! The archive is one document: its files are not stored apart, and the per-file time
-//! limit covers all of them.
+//! Read so, an archive is one document (`aegis extract`, a zip attached to an email); a
+//! batch ingest instead stores each file of an archive as a document of its own, through
+//! [`unpack`] (`knowledge::archives`, decision 33).
 
 use std::{cell::Cell, collections::BTreeMap};
 
@@ -35,13 +36,23 @@ impl Extractor for Archive {
     }
 }
 
-fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
+/// One file of an archive, as the walk over it finds it.
+enum Entry {
+    /// Its path in the archive and its bytes.
+    File(String, Vec<u8>),
+    /// A file that could not be read (encrypted, damaged, past the size limit).
+    Unreadable(String, ExtractError),
+}
+
+/// Walks the files of an archive in their order, at most [`MAX_FILES`], without folders
+/// and macOS's resource forks, each read under the size limit and handed to `each` (whose
+/// error stops the walk). Returns whether files were left out past [`MAX_FILES`].
+fn entries(
+    bytes: &[u8],
+    limits: &Limits,
+    each: &mut dyn FnMut(Entry) -> Result<(), ExtractError>,
+) -> Result<bool, ExtractError> {
     let mut archive = guarded_zip(bytes, limits)?;
-    let mut extracted = Extracted::default();
-    let mut unread: BTreeMap<String, usize> = BTreeMap::new();
-    if archive.len() > MAX_FILES {
-        extracted.notes.push(format!("only the first {MAX_FILES} of its {} entries were read", archive.len()));
-    }
     for index in 0..archive.len().min(MAX_FILES) {
         let Some((name, encrypted)) = archive
             .by_index_raw(index)
@@ -56,32 +67,49 @@ fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError
             continue;
         }
         if encrypted {
-            extracted.notes.push(format!("{name} was not read: it is encrypted"));
+            each(Entry::Unreadable(name, ExtractError::Encrypted("a zip entry with a password".into())))?;
             continue;
         }
-        let data = match archive
+        match archive
             .by_index(index)
             .map_err(|e| ExtractError::Malformed(format!("zip: {e}")))
             .and_then(|mut entry| read_entry(&mut entry, limits.max_uncompressed_bytes))
         {
-            Ok(data) => data,
-            Err(e) => {
+            Ok(data) => each(Entry::File(name, data))?,
+            Err(e) => each(Entry::Unreadable(name, e))?,
+        }
+    }
+    Ok(archive.len() > MAX_FILES)
+}
+
+fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
+    let mut extracted = Extracted::default();
+    let mut unread: BTreeMap<String, usize> = BTreeMap::new();
+    let capped = entries(bytes, limits, &mut |entry| {
+        let (name, data) = match entry {
+            Entry::File(name, data) => (name, data),
+            Entry::Unreadable(name, e) => {
                 extracted.notes.push(format!("{name} was not read: {e}"));
-                continue;
+                return Ok(());
             }
         };
         let Some(format) = Format::detect(&name, &data) else {
+            let file_name = name.rsplit('/').next().unwrap_or_default();
             let kind = match file_name.rsplit_once('.') {
                 Some((_, extension)) => format!(".{}", extension.to_ascii_lowercase()),
                 None => "without an extension".to_owned(),
             };
             *unread.entry(kind).or_default() += 1;
-            continue;
+            return Ok(());
         };
         match super::extract(format, &data, limits) {
             Ok(read) => add_as_part(&mut extracted, &name, read),
             Err(e) => extracted.notes.push(format!("{name} was not read: {e}")),
         }
+        Ok(())
+    })?;
+    if capped {
+        extracted.notes.push(format!("only the first {MAX_FILES} of its entries were read"));
     }
     if !unread.is_empty() {
         let counts: Vec<String> = unread.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
@@ -91,6 +119,70 @@ fn read_archive(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError
             .push(format!("{total} files of formats AEGIS does not read were skipped: {}", counts.join(", ")));
     }
     Ok(extracted)
+}
+
+/// A file found by [`unpack`].
+#[derive(Debug)]
+pub enum Unpacked {
+    /// Its path (through the archives it is inside: `old/2019.zip/minutes.txt`) and bytes.
+    File(String, Vec<u8>),
+    /// A file that could not be read, and why.
+    Unreadable(String, ExtractError),
+}
+
+/// The files of a zip archive, for storing each as a document of its own: those of zips
+/// inside it too, [`MAX_NESTING`] deep, by their paths joined with `/`. The reader's guards
+/// apply to every archive, and all the files found together stay under the uncompressed
+/// size limit. The archive itself failing (not a zip, damaged, a bomb) is the error; a file
+/// in it failing is an [`Unpacked::Unreadable`]. Returns whether files were left out.
+pub fn unpack(bytes: &[u8], limits: &Limits, each: &mut dyn FnMut(Unpacked)) -> Result<bool, ExtractError> {
+    let mut budget = limits.max_uncompressed_bytes;
+    unpack_into(bytes, limits, "", 1, &mut budget, each)
+}
+
+fn unpack_into(
+    bytes: &[u8],
+    limits: &Limits,
+    prefix: &str,
+    depth: u32,
+    budget: &mut u64,
+    each: &mut dyn FnMut(Unpacked),
+) -> Result<bool, ExtractError> {
+    let mut inner_capped = false;
+    let capped = entries(bytes, limits, &mut |entry| {
+        let (name, data) = match entry {
+            Entry::File(name, data) => (format!("{prefix}{name}"), data),
+            Entry::Unreadable(name, e) => {
+                each(Unpacked::Unreadable(format!("{prefix}{name}"), e));
+                return Ok(());
+            }
+        };
+        if Format::detect(&name, &data) == Some(Format::Zip) {
+            if depth >= MAX_NESTING {
+                let error = ExtractError::Malformed(format!("archives nested deeper than {MAX_NESTING}"));
+                each(Unpacked::Unreadable(name, error));
+                return Ok(());
+            }
+            match unpack_into(&data, limits, &format!("{name}/"), depth + 1, budget, each) {
+                Ok(left_out) => inner_capped |= left_out,
+                Err(e @ ExtractError::ZipBomb(_)) if *budget == 0 => return Err(e),
+                Err(e) => each(Unpacked::Unreadable(name, e)),
+            }
+            return Ok(());
+        }
+        let size = data.len() as u64;
+        if size > *budget {
+            *budget = 0;
+            return Err(ExtractError::ZipBomb(format!(
+                "its files expand past {} bytes together",
+                limits.max_uncompressed_bytes
+            )));
+        }
+        *budget -= size;
+        each(Unpacked::File(name, data));
+        Ok(())
+    })?;
+    Ok(capped || inner_capped)
 }
 
 #[cfg(test)]
@@ -154,6 +246,45 @@ mod tests {
             "{:?}",
             extracted.notes
         );
+    }
+
+    #[test]
+    fn unpacking_names_files_by_their_paths_through_nested_archives_under_one_budget() {
+        let unpacked = |archive: &[u8], limits: &Limits| {
+            let mut found = Vec::new();
+            let capped = super::unpack(archive, limits, &mut |file| match file {
+                super::Unpacked::File(path, data) => found.push(format!("{path}: {}", String::from_utf8_lossy(&data))),
+                super::Unpacked::Unreadable(path, e) => found.push(format!("{path} unreadable: {e}")),
+            });
+            (found, capped)
+        };
+        let mut deep = zip_of(&[("bottom.txt", b"The bottom.")]);
+        for level in 0..4 {
+            deep = zip_of(&[(&format!("level{level}.zip"), &deep)]);
+        }
+        let archive = zip_of(&[
+            ("policies/refunds.txt", b"Refunds within 14 days."),
+            ("__MACOSX/policies/._refunds.txt", b"\0\x05"),
+            ("old/2019.zip", &zip_of(&[("minutes.txt", b"The board met.")])),
+            ("deep.zip", &deep),
+        ]);
+        let (found, capped) = unpacked(&archive, &Limits::default());
+        assert!(!capped.unwrap());
+        assert_eq!(
+            found,
+            [
+                "policies/refunds.txt: Refunds within 14 days.",
+                "old/2019.zip/minutes.txt: The board met.",
+                "deep.zip/level3.zip/level2.zip/level1.zip unreadable: the file is malformed: archives nested deeper than 4",
+            ]
+        );
+        // The files together stay under the uncompressed limit, though each archive does.
+        let inner = zip_of(&[("a.txt", &[b'a'; 1000])]);
+        let three = zip_of(&[("1.zip", &inner), ("2.zip", &inner), ("3.zip", &inner)]);
+        let limits = Limits { max_uncompressed_bytes: 2000, ..Limits::default() };
+        let (found, result) = unpacked(&three, &limits);
+        assert_eq!(found.len(), 2, "two files fit");
+        assert!(matches!(result, Err(super::ExtractError::ZipBomb(_))), "{result:?}");
     }
 
     #[test]

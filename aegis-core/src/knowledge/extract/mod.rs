@@ -47,6 +47,8 @@ mod xlsx;
 
 use std::{path::Path, time::Duration};
 
+#[cfg(feature = "office-docs")]
+pub use archive::{Unpacked, unpack};
 pub use extracted::{Anchor, Extracted, Section, SectionKind, token_fidelity};
 pub use format::Format;
 #[cfg(feature = "office-docs")]
