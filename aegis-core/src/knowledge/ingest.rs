@@ -286,9 +286,8 @@ impl Knowledge {
         let mut tx = scope.begin().await?;
         let mut deleted = store::delete(tx.conn(), key_or_id).await?;
         if !deleted && Format::from_extension(key_or_id) == Some(Format::Zip) {
-            for key in store::keys_under(tx.conn(), &format!("{key_or_id}/")).await? {
-                deleted |= store::delete(tx.conn(), &key).await?;
-            }
+            let files = store::keys_under(tx.conn(), &format!("{key_or_id}/")).await?;
+            deleted = !store::delete_all(tx.conn(), &files).await?.is_empty();
         }
         tx.commit().await?;
         if deleted { Ok(()) } else { Err(KnowledgeError::NotFound(key_or_id.to_owned())) }
@@ -304,15 +303,10 @@ impl Knowledge {
         keys: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>, KnowledgeError> {
         let mut tx = scope.begin().await?;
-        let mut removed = Vec::new();
         let mut stale = store::keys_under(tx.conn(), &format!("{archive}/")).await?;
         stale.retain(|k| !keys.contains(k));
         stale.push(archive.to_owned());
-        for key in stale {
-            if store::delete(tx.conn(), &key).await? {
-                removed.push(key);
-            }
-        }
+        let removed = store::delete_all(tx.conn(), &stale).await?;
         tx.commit().await?;
         Ok(removed)
     }

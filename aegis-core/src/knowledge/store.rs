@@ -62,18 +62,30 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, Knowledg
 
 /// Deletes a document (by id or source key) and its chunks.
 pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, KnowledgeError> {
+    Ok(!delete_all(conn, &[key_or_id.to_owned()]).await?.is_empty())
+}
+
+/// Deletes documents (by ids or source keys) and their chunks, all their rows locked
+/// before the statistics (in id order, so that two such deletions never wait on each
+/// other in a circle). Returns the source keys deleted.
+pub async fn delete_all(conn: &mut PgConnection, keys_or_ids: &[String]) -> Result<Vec<String>, KnowledgeError> {
     share_tokenisation(&mut *conn).await?;
-    let id = Uuid::parse_str(key_or_id).ok();
-    let doc: Option<Uuid> = sqlx::query_scalar("SELECT id FROM documents WHERE source_key = $1 OR id = $2 FOR UPDATE")
-        .bind(key_or_id)
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(doc) = doc else { return Ok(false) };
-    let old = term_counts(&mut *conn, doc).await?;
-    sqlx::query("DELETE FROM documents WHERE id = $1").bind(doc).execute(&mut *conn).await?;
+    let ids: Vec<Uuid> = keys_or_ids.iter().filter_map(|k| Uuid::parse_str(k).ok()).collect();
+    let docs: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT id, source_key FROM documents WHERE source_key = ANY($1) OR id = ANY($2) ORDER BY id FOR UPDATE",
+    )
+    .bind(keys_or_ids)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    if docs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (ids, keys): (Vec<Uuid>, Vec<String>) = docs.into_iter().unzip();
+    let old = term_counts(&mut *conn, &ids).await?;
+    sqlx::query("DELETE FROM documents WHERE id = ANY($1)").bind(&ids).execute(&mut *conn).await?;
     apply_terms(&mut *conn, &old, None).await?;
-    Ok(true)
+    Ok(keys)
 }
 
 /// The locks of knowledge writes, in the order they are taken, each held to the
@@ -107,12 +119,13 @@ struct TermCounts {
     chunks: Vec<i32>,
 }
 
-async fn term_counts(conn: &mut PgConnection, document: Uuid) -> Result<TermCounts, KnowledgeError> {
+async fn term_counts(conn: &mut PgConnection, documents: &[Uuid]) -> Result<TermCounts, KnowledgeError> {
     let (lexemes, chunks): (Vec<String>, Vec<i32>) = sqlx::query_as(
         "SELECT COALESCE(array_agg(lexeme), '{}'), COALESCE(array_agg(n), '{}') FROM \
-         (SELECT u.lexeme, count(*)::int AS n FROM chunks c, unnest(c.tsv) u WHERE c.document_id = $1 GROUP BY u.lexeme) d",
+         (SELECT u.lexeme, count(*)::int AS n FROM chunks c, unnest(c.tsv) u \
+          WHERE c.document_id = ANY($1) GROUP BY u.lexeme) d",
     )
-    .bind(document)
+    .bind(documents)
     .fetch_one(conn)
     .await?;
     Ok(TermCounts { lexemes, chunks })
@@ -209,7 +222,7 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
     .bind(new.recipe)
     .fetch_one(&mut *conn)
     .await?;
-    let old = term_counts(&mut *conn, id).await?;
+    let old = term_counts(&mut *conn, &[id]).await?;
     sqlx::query("DELETE FROM chunks WHERE document_id = $1").bind(id).execute(&mut *conn).await?;
     for batch in new.chunks.chunks(200) {
         let ids: Vec<Uuid> = batch.iter().map(|_| Uuid::now_v7()).collect();
