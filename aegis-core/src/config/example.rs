@@ -148,6 +148,7 @@ ef_search = 100                   # HNSW candidates per vector query (recall aga
 candidates_per_hit = 4            # vector and keyword candidates per hit asked for, before fusion
 keyword_candidates = 500          # chunks the keyword side ranks at most (the rarest words')
 bulk_import_files = 20            # a batch this large into a near-empty tenant builds the index once, at the end
+bulk_import_chunks = 1000          # so does one document this large (a manual, a ledger) into a near-empty tenant
 
 [knowledge.chunking]
 target_tokens = 320

@@ -391,6 +391,7 @@ mod tests {
             assert_eq!(config.knowledge.pdf, defaults.pdf);
             assert_eq!(config.knowledge.limits.timeout, defaults.limits.timeout);
             assert_eq!(config.knowledge.bulk_import_files, defaults.bulk_import_files);
+            assert_eq!(config.knowledge.bulk_import_chunks, defaults.bulk_import_chunks);
             Ok(())
         });
     }

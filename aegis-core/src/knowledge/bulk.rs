@@ -88,6 +88,13 @@ async fn missing_index(db: &Database, tenant: &TenantId) -> Result<bool, DbError
     .await?)
 }
 
+/// Whether the tenant holds at least `enough` chunks (counting no further).
+async fn holds_at_least(db: &Database, tenant: &TenantId, enough: i64) -> Result<bool, DbError> {
+    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM {}.chunks LIMIT $1) c", tenant.schema().quoted());
+    let held: i64 = sqlx::query_scalar(&sql).bind(enough).fetch_one(db.pool()).await?;
+    Ok(held >= enough)
+}
+
 /// An import running with the tenant's index dropped.
 #[derive(Debug)]
 pub(crate) struct BulkImport {
@@ -108,17 +115,31 @@ impl BulkImport {
         if min_files == 0 || files < min_files {
             return Ok(None);
         }
-        let schema = tenant.schema();
         let enough = i64::try_from(files).unwrap_or(i64::MAX).saturating_mul(CHUNKS_PER_NEW_FILE);
-        let held: i64 =
-            sqlx::query_scalar(&format!("SELECT count(*) FROM (SELECT 1 FROM {}.chunks LIMIT $1) c", schema.quoted()))
-                .bind(enough)
-                .fetch_one(db.pool())
-                .await?;
-        if held >= enough {
+        if holds_at_least(db, tenant, enough).await? {
             return Ok(None);
         }
         Self::drop_index(db, tenant, &format!("a bulk import of {files} files")).await
+    }
+
+    /// Drops the indexes for one document of `chunks` chunks when that pays: at least
+    /// `min_chunks` (0 never), the tenant holding fewer than [`CHUNKS_PER_NEW_FILE`] times
+    /// as many, and no import of the tenant holding the lock (a batch that dropped them
+    /// already holds it). `None` otherwise.
+    pub(crate) async fn begin_for_document(
+        db: &Database,
+        tenant: &TenantId,
+        chunks: usize,
+        min_chunks: usize,
+    ) -> Result<Option<Self>, DbError> {
+        if min_chunks == 0 || chunks < min_chunks {
+            return Ok(None);
+        }
+        let enough = i64::try_from(chunks).unwrap_or(i64::MAX).saturating_mul(CHUNKS_PER_NEW_FILE);
+        if holds_at_least(db, tenant, enough).await? {
+            return Ok(None);
+        }
+        Self::drop_index(db, tenant, &format!("a document of {chunks} chunks")).await
     }
 
     /// Drops the indexes for a statement that rewrites every chunk of the tenant (updating a

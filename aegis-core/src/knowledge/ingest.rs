@@ -159,22 +159,39 @@ impl Knowledge {
             }
         }
         let recipe = self.recipe(format, &pdf, model.as_deref().unwrap_or(&expected_model));
-        let mut tx = scope.begin().await?;
-        let (id, version) = store::write_version(
-            tx.conn(),
-            &NewVersion {
-                source_key,
-                title: &name,
-                format: format.as_str(),
-                content_hash: &hash,
-                recipe: &recipe,
-                bytes: i64::try_from(size).unwrap_or(i64::MAX),
-                notes: &extracted.notes,
-                chunks: &embedded,
-            },
-        )
-        .await?;
-        tx.commit().await?;
+        let new = NewVersion {
+            source_key,
+            title: &name,
+            format: format.as_str(),
+            content_hash: &hash,
+            recipe: &recipe,
+            bytes: i64::try_from(size).unwrap_or(i64::MAX),
+            notes: &extracted.notes,
+            chunks: &embedded,
+        };
+        let bulk =
+            match BulkImport::begin_for_document(scope.db(), scope.tenant(), embedded.len(), config.bulk_import_chunks)
+                .await
+            {
+                Ok(bulk) => bulk,
+                Err(error) => {
+                    tracing::warn!(tenant = %scope.tenant(), %error, "cannot start a bulk import");
+                    None
+                }
+            };
+        let written = async {
+            let mut tx = scope.begin().await?;
+            let written = store::write_version(tx.conn(), &new).await?;
+            tx.commit().await?;
+            Ok::<_, KnowledgeError>(written)
+        }
+        .await;
+        if let Some(bulk) = bulk
+            && let Err(error) = bulk.finish().await
+        {
+            tracing::error!(tenant = %scope.tenant(), %error, "cannot rebuild the search indexes; the repair task retries");
+        }
+        let (id, version) = written?;
         Ok(IngestOutcome::Stored {
             source_key: source_key.to_owned(),
             id,

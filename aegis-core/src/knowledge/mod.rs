@@ -113,6 +113,9 @@ pub struct KnowledgeConfig {
     /// A batch ingest of at least this many files into a tenant holding few chunks drops
     /// the vector index and rebuilds it at the end (0: never); see [`bulk`].
     pub bulk_import_files: usize,
+    /// One document of at least this many chunks into a tenant holding few drops the
+    /// indexes for its write and rebuilds them after (0: never); see [`bulk`].
+    pub bulk_import_chunks: usize,
 }
 
 impl Default for KnowledgeConfig {
@@ -127,6 +130,7 @@ impl Default for KnowledgeConfig {
             candidates_per_hit: 4,
             keyword_candidates: 500,
             bulk_import_files: 20,
+            bulk_import_chunks: 1_000,
         }
     }
 }

@@ -95,6 +95,46 @@ async fn vectors_of_another_embedding_model_are_never_compared() {
 }
 
 #[tokio::test]
+async fn one_large_document_into_a_near_empty_tenant_builds_the_indexes_after_its_write() {
+    let db = fresh_db().await;
+    let mut config = aegis_it::config_for(&db);
+    config.knowledge.bulk_import_chunks = 5;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let (migrated, definition) = vector_index(&aegis).await.unwrap();
+    let (migrated_gin, _) = index(&aegis, "chunks_tsv").await.unwrap();
+    let chapters: String = (1..=12)
+        .map(|n| {
+            format!(
+                "# Chapter {n}\n\n{}\n\n",
+                format!("Section {n} of the warehouse manual covers pallet {n}. ").repeat(300)
+            )
+        })
+        .collect();
+    let dir = workdir(&[("manual.md", &chapters), ("note.txt", "A short note.")]);
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    let chunks = outcomes.iter().find_map(|o| match o {
+        IngestOutcome::Stored { source_key, chunks, .. } if source_key == "manual.md" => Some(*chunks),
+        _ => None,
+    });
+    assert!(chunks.unwrap() >= 5, "{outcomes:?}");
+    let (rebuilt, rebuilt_definition) = vector_index(&aegis).await.expect("rebuilt after the write");
+    assert_ne!(rebuilt, migrated, "dropped for the large document and built again");
+    assert_eq!(rebuilt_definition, definition);
+    assert_ne!(index(&aegis, "chunks_tsv").await.unwrap().0, migrated_gin);
+    let hits = search(&aegis, &scope, "pallet 7 of the warehouse manual", SearchMode::Hybrid).await;
+    assert_eq!(hits[0].source_key, "manual.md", "{hits:?}");
+    // A document of one chapter is large enough too, but the tenant now holds more than
+    // nine times its chunks: the indexes are updated in place.
+    let chapter = chapters.split("# Chapter 2").next().unwrap().replace("pallet", "crate");
+    std::fs::write(dir.join("chapter.md"), chapter).unwrap();
+    let outcome = aegis.knowledge().ingest_file(&scope, "chapter.md", &dir.join("chapter.md")).await.unwrap();
+    assert!(matches!(outcome, IngestOutcome::Stored { chunks: 5.., .. }), "{outcome:?}");
+    assert_eq!(vector_index(&aegis).await.map(|(oid, _)| oid), Some(rebuilt));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
 async fn a_bulk_import_builds_the_search_indexes_at_the_end_and_a_lost_index_is_rebuilt() {
     let db = fresh_db().await;
     let mut config = aegis_it::config_for(&db);
