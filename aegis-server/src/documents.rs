@@ -65,9 +65,13 @@ pub async fn upload(
                     path,
                     caller: access.scope.caller().clone(),
                 };
-                let enqueued = enqueue_ingest(&state.aegis.jobs(), &upload_id.to_string(), &job)
-                    .await
-                    .map_err(|e| ApiError::internal(&e))?;
+                let enqueued = match enqueue_ingest(&state.aegis.jobs(), &upload_id.to_string(), &job).await {
+                    Ok(enqueued) => enqueued,
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&job.path).await;
+                        return Err(ApiError::internal(&e));
+                    }
+                };
                 accepted.push(Accepted { source_key, job_id: enqueued.id });
             }
             _ => {}

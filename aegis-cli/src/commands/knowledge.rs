@@ -60,7 +60,7 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
             }
         }
         for outcome in &failed {
-            if let IngestOutcome::Failed { source_key, error } = outcome {
+            if let IngestOutcome::Failed { source_key, error, .. } = outcome {
                 outln!("failed {source_key}: {error}");
             }
         }

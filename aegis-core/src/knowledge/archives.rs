@@ -66,7 +66,7 @@ pub(super) async fn expand(files: Vec<(String, PathBuf)>, limits: &Limits) -> Ex
         match unpack_file(&key, &path, limits, &mut expansion).await {
             Ok(true) => {}
             Ok(false) => expansion.files.push((key, path)),
-            Err(error) => expansion.failed.push(IngestOutcome::Failed { source_key: key, error: error.to_string() }),
+            Err(error) => expansion.failed.push(IngestOutcome::failed(key, &error)),
         }
     }
     expansion
@@ -91,18 +91,17 @@ async fn unpack_file(
     if Format::detect(&name, &bytes) != Some(Format::Zip) {
         return Ok(false);
     }
-    let scratch = match &expansion.scratch {
-        Some(scratch) => scratch.0.clone(),
-        None => {
-            let dir = std::env::temp_dir().join(format!("aegis-unpack-{}", uuid::Uuid::new_v4().simple()));
-            expansion.scratch = Some(Scratch(dir.clone()));
-            dir
-        }
-    };
+    let scratch = expansion
+        .scratch
+        .get_or_insert_with(|| {
+            Scratch(std::env::temp_dir().join(format!("aegis-unpack-{}", uuid::Uuid::new_v4().simple())))
+        })
+        .0
+        .join(uuid::Uuid::new_v4().simple().to_string());
     let extract_error = |error| KnowledgeError::Extract { source_key: key.to_owned(), error };
-    let (limits, archive_key) = (limits.clone(), key.to_owned());
+    let (limits, archive_key, folder) = (limits.clone(), key.to_owned(), scratch);
     let unpacked = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unpack_to(&bytes, &limits, &archive_key, &scratch)))
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unpack_to(&bytes, &limits, &archive_key, &folder)))
     })
     .await
     .map_err(|e| extract_error(ExtractError::Crashed(format!("the unpacking thread: {e}"))))?
@@ -111,64 +110,80 @@ async fn unpack_file(
         Ok(unpacked) => unpacked,
         // A damaged archive (one cut short) goes to the reader, which salvages what it can
         // into one document.
-        Err(UnpackError::Extract(ExtractError::Malformed(_))) => return Ok(false),
-        Err(UnpackError::Extract(error)) => return Err(extract_error(error)),
-        Err(UnpackError::Io(error)) => {
-            return Err(KnowledgeError::Io { path: std::env::temp_dir().display().to_string(), error });
-        }
+        Err(ExtractError::Malformed(_)) => return Ok(false),
+        Err(error) => return Err(extract_error(error)),
     };
     let keys = files.iter().map(|(k, _)| k.clone()).chain(failed.iter().map(|o| o.source_key().to_owned())).collect();
     expansion.files.extend(files);
     expansion.failed.extend(failed);
     if complete {
         expansion.archives.push((key.to_owned(), keys));
+    } else {
+        let error =
+            format!("only its first {MAX_FILES} entries were unpacked; the documents of its other files are kept");
+        expansion.failed.push(IngestOutcome::Failed { source_key: key.to_owned(), error, transient: false });
     }
     Ok(true)
 }
 
-/// Why an archive could not be unpacked.
-enum UnpackError {
-    /// It could not be read.
-    Extract(ExtractError),
-    /// Its files could not be written to the scratch folder.
-    Io(String),
-}
+/// The most entries of an archive (nested ones included) unpacked.
+const MAX_FILES: usize = 10_000;
 
 type UnpackedFiles = (Vec<(String, PathBuf)>, Vec<IngestOutcome>, bool);
 
-/// Writes every file of the archive `bytes` to a folder of its own under `scratch`.
-fn unpack_to(bytes: &[u8], limits: &Limits, key: &str, scratch: &Path) -> Result<UnpackedFiles, UnpackError> {
+/// Writes every file of the archive `bytes` to a folder of its own under `scratch`. A
+/// file that cannot be written, or whose path another entry of the archive has already,
+/// fails alone.
+fn unpack_to(bytes: &[u8], limits: &Limits, key: &str, scratch: &Path) -> Result<UnpackedFiles, ExtractError> {
     let (mut files, mut failed) = (Vec::new(), Vec::new());
-    let mut write_error = None;
-    let capped = super::extract::unpack(bytes, limits, &mut |file| match file {
-        super::extract::Unpacked::File(path, data) => {
-            let member_key = format!("{key}/{path}");
-            let dir = scratch.join(files.len().to_string());
-            let target = dir.join(file_name(&path));
-            match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&target, data)) {
-                Ok(()) => files.push((member_key, target)),
-                Err(e) => write_error = Some(format!("unpacking {path}: {e}")),
+    let mut seen = BTreeSet::new();
+    let capped = super::extract::unpack(bytes, limits, &mut |file| {
+        let (path, data) = match file {
+            super::extract::Unpacked::File(path, data) => (path, data),
+            super::extract::Unpacked::Unreadable(path, error) => {
+                let source_key = format!("{key}/{path}");
+                let error = KnowledgeError::Extract { source_key: source_key.clone(), error };
+                failed.push(IngestOutcome::failed(source_key, &error));
+                return;
+            }
+        };
+        let member_key = format!("{key}/{path}");
+        if !seen.insert(member_key.clone()) {
+            let error = "another entry of the archive has the same path; the first is ingested".to_owned();
+            failed.push(IngestOutcome::Failed { source_key: member_key, error, transient: false });
+            return;
+        }
+        let dir = scratch.join(seen.len().to_string());
+        let target = dir.join(file_name(&path));
+        match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&target, data)) {
+            Ok(()) => files.push((member_key, target)),
+            Err(e) => {
+                let error = KnowledgeError::Io { path: target.display().to_string(), error: e.to_string() };
+                failed.push(IngestOutcome::failed(member_key, &error));
             }
         }
-        super::extract::Unpacked::Unreadable(path, error) => {
-            let source_key = format!("{key}/{path}");
-            let error = KnowledgeError::Extract { source_key: source_key.clone(), error }.to_string();
-            failed.push(IngestOutcome::Failed { source_key, error });
-        }
-    })
-    .map_err(UnpackError::Extract)?;
-    if let Some(error) = write_error {
-        return Err(UnpackError::Io(error));
-    }
+    })?;
     Ok((files, failed, !capped))
 }
 
 /// A file name for a path inside an archive: its last part, with nothing a file system
-/// would read as a separator or a control character.
+/// would read as a separator or a control character, at most 100 characters before its
+/// extension (a name can run past what a file system takes).
 fn file_name(path: &str) -> String {
     let last = path.rsplit(['/', '\\']).next().unwrap_or_default();
     let clean: String = last.chars().filter(|c| !c.is_control() && *c != ':').collect();
-    if clean.is_empty() || clean == "." || clean == ".." { "file".to_owned() } else { clean }
+    if clean.is_empty() || clean == "." || clean == ".." {
+        return "file".to_owned();
+    }
+    let (stem, extension) = match clean.rsplit_once('.') {
+        Some((stem, extension)) if !stem.is_empty() && extension.chars().count() <= 16 => (stem, Some(extension)),
+        _ => (clean.as_str(), None),
+    };
+    let stem: String = stem.chars().take(100).collect();
+    match extension {
+        Some(extension) => format!("{stem}.{extension}"),
+        None => stem,
+    }
 }
 
 fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -189,5 +204,7 @@ mod tests {
         assert_eq!(file_name("..\\..\\windows\\evil.txt"), "evil.txt");
         assert_eq!(file_name("a/.."), "file");
         assert_eq!(file_name("c:report\u{7}.pdf"), "creport.pdf");
+        let long = format!("{}.docx", "x".repeat(300));
+        assert_eq!(file_name(&long), format!("{}.docx", "x".repeat(100)), "the extension kept");
     }
 }

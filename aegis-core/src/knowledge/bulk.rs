@@ -2,7 +2,7 @@
 //! indexed table costs ~7 ms here, against ~0.7 ms per chunk for building the index after
 //! the load (benches/README.md), so an import that adds many chunks to a tenant holding few
 //! drops the tenant's HNSW index, loads, and rebuilds it; its GIN index too, whose posting
-//! lists (without fast updates, decision 21) are rewritten by every insert, a quarter of
+//! lists (without fast updates, tenant migration 4) are rewritten by every insert, a quarter of
 //! a bulk import's time. A change of the text-search configuration, which rewrites every
 //! chunk, does the same.
 //!

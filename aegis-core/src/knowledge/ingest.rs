@@ -51,6 +51,10 @@ pub enum IngestOutcome {
         source_key: String,
         /// Why.
         error: String,
+        /// Whether the cause may pass (the database or the embedding model unreachable):
+        /// trying again later may succeed.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        transient: bool,
     },
     /// The document of a file its archive no longer holds was deleted.
     Removed {
@@ -60,6 +64,15 @@ pub enum IngestOutcome {
 }
 
 impl IngestOutcome {
+    /// The failure of `source_key` by `error`.
+    pub fn failed(source_key: impl Into<String>, error: &KnowledgeError) -> Self {
+        IngestOutcome::Failed {
+            source_key: source_key.into(),
+            error: error.to_string(),
+            transient: matches!(error, KnowledgeError::Db(_) | KnowledgeError::Model(_)),
+        }
+    }
+
     /// The document it is about.
     pub fn source_key(&self) -> &str {
         match self {
@@ -242,7 +255,7 @@ impl Knowledge {
             .map(|(key, path)| async move {
                 let outcome = match self.ingest_file(scope, &key, &path).await {
                     Ok(outcome) => outcome,
-                    Err(err) => IngestOutcome::Failed { source_key: key, error: err.to_string() },
+                    Err(err) => IngestOutcome::failed(key, &err),
                 };
                 let finished = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                 progress(IngestProgress { done: finished, total }, &outcome);
@@ -253,7 +266,13 @@ impl Knowledge {
             .await;
         outcomes.splice(0..0, failed);
         for (archive, keys) in &archives {
-            match self.remove_stale(scope, archive, keys).await {
+            // The archive's own document (stored whole by an earlier version) goes only
+            // when every file of it has taken its place.
+            let prefix = format!("{archive}/");
+            let whole_replaced = !outcomes
+                .iter()
+                .any(|o| matches!(o, IngestOutcome::Failed { source_key, .. } if source_key.starts_with(&prefix)));
+            match self.remove_stale(scope, archive, keys, whole_replaced).await {
                 Ok(removed) => {
                     outcomes.extend(removed.into_iter().map(|source_key| IngestOutcome::Removed { source_key }))
                 }
@@ -262,6 +281,7 @@ impl Knowledge {
                     error: format!(
                         "its files were read, but the documents of files it no longer holds could not be removed: {err}"
                     ),
+                    transient: true,
                 }),
             }
         }
@@ -273,8 +293,8 @@ impl Knowledge {
         outcomes
     }
 
-    /// Before a batch: drops the vector index when the batch is a bulk import (see
-    /// [`super::bulk`]), else rebuilds it if an earlier import left it missing. Trouble here
+    /// Before a batch: drops the search indexes when the batch is a bulk import (see
+    /// [`super::bulk`]), else rebuilds any an earlier import left missing. Trouble here
     /// only costs speed, so it is logged, not returned.
     async fn begin_batch(&self, scope: &TenantScope, files: usize) -> Option<BulkImport> {
         let db = scope.db();
@@ -301,28 +321,32 @@ impl Knowledge {
     /// the documents of all its files.
     pub async fn delete(&self, scope: &TenantScope, key_or_id: &str) -> Result<(), KnowledgeError> {
         let mut tx = scope.begin().await?;
-        let mut deleted = store::delete(tx.conn(), key_or_id).await?;
-        if !deleted && Format::from_extension(key_or_id) == Some(Format::Zip) {
-            let files = store::keys_under(tx.conn(), &format!("{key_or_id}/")).await?;
-            deleted = !store::delete_all(tx.conn(), &files).await?.is_empty();
+        let mut keys = vec![key_or_id.to_owned()];
+        if Format::from_extension(key_or_id) == Some(Format::Zip) {
+            keys.extend(store::keys_under(tx.conn(), &format!("{key_or_id}/")).await?);
         }
+        let deleted = !store::delete_all(tx.conn(), &keys).await?.is_empty();
         tx.commit().await?;
         if deleted { Ok(()) } else { Err(KnowledgeError::NotFound(key_or_id.to_owned())) }
     }
 
     /// After a batch read `archive` whole: deletes the documents under its key that are
-    /// none of `keys` (files since removed from it), and a document of the archive itself
-    /// (stored whole before archives were unpacked, decision 33). Returns their keys.
+    /// none of `keys` (files since removed from it) and, with `whole_replaced`, a document
+    /// of the archive itself (stored whole by an earlier version, or as a damaged archive's
+    /// salvage, decision 33). Returns their keys.
     async fn remove_stale(
         &self,
         scope: &TenantScope,
         archive: &str,
         keys: &std::collections::BTreeSet<String>,
+        whole_replaced: bool,
     ) -> Result<Vec<String>, KnowledgeError> {
         let mut tx = scope.begin().await?;
         let mut stale = store::keys_under(tx.conn(), &format!("{archive}/")).await?;
         stale.retain(|k| !keys.contains(k));
-        stale.push(archive.to_owned());
+        if whole_replaced {
+            stale.push(archive.to_owned());
+        }
         let removed = store::delete_all(tx.conn(), &stale).await?;
         tx.commit().await?;
         Ok(removed)

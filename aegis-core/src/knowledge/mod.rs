@@ -111,7 +111,7 @@ pub struct KnowledgeConfig {
     /// Chunks the keyword side ranks at most: those holding the query's rarest lexemes.
     pub keyword_candidates: usize,
     /// A batch ingest of at least this many files into a tenant holding few chunks drops
-    /// the vector index and rebuilds it at the end (0: never); see [`bulk`].
+    /// the search indexes and rebuilds them at the end (0: never); see [`bulk`].
     pub bulk_import_files: usize,
     /// One document of at least this many chunks into a tenant holding few drops the
     /// indexes for its write and rebuilds them after (0: never); see [`bulk`].

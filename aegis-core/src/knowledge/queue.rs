@@ -63,10 +63,16 @@ impl JobHandler for IngestHandler {
             }
             Err(e) => return Outcome::Retry(e.to_string()),
         };
-        // An archive's files are documents of their own: one job ingests them all.
+        // An archive's files are documents of their own: one job ingests them all, again
+        // (the files stored already are unchanged then) while a failure may pass.
         if Format::from_extension(&request.source_key) == Some(Format::Zip) {
             let files = vec![(request.source_key.clone(), request.path.clone())];
             let outcomes = self.knowledge.ingest_files(&scope, files, |_, _| {}).await;
+            if let Some(IngestOutcome::Failed { source_key, error, .. }) =
+                outcomes.iter().find(|o| matches!(o, IngestOutcome::Failed { transient: true, .. }))
+            {
+                return Outcome::Retry(format!("{source_key}: {error}"));
+            }
             let _ = tokio::fs::remove_file(&request.path).await;
             return match outcomes.as_slice() {
                 [failed @ IngestOutcome::Failed { source_key, .. }] if *source_key == request.source_key => {
@@ -79,7 +85,7 @@ impl JobHandler for IngestHandler {
             Ok(outcome) => Outcome::Done(serde_json::to_value(&outcome).ok()),
             Err(e @ (KnowledgeError::Db(_) | KnowledgeError::Model(_))) => return Outcome::Retry(e.to_string()),
             Err(e) => {
-                let failed = IngestOutcome::Failed { source_key: request.source_key.clone(), error: e.to_string() };
+                let failed = IngestOutcome::failed(request.source_key.clone(), &e);
                 Outcome::Fail(serde_json::to_string(&failed).unwrap_or_else(|_| e.to_string()))
             }
         };

@@ -60,11 +60,6 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<DocumentInfo>, Knowledg
     Ok(sqlx::query_as(&sql).fetch_all(conn).await?)
 }
 
-/// Deletes a document (by id or source key) and its chunks.
-pub async fn delete(conn: &mut PgConnection, key_or_id: &str) -> Result<bool, KnowledgeError> {
-    Ok(!delete_all(conn, &[key_or_id.to_owned()]).await?.is_empty())
-}
-
 /// Deletes documents (by ids or source keys) and their chunks, all their rows locked
 /// before the statistics (in id order, so that two such deletions never wait on each
 /// other in a circle). Returns the source keys deleted.

@@ -4,12 +4,13 @@
 //! search use it.
 //!
 //! A change re-tokenises every stored chunk and recounts the lexeme statistics in the same
-//! transaction as the setting, under the lexeme-statistics lock every version and deletion
-//! takes: a search sees the old tokens or the new ones, never a mix, and an ingest running
-//! meanwhile writes its chunks before the change (and is re-tokenised by it) or after it
-//! (with the new configuration). Updating a row re-inserts it into the HNSW index at the
-//! per-chunk insert cost, so the index is dropped for the change and rebuilt after it, as a
-//! bulk import does ([`super::bulk`]); searches scan exactly meanwhile.
+//! transaction as the setting, holding the tenant's tokenisation lock exclusively (every
+//! version and deletion holds it shared, `store`): a search sees the old tokens or the new
+//! ones, never a mix, and an ingest running meanwhile writes its chunks before the change
+//! (and is re-tokenised by it) or after it (with the new configuration). Updating a row
+//! re-inserts it into the search indexes at the per-chunk insert cost, so they are dropped
+//! for the change and rebuilt after it, as a bulk import does ([`super::bulk`]); searches
+//! scan exactly meanwhile.
 
 use serde::Serialize;
 
@@ -84,7 +85,7 @@ impl Knowledge {
         let bulk = match BulkImport::begin_rewrite(scope.db(), scope.tenant()).await {
             Ok(bulk) => bulk,
             Err(error) => {
-                tracing::warn!(tenant = %scope.tenant(), %error, "re-tokenising with the vector index in place");
+                tracing::warn!(tenant = %scope.tenant(), %error, "re-tokenising with the search indexes in place");
                 None
             }
         };

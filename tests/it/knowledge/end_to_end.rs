@@ -32,7 +32,7 @@ async fn ingest_then_search_with_citations() {
     let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Failed { .. })).collect();
     assert_eq!(failed.len(), 1, "only the broken file fails: {outcomes:?}");
     assert!(
-        matches!(failed[0], IngestOutcome::Failed { source_key, error } if source_key == "corpus/broken.pdf" && error.contains("malformed"))
+        matches!(failed[0], IngestOutcome::Failed { source_key, error, .. } if source_key == "corpus/broken.pdf" && error.contains("malformed"))
     );
 
     // Hybrid: the refund question finds the policy, cited by heading path.

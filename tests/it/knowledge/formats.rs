@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use aegis_core::knowledge::{IngestOutcome, SearchMode};
 use aegis_it::aegis;
 
-use super::{corpus, ingest_dir, search, tenant, workdir};
+use super::{corpus, ingest_dir, search, tenant, term_counts, workdir};
 
 #[tokio::test]
 async fn text_files_in_legacy_encodings_are_read_as_their_authors_wrote_them() {
@@ -242,6 +242,19 @@ async fn each_file_of_an_archive_is_a_document_of_its_own_and_goes_with_it() {
     );
     let hits = search(&aegis, &scope, "board met in Lisbon", SearchMode::Keyword).await;
     assert_eq!(hits[0].source_key, "handbook.zip/old/2019.zip/minutes.txt");
+
+    // Deleting the archive while it is ingested again: each side waits for the other's
+    // rows, never in a circle, and the statistics stay exact.
+    for _ in 0..3 {
+        let ingest = ingest_dir(&aegis, &scope, &dir);
+        let delete = aegis.knowledge().delete(&scope, "handbook.zip");
+        let (outcomes, deleted) = tokio::join!(ingest, delete);
+        assert!(!outcomes.iter().any(|o| matches!(o, IngestOutcome::Failed { .. })), "{outcomes:?}");
+        assert!(matches!(deleted, Ok(()) | Err(aegis_core::knowledge::KnowledgeError::NotFound(_))), "{deleted:?}");
+        let (kept, counted) = term_counts(&aegis).await;
+        assert_eq!(kept, counted);
+    }
+    ingest_dir(&aegis, &scope, &dir).await;
 
     // Deleting the archive deletes the documents of its files.
     aegis.knowledge().delete(&scope, "handbook.zip").await.unwrap();

@@ -132,12 +132,70 @@ pub enum Unpacked {
 
 /// The files of a zip archive, for storing each as a document of its own: those of zips
 /// inside it too, [`MAX_NESTING`] deep, by their paths joined with `/`. The reader's guards
-/// apply to every archive, and all the files found together stay under the uncompressed
-/// size limit. The archive itself failing (not a zip, damaged, a bomb) is the error; a file
-/// in it failing is an [`Unpacked::Unreadable`]. Returns whether files were left out.
+/// apply to every archive, and all the archives together stay within one budget: the
+/// uncompressed size limit (each entry counted as at least 1 KiB, nested archives too),
+/// [`MAX_FILES`] entries and the per-file time limit. The archive itself failing (not a
+/// zip, damaged, a bomb, out of time) is the error; a file in it failing is an
+/// [`Unpacked::Unreadable`]. Returns whether entries were left out past [`MAX_FILES`].
 pub fn unpack(bytes: &[u8], limits: &Limits, each: &mut dyn FnMut(Unpacked)) -> Result<bool, ExtractError> {
-    let mut budget = limits.max_uncompressed_bytes;
-    unpack_into(bytes, limits, "", 1, &mut budget, each)
+    let mut budget = Budget {
+        bytes: limits.max_uncompressed_bytes,
+        files: MAX_FILES,
+        deadline: std::time::Instant::now() + limits.timeout,
+        exhausted: None,
+    };
+    match unpack_into(bytes, limits, "", 1, &mut budget, each) {
+        Err(_) if budget.exhausted == Some(Exhausted::Files) => Ok(true),
+        result => result,
+    }
+}
+
+/// What all the archives of one [`unpack`] may take together.
+struct Budget {
+    /// Bytes of files (each counted as at least [`MIN_FILE_COST`]) and of nested archives.
+    bytes: u64,
+    /// Entries, files and nested archives alike.
+    files: usize,
+    /// When the unpacking must have ended (the per-file time limit).
+    deadline: std::time::Instant,
+    /// What ran out, once something has.
+    exhausted: Option<Exhausted>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exhausted {
+    Files,
+    Bytes,
+    Time,
+}
+
+/// What an entry costs at least: an archive of empty files must not unpack without end.
+const MIN_FILE_COST: u64 = 1024;
+
+impl Budget {
+    /// Charges one entry of `bytes`; the error ends the walk.
+    fn charge(&mut self, bytes: usize, limits: &Limits) -> Result<(), ExtractError> {
+        let cost = (bytes as u64).max(MIN_FILE_COST);
+        let exhausted = if self.files == 0 {
+            Exhausted::Files
+        } else if cost > self.bytes {
+            Exhausted::Bytes
+        } else if std::time::Instant::now() > self.deadline {
+            Exhausted::Time
+        } else {
+            self.files -= 1;
+            self.bytes -= cost;
+            return Ok(());
+        };
+        self.exhausted = Some(exhausted);
+        Err(match exhausted {
+            Exhausted::Files => ExtractError::TooLarge(format!("more than {MAX_FILES} files")),
+            Exhausted::Bytes => {
+                ExtractError::ZipBomb(format!("its files expand past {} bytes together", limits.max_uncompressed_bytes))
+            }
+            Exhausted::Time => ExtractError::Timeout(limits.timeout.as_secs()),
+        })
+    }
 }
 
 fn unpack_into(
@@ -145,18 +203,19 @@ fn unpack_into(
     limits: &Limits,
     prefix: &str,
     depth: u32,
-    budget: &mut u64,
+    budget: &mut Budget,
     each: &mut dyn FnMut(Unpacked),
 ) -> Result<bool, ExtractError> {
-    let mut inner_capped = false;
     let capped = entries(bytes, limits, &mut |entry| {
         let (name, data) = match entry {
             Entry::File(name, data) => (format!("{prefix}{name}"), data),
             Entry::Unreadable(name, e) => {
+                budget.charge(0, limits)?;
                 each(Unpacked::Unreadable(format!("{prefix}{name}"), e));
                 return Ok(());
             }
         };
+        budget.charge(data.len(), limits)?;
         if Format::detect(&name, &data) == Some(Format::Zip) {
             if depth >= MAX_NESTING {
                 let error = ExtractError::Malformed(format!("archives nested deeper than {MAX_NESTING}"));
@@ -164,25 +223,20 @@ fn unpack_into(
                 return Ok(());
             }
             match unpack_into(&data, limits, &format!("{name}/"), depth + 1, budget, each) {
-                Ok(left_out) => inner_capped |= left_out,
-                Err(e @ ExtractError::ZipBomb(_)) if *budget == 0 => return Err(e),
+                Ok(_) => {}
+                Err(e) if budget.exhausted.is_some() => return Err(e),
                 Err(e) => each(Unpacked::Unreadable(name, e)),
             }
             return Ok(());
         }
-        let size = data.len() as u64;
-        if size > *budget {
-            *budget = 0;
-            return Err(ExtractError::ZipBomb(format!(
-                "its files expand past {} bytes together",
-                limits.max_uncompressed_bytes
-            )));
-        }
-        *budget -= size;
         each(Unpacked::File(name, data));
         Ok(())
     })?;
-    Ok(capped || inner_capped)
+    if capped {
+        budget.exhausted = Some(Exhausted::Files);
+        return Err(ExtractError::TooLarge(format!("more than {MAX_FILES} files")));
+    }
+    Ok(false)
 }
 
 #[cfg(test)]
@@ -281,9 +335,17 @@ mod tests {
         // The files together stay under the uncompressed limit, though each archive does.
         let inner = zip_of(&[("a.txt", &[b'a'; 1000])]);
         let three = zip_of(&[("1.zip", &inner), ("2.zip", &inner), ("3.zip", &inner)]);
-        let limits = Limits { max_uncompressed_bytes: 2000, ..Limits::default() };
+        // Each entry costs at least 1 KiB, nested archives included: 1.zip, a.txt, 2.zip, a.txt.
+        let limits = Limits { max_uncompressed_bytes: 5000, ..Limits::default() };
         let (found, result) = unpacked(&three, &limits);
-        assert_eq!(found.len(), 2, "two files fit");
+        assert_eq!(found.len(), 2, "two files fit: {found:?}");
+        assert!(matches!(result, Err(super::ExtractError::ZipBomb(_))), "{result:?}");
+        // So empty files do not unpack without end.
+        let names: Vec<String> = (0..20).map(|i| format!("empty{i}.txt")).collect();
+        let empties = zip_of(&names.iter().map(|n| (n.as_str(), &b""[..])).collect::<Vec<_>>());
+        let limits = Limits { max_uncompressed_bytes: 10 * 1024, ..Limits::default() };
+        let (found, result) = unpacked(&empties, &limits);
+        assert_eq!(found.len(), 10);
         assert!(matches!(result, Err(super::ExtractError::ZipBomb(_))), "{result:?}");
     }
 
