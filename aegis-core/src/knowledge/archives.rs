@@ -14,7 +14,7 @@ use std::{
 
 use super::{
     IngestOutcome, KnowledgeError,
-    extract::{ExtractError, Format, Limits},
+    extract::{ExtractError, Format, Limits, MAX_ARCHIVE_FILES},
 };
 
 /// A batch with its archives unpacked.
@@ -98,6 +98,16 @@ async fn unpack_file(
         })
         .0
         .join(uuid::Uuid::new_v4().simple().to_string());
+    // The files are tenant data: the folder (and the scratch folder above it, when new)
+    // is its owner's alone.
+    let mut folder = tokio::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    folder.mode(0o700);
+    folder
+        .create(&scratch)
+        .await
+        .map_err(|e| KnowledgeError::Io { path: scratch.display().to_string(), error: e.to_string() })?;
     let extract_error = |error| KnowledgeError::Extract { source_key: key.to_owned(), error };
     let (limits, archive_key, folder) = (limits.clone(), key.to_owned(), scratch);
     let unpacked = tokio::task::spawn_blocking(move || {
@@ -119,15 +129,13 @@ async fn unpack_file(
     if complete {
         expansion.archives.push((key.to_owned(), keys));
     } else {
-        let error =
-            format!("only its first {MAX_FILES} entries were unpacked; the documents of its other files are kept");
+        let error = format!(
+            "only its first {MAX_ARCHIVE_FILES} entries were unpacked; the documents of its other files are kept"
+        );
         expansion.failed.push(IngestOutcome::Failed { source_key: key.to_owned(), error, transient: false });
     }
     Ok(true)
 }
-
-/// The most entries of an archive (nested ones included) unpacked.
-const MAX_FILES: usize = 10_000;
 
 type UnpackedFiles = (Vec<(String, PathBuf)>, Vec<IngestOutcome>, bool);
 

@@ -22,8 +22,9 @@ pub struct Archive;
 /// The deepest an archive inside an archive is read.
 const MAX_NESTING: u32 = 4;
 
-/// The most files of one archive read.
-const MAX_FILES: usize = 10_000;
+/// The most files of one archive read (by [`unpack`]: of an archive and all those nested
+/// in it together).
+pub const MAX_FILES: usize = 10_000;
 
 thread_local! {
     /// How many archives the reader is inside on this thread.

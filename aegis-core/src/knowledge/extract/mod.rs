@@ -48,7 +48,7 @@ mod xlsx;
 use std::{path::Path, time::Duration};
 
 #[cfg(feature = "office-docs")]
-pub use archive::{Unpacked, unpack};
+pub use archive::{MAX_FILES as MAX_ARCHIVE_FILES, Unpacked, unpack};
 pub use extracted::{Anchor, Extracted, Section, SectionKind, token_fidelity};
 pub use format::Format;
 #[cfg(feature = "office-docs")]
