@@ -33,7 +33,13 @@ pub async fn upload(
 ) -> Result<(StatusCode, Json<Vec<Accepted>>), ApiError> {
     let tenant = access.scope.tenant().clone();
     let dir = state.aegis.config().data_dir.join("uploads").join(tenant.as_str());
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| ApiError::internal(&e))?;
+    // Uploads are tenant data: their folder is the server's alone (the data folder itself
+    // stays traversable for the embedded PostgreSQL's system user).
+    let mut folder = tokio::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    folder.mode(0o700);
+    folder.create(&dir).await.map_err(|e| ApiError::internal(&e))?;
     let mut accepted = Vec::new();
     let mut next_key: Option<String> = None;
     while let Some(field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart: {e}")))? {

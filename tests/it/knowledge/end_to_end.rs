@@ -154,6 +154,8 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     assert_eq!(r.status(), 413);
     let refused: serde_json::Value = r.json().await.unwrap();
     assert!(refused["error"]["message"].as_str().unwrap().contains("upload of huge.txt"), "{refused}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uploads).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "uploads are tenant data: the server's alone");
     let left: Vec<_> = std::fs::read_dir(&uploads).unwrap().collect();
     assert!(left.is_empty(), "the ingested uploads are removed, the refused one never kept: {left:?}");
     // Other tenants' keys see neither the job nor the documents.
