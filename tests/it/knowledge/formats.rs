@@ -263,6 +263,74 @@ async fn each_file_of_an_archive_is_a_document_of_its_own_and_goes_with_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test]
+async fn an_archive_upload_job_retries_while_its_files_fail_for_a_cause_that_may_pass() {
+    use aegis_core::{
+        jobs::{Job, JobHandler, Outcome},
+        knowledge::queue::{IngestHandler, IngestJob},
+        tenancy::Caller,
+    };
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = fixtures_in_workdir(&[("zip/handbook.zip", "upload.zip")]);
+    let payload = IngestJob {
+        tenant: scope.tenant().clone(),
+        source_key: "handbook.zip".into(),
+        path: dir.join("upload.zip"),
+        caller: Caller::system("test"),
+    };
+    let job = Job {
+        id: uuid::Uuid::now_v7(),
+        queue: "kb.ingest".into(),
+        source_key: "upload-1".into(),
+        tenant_id: Some("acme".into()),
+        payload: serde_json::to_value(&payload).unwrap(),
+        status: "running".into(),
+        attempts: 1,
+        max_attempts: 3,
+        last_error: None,
+        result: None,
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+    };
+    let handler = IngestHandler { knowledge: aegis.knowledge().clone(), tenants: aegis.tenants().clone() };
+    // The tenant's role may not write chunks for a while: every file fails on the database.
+    let grantees: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT grantee::text FROM information_schema.role_table_grants \
+         WHERE table_schema = 'tenant_acme' AND table_name = 'chunks' AND privilege_type = 'INSERT' \
+           AND grantee::text <> (SELECT tableowner FROM pg_tables WHERE schemaname = 'tenant_acme' AND tablename = 'chunks')",
+    )
+    .fetch_all(aegis.db().pool())
+    .await
+    .unwrap();
+    assert!(!grantees.is_empty());
+    let grant = |verb: &str| {
+        grantees
+            .iter()
+            .map(|g| {
+                format!("{verb} INSERT ON tenant_acme.chunks {} \"{g}\"", if verb == "GRANT" { "TO" } else { "FROM" })
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    sqlx::raw_sql(&grant("REVOKE")).execute(aegis.db().pool()).await.unwrap();
+    match handler.handle(&job).await {
+        Outcome::Retry(why) => assert!(why.contains("handbook.zip/"), "{why}"),
+        other => panic!("a job to retry: {other:?}"),
+    }
+    assert!(dir.join("upload.zip").exists(), "the upload is kept for the retry");
+    sqlx::raw_sql(&grant("GRANT")).execute(aegis.db().pool()).await.unwrap();
+    match handler.handle(&job).await {
+        Outcome::Done(Some(outcomes)) => {
+            assert!(outcomes.to_string().contains("handbook.zip/handbook/minutes.docx"), "{outcomes}")
+        }
+        other => panic!("done: {other:?}"),
+    }
+    assert!(!dir.join("upload.zip").exists(), "the upload is removed once ingested");
+    assert_eq!(aegis.knowledge().list(&scope).await.unwrap().len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A fresh work folder holding the repository's `tests/fixtures` files `(fixture, name)`,
 /// each under its name.
 fn fixtures_in_workdir(files: &[(&str, &str)]) -> PathBuf {
