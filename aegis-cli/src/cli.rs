@@ -54,6 +54,10 @@ pub enum Command {
         /// Print a JSON summary.
         #[arg(long)]
         json: bool,
+        /// Then delete every other document of the tenant, so that its knowledge base
+        /// mirrors these paths (files that failed keep their documents).
+        #[arg(long)]
+        prune: bool,
     },
     /// Search a tenant's knowledge base.
     Search {

@@ -21,7 +21,13 @@ use aegis_core::{
 
 use crate::{cli::DocsAction, output};
 
-pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+pub async fn ingest(
+    config: Config,
+    tenant: &str,
+    paths: &[PathBuf],
+    json: bool,
+    prune: bool,
+) -> anyhow::Result<ExitCode> {
     TenantId::parse(tenant)?;
     let files = collect_files(paths)?;
     let (aegis, scope) = super::scope_of(config, tenant).await?;
@@ -46,6 +52,12 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
     if !json {
         eprintln!();
     }
+    let mut outcomes = outcomes;
+    if prune {
+        let keep: std::collections::BTreeSet<String> = outcomes.iter().map(|o| o.source_key().to_owned()).collect();
+        let removed = aegis.knowledge().prune(&scope, &keep).await?;
+        outcomes.extend(removed.into_iter().map(|source_key| IngestOutcome::Removed { source_key }));
+    }
     let failed: Vec<&IngestOutcome> = outcomes.iter().filter(|o| matches!(o, IngestOutcome::Failed { .. })).collect();
     if json {
         output::json(&outcomes)?;
@@ -67,7 +79,8 @@ pub async fn ingest(config: Config, tenant: &str, paths: &[PathBuf], json: bool)
         let mut removed = 0;
         for outcome in &outcomes {
             if let IngestOutcome::Removed { source_key } = outcome {
-                outln!("removed {source_key}: its archive no longer holds it");
+                let why = if prune { "not among the files ingested" } else { "its archive no longer holds it" };
+                outln!("removed {source_key}: {why}");
                 removed += 1;
             }
         }

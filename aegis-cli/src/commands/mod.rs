@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate::run(config, args).await,
         Command::Tenant { action } => tenant::run(config, action).await,
         Command::Apikey { action } => apikey::run(config, action).await,
-        Command::Ingest { tenant, paths, json } => knowledge::ingest(config, &tenant, &paths, json).await,
+        Command::Ingest { tenant, paths, json, prune } => knowledge::ingest(config, &tenant, &paths, json, prune).await,
         Command::Search { tenant, query, k, mode, documents, json, explain } => {
             knowledge::search(config, &tenant, &query, k, &mode, documents, (json, explain)).await
         }

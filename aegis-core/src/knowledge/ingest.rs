@@ -352,6 +352,21 @@ impl Knowledge {
         Ok(removed)
     }
 
+    /// Deletes every document whose source key is none of `keep` (after ingesting a folder
+    /// the knowledge base is to mirror). Returns their keys.
+    pub async fn prune(
+        &self,
+        scope: &TenantScope,
+        keep: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>, KnowledgeError> {
+        let mut tx = scope.begin().await?;
+        let mut gone = store::keys_under(tx.conn(), "").await?;
+        gone.retain(|k| !keep.contains(k));
+        let removed = store::delete_all(tx.conn(), &gone).await?;
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     /// Recounts the tenant's lexeme statistics from its chunks (after chunks were loaded
     /// by other means than [`Knowledge::ingest_files`]).
     pub async fn recount_terms(&self, scope: &TenantScope) -> Result<(), KnowledgeError> {

@@ -227,3 +227,25 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     assert!(aegis.knowledge().list(&scope).await.unwrap().is_empty());
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn the_shell_ingests_a_folder_and_with_prune_mirrors_it() {
+    let db = aegis_it::fresh_db().await;
+    let url = db.url.as_str();
+    let run = |args: &[&str]| aegis_it::aegis_ok(url, &[], args);
+    run(&["tenant", "create", "acme", "--tier", "pro"]);
+    let dir = super::workdir(&[("refunds.md", REFUNDS), ("shipping.txt", super::SHIPPING)]);
+    let out = run(&["ingest", "acme", dir.to_str().unwrap()]);
+    assert!(out.contains("2 files: 2 stored, 0 unchanged, 0 failed"), "{out}");
+    std::fs::remove_file(dir.join("shipping.txt")).unwrap();
+    // Without --prune a document of a file gone from the folder stays; with it, it goes.
+    let out = run(&["ingest", "acme", dir.to_str().unwrap()]);
+    assert!(out.contains("1 files: 0 stored, 1 unchanged, 0 failed"), "{out}");
+    assert!(run(&["docs", "list", "acme"]).contains("shipping.txt"));
+    let out = run(&["ingest", "acme", dir.to_str().unwrap(), "--prune"]);
+    assert!(out.contains("removed shipping.txt: not among the files ingested"), "{out}");
+    assert!(out.contains("1 files: 0 stored, 1 unchanged, 0 failed, 1 removed"), "{out}");
+    let listed = run(&["docs", "list", "acme"]);
+    assert!(listed.contains("refunds.md") && !listed.contains("shipping.txt"), "{listed}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
