@@ -53,6 +53,9 @@ pub async fn ingest(
         eprintln!();
     }
     let mut outcomes = outcomes;
+    if prune && outcomes.is_empty() {
+        anyhow::bail!("no file was found under the paths given: --prune would delete every document; nothing deleted");
+    }
     if prune {
         let keep: std::collections::BTreeSet<String> = outcomes.iter().map(|o| o.source_key().to_owned()).collect();
         let removed = aegis.knowledge().prune(&scope, &keep).await?;

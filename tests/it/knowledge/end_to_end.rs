@@ -247,5 +247,13 @@ async fn the_shell_ingests_a_folder_and_with_prune_mirrors_it() {
     assert!(out.contains("1 files: 0 stored, 1 unchanged, 0 failed, 1 removed"), "{out}");
     let listed = run(&["docs", "list", "acme"]);
     assert!(listed.contains("refunds.md") && !listed.contains("shipping.txt"), "{listed}");
+    // An empty folder would prune everything: refused.
+    let empty = super::workdir(&[]);
+    std::fs::create_dir_all(&empty).unwrap();
+    let refused = aegis_it::aegis_output(url, &[], &["ingest", "acme", empty.to_str().unwrap(), "--prune"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--prune would delete every document"));
+    assert!(run(&["docs", "list", "acme"]).contains("refunds.md"));
+    std::fs::remove_dir_all(&empty).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
