@@ -112,14 +112,7 @@ impl BulkImport {
         files: usize,
         min_files: usize,
     ) -> Result<Option<Self>, DbError> {
-        if min_files == 0 || files < min_files {
-            return Ok(None);
-        }
-        let enough = i64::try_from(files).unwrap_or(i64::MAX).saturating_mul(CHUNKS_PER_NEW_FILE);
-        if holds_at_least(db, tenant, enough).await? {
-            return Ok(None);
-        }
-        Self::drop_index(db, tenant, &format!("a bulk import of {files} files")).await
+        Self::begin_if_few(db, tenant, (files, min_files), &format!("a bulk import of {files} files")).await
     }
 
     /// Drops the indexes for one document of `chunks` chunks when that pays: at least
@@ -132,14 +125,26 @@ impl BulkImport {
         chunks: usize,
         min_chunks: usize,
     ) -> Result<Option<Self>, DbError> {
-        if min_chunks == 0 || chunks < min_chunks {
+        Self::begin_if_few(db, tenant, (chunks, min_chunks), &format!("a document of {chunks} chunks")).await
+    }
+
+    /// Drops the indexes for `what`, of `count` files or chunks, when `count` reaches
+    /// `min` (0 never) and the tenant holds fewer than [`CHUNKS_PER_NEW_FILE`] chunks per
+    /// one of them.
+    async fn begin_if_few(
+        db: &Database,
+        tenant: &TenantId,
+        (count, min): (usize, usize),
+        what: &str,
+    ) -> Result<Option<Self>, DbError> {
+        if min == 0 || count < min {
             return Ok(None);
         }
-        let enough = i64::try_from(chunks).unwrap_or(i64::MAX).saturating_mul(CHUNKS_PER_NEW_FILE);
+        let enough = i64::try_from(count).unwrap_or(i64::MAX).saturating_mul(CHUNKS_PER_NEW_FILE);
         if holds_at_least(db, tenant, enough).await? {
             return Ok(None);
         }
-        Self::drop_index(db, tenant, &format!("a document of {chunks} chunks")).await
+        Self::drop_index(db, tenant, what).await
     }
 
     /// Drops the indexes for a statement that rewrites every chunk of the tenant (updating a
