@@ -31,7 +31,7 @@ pub async fn ingest(
     TenantId::parse(tenant)?;
     let files = collect_files(paths)?;
     let (aegis, scope) = super::scope_of(config, tenant).await?;
-    let outcomes = aegis
+    let mut outcomes = aegis
         .knowledge()
         .ingest_files(&scope, files, |progress, outcome| {
             if !json {
@@ -52,11 +52,12 @@ pub async fn ingest(
     if !json {
         eprintln!();
     }
-    let mut outcomes = outcomes;
-    if prune && outcomes.is_empty() {
-        anyhow::bail!("no file was found under the paths given: --prune would delete every document; nothing deleted");
-    }
     if prune {
+        if outcomes.is_empty() {
+            anyhow::bail!(
+                "no file was found under the paths given: --prune would delete every document; nothing deleted"
+            );
+        }
         let keep: std::collections::BTreeSet<String> = outcomes.iter().map(|o| o.source_key().to_owned()).collect();
         let removed = aegis.knowledge().prune(&scope, &keep).await?;
         outcomes.extend(removed.into_iter().map(|source_key| IngestOutcome::Removed { source_key }));

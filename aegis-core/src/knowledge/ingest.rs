@@ -341,15 +341,8 @@ impl Knowledge {
         keys: &std::collections::BTreeSet<String>,
         whole_replaced: bool,
     ) -> Result<Vec<String>, KnowledgeError> {
-        let mut tx = scope.begin().await?;
-        let mut stale = store::keys_under(tx.conn(), &format!("{archive}/")).await?;
-        stale.retain(|k| !keys.contains(k));
-        if whole_replaced {
-            stale.push(archive.to_owned());
-        }
-        let removed = store::delete_all(tx.conn(), &stale).await?;
-        tx.commit().await?;
-        Ok(removed)
+        let whole = whole_replaced.then_some(archive);
+        self.delete_others(scope, &format!("{archive}/"), keys, whole).await
     }
 
     /// Deletes every document whose source key is none of `keep` (after ingesting a folder
@@ -359,9 +352,22 @@ impl Knowledge {
         scope: &TenantScope,
         keep: &std::collections::BTreeSet<String>,
     ) -> Result<Vec<String>, KnowledgeError> {
+        self.delete_others(scope, "", keep, None).await
+    }
+
+    /// Deletes, in one transaction, the documents whose keys start with `prefix` and are
+    /// none of `keep`, and the document `also` if given. Returns their keys.
+    async fn delete_others(
+        &self,
+        scope: &TenantScope,
+        prefix: &str,
+        keep: &std::collections::BTreeSet<String>,
+        also: Option<&str>,
+    ) -> Result<Vec<String>, KnowledgeError> {
         let mut tx = scope.begin().await?;
-        let mut gone = store::keys_under(tx.conn(), "").await?;
+        let mut gone = store::keys_under(tx.conn(), prefix).await?;
         gone.retain(|k| !keep.contains(k));
+        gone.extend(also.map(str::to_owned));
         let removed = store::delete_all(tx.conn(), &gone).await?;
         tx.commit().await?;
         Ok(removed)

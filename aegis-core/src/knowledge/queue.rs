@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use super::{IngestOutcome, Knowledge, KnowledgeError, extract::Format};
+use super::{IngestOutcome, Knowledge};
 use crate::{
     jobs::{Enqueued, Job, JobError, JobHandler, Jobs, NewJob, Outcome},
     tenancy::{Caller, TenantId, Tenants},
@@ -63,33 +63,23 @@ impl JobHandler for IngestHandler {
             }
             Err(e) => return Outcome::Retry(e.to_string()),
         };
-        // An archive's files are documents of their own: one job ingests them all, again
-        // (the files stored already are unchanged then) while a failure may pass.
-        if Format::from_extension(&request.source_key) == Some(Format::Zip) {
-            let files = vec![(request.source_key.clone(), request.path.clone())];
-            let outcomes = self.knowledge.ingest_files(&scope, files, |_, _| {}).await;
-            if let Some(IngestOutcome::Failed { source_key, error, .. }) =
-                outcomes.iter().find(|o| matches!(o, IngestOutcome::Failed { transient: true, .. }))
-            {
-                return Outcome::Retry(format!("{source_key}: {error}"));
-            }
-            let _ = tokio::fs::remove_file(&request.path).await;
-            return match outcomes.as_slice() {
-                [failed @ IngestOutcome::Failed { source_key, .. }] if *source_key == request.source_key => {
-                    Outcome::Fail(serde_json::to_string(failed).unwrap_or_default())
-                }
-                _ => Outcome::Done(serde_json::to_value(&outcomes).ok()),
-            };
+        // One file, or an archive whose files are documents of their own. While a failure
+        // may pass the job is tried again, with the upload kept (files stored already are
+        // unchanged then).
+        let files = vec![(request.source_key.clone(), request.path.clone())];
+        let outcomes = self.knowledge.ingest_files(&scope, files, |_, _| {}).await;
+        if let Some(IngestOutcome::Failed { source_key, error, .. }) =
+            outcomes.iter().find(|o| matches!(o, IngestOutcome::Failed { transient: true, .. }))
+        {
+            return Outcome::Retry(format!("{source_key}: {error}"));
         }
-        let outcome = match self.knowledge.ingest_file(&scope, &request.source_key, &request.path).await {
-            Ok(outcome) => Outcome::Done(serde_json::to_value(&outcome).ok()),
-            Err(e @ (KnowledgeError::Db(_) | KnowledgeError::Model(_))) => return Outcome::Retry(e.to_string()),
-            Err(e) => {
-                let failed = IngestOutcome::failed(request.source_key.clone(), &e);
-                Outcome::Fail(serde_json::to_string(&failed).unwrap_or_else(|_| e.to_string()))
-            }
-        };
         let _ = tokio::fs::remove_file(&request.path).await;
-        outcome
+        match outcomes.as_slice() {
+            [failed @ IngestOutcome::Failed { source_key, .. }] if *source_key == request.source_key => {
+                Outcome::Fail(serde_json::to_string(failed).unwrap_or_default())
+            }
+            [one] => Outcome::Done(serde_json::to_value(one).ok()),
+            all => Outcome::Done(serde_json::to_value(all).ok()),
+        }
     }
 }
