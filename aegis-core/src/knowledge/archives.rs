@@ -27,21 +27,10 @@ pub(super) struct Expansion {
     /// Archives read whole, with the keys of every file they hold (read or not): their
     /// other documents are of files since removed from them.
     pub archives: Vec<(String, BTreeSet<String>)>,
-    /// Where the archives' files were unpacked; removed with the expansion.
-    scratch: Option<Scratch>,
+    /// Where the archives' files were unpacked, removed when dropped: keep it until the
+    /// files are ingested.
+    pub scratch: Option<Scratch>,
 }
-
-impl Expansion {
-    /// The files to ingest, the outcomes decided already, the archives read whole, and the
-    /// scratch folder, to keep until the files are ingested.
-    pub(super) fn into_parts(self) -> ExpansionParts {
-        (self.files, self.failed, self.archives, self.scratch)
-    }
-}
-
-/// What [`Expansion::into_parts`] returns.
-pub(super) type ExpansionParts =
-    (Vec<(String, PathBuf)>, Vec<IngestOutcome>, Vec<(String, BTreeSet<String>)>, Option<Scratch>);
 
 /// A folder removed when dropped.
 #[derive(Debug)]
@@ -111,11 +100,10 @@ async fn unpack_file(
     let extract_error = |error| KnowledgeError::Extract { source_key: key.to_owned(), error };
     let (limits, archive_key, folder) = (limits.clone(), key.to_owned(), scratch);
     let unpacked = tokio::task::spawn_blocking(move || {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unpack_to(&bytes, &limits, &archive_key, &folder)))
+        super::extract::caught(|| unpack_to(&bytes, &limits, &archive_key, &folder))
     })
     .await
-    .map_err(|e| extract_error(ExtractError::Crashed(format!("the unpacking thread: {e}"))))?
-    .map_err(|panic| extract_error(ExtractError::Crashed(format!("the zip reader: {}", panic_text(&panic)))))?;
+    .map_err(|e| extract_error(ExtractError::Crashed(format!("the unpacking thread: {e}"))))?;
     let (files, failed, complete) = match unpacked {
         Ok(unpacked) => unpacked,
         // A damaged archive (one cut short) goes to the reader, which salvages what it can
@@ -192,14 +180,6 @@ fn file_name(path: &str) -> String {
         Some(extension) => format!("{stem}.{extension}"),
         None => stem,
     }
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "no message".to_owned())
 }
 
 #[cfg(test)]

@@ -238,8 +238,8 @@ impl Knowledge {
     ) -> Vec<IngestOutcome> {
         // The scratch folder of unpacked archives lives until the batch ends.
         #[cfg(feature = "office-docs")]
-        let (files, failed, archives, _scratch) =
-            super::archives::expand(files, &self.config().limits).await.into_parts();
+        let super::archives::Expansion { files, failed, archives, scratch: _scratch } =
+            super::archives::expand(files, &self.config().limits).await;
         #[cfg(not(feature = "office-docs"))]
         let (failed, archives): (Vec<IngestOutcome>, Vec<(String, std::collections::BTreeSet<String>)>) =
             (Vec::new(), Vec::new());

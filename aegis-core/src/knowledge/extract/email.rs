@@ -12,9 +12,7 @@ use std::cell::Cell;
 
 use mailparse::{DispositionType, MailHeaderMap, ParsedMail};
 
-use super::{
-    Anchor, ExtractError, Extracted, Extractor, Format, Limits, Section, SectionKind, html, mhtml, nested, text,
-};
+use super::{Anchor, ExtractError, Extracted, Extractor, Format, Limits, Section, SectionKind, html, nested, text};
 
 /// Email.
 pub struct Email;
@@ -88,7 +86,7 @@ impl Reader<'_> {
         let file_name = disposition.params.get("filename").or_else(|| part.ctype.params.get("name")).cloned();
         // Any text (`text/enriched`, a `text` without its subtype) reads as text.
         let mimetype = part.ctype.mimetype.as_str();
-        let is_text = mimetype == "text" || mimetype.starts_with("text/") || mhtml::is_html(part);
+        let is_text = mimetype == "text" || mimetype.starts_with("text/") || is_html(part);
         if is_text && disposition.disposition != DispositionType::Attachment {
             self.body(part);
         } else if file_name.is_some() || mimetype == "message/rfc822" {
@@ -106,11 +104,8 @@ impl Reader<'_> {
             Ok(bytes) => bytes,
             Err(e) => return self.extracted.notes.push(format!("a part of the body does not decode: {e}")),
         };
-        let read = if mhtml::is_html(part) {
-            html::read(&bytes, mhtml::charset(part))
-        } else {
-            text::read_plain(&bytes, mhtml::charset(part))
-        };
+        let read =
+            if is_html(part) { html::read(&bytes, charset(part)) } else { text::read_plain(&bytes, charset(part)) };
         add_body(&mut self.extracted, self.subject.as_deref(), read);
     }
 
@@ -203,6 +198,17 @@ pub(super) fn looks_like_email(head: &[u8]) -> bool {
     }
     let has = |wanted: &[&str]| names.iter().any(|n| wanted.contains(&n.as_str()));
     has(&["to", "message-id", "received", "return-path", "delivered-to"]) && has(&["from", "subject", "date"])
+}
+
+/// The encoding a MIME part's `Content-Type` names (`charset=`), if it names one.
+pub(super) fn charset(part: &ParsedMail) -> Option<&'static encoding_rs::Encoding> {
+    part.ctype.params.get("charset").and_then(|label| super::encoding::for_label(label))
+}
+
+/// Whether a MIME part is an HTML page.
+pub(super) fn is_html(part: &ParsedMail) -> bool {
+    let mimetype = part.ctype.mimetype.as_str();
+    mimetype == "text/html" || mimetype == "application/xhtml+xml"
 }
 
 #[cfg(test)]

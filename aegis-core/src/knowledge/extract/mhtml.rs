@@ -11,7 +11,11 @@
 
 use mailparse::{MailHeaderMap, ParsedMail};
 
-use super::{ExtractError, Extracted, Extractor, Limits, encoding, html};
+use super::{
+    ExtractError, Extracted, Extractor, Limits, add_as_part,
+    email::{charset, is_html},
+    html,
+};
 
 /// MHTML.
 pub struct Mhtml;
@@ -49,25 +53,16 @@ impl Extractor for Mhtml {
                     continue;
                 }
             };
-            let mut read = html::read(&body, charset(page));
+            let read = html::read(&body, charset(page));
             if index > 0 {
-                let name = part_name(page, index);
-                for section in &mut read.sections {
-                    section.anchor.part = Some(name.clone());
-                }
-                extracted.notes.extend(read.notes.into_iter().map(|note| format!("{name}: {note}")));
+                add_as_part(&mut extracted, &part_name(page, index), read);
             } else {
                 extracted.notes.extend(read.notes);
+                extracted.sections.extend(read.sections);
             }
-            extracted.sections.extend(read.sections);
         }
         Ok(extracted)
     }
-}
-
-/// The encoding a MIME part's `Content-Type` names (`charset=`), if it names one.
-pub(super) fn charset(part: &ParsedMail) -> Option<&'static encoding_rs::Encoding> {
-    part.ctype.params.get("charset").and_then(|label| encoding::for_label(label))
 }
 
 /// The parts that hold content (not multipart containers), in the order they are written.
@@ -78,12 +73,6 @@ fn collect_leaves<'a>(part: &'a ParsedMail<'a>, leaves: &mut Vec<&'a ParsedMail<
     for subpart in &part.subparts {
         collect_leaves(subpart, leaves);
     }
-}
-
-/// Whether a MIME part is an HTML page.
-pub(super) fn is_html(part: &ParsedMail) -> bool {
-    let mimetype = part.ctype.mimetype.as_str();
-    mimetype == "text/html" || mimetype == "application/xhtml+xml"
 }
 
 /// Where among `pages` the root page is, when the archive's `start` parameter names it

@@ -229,7 +229,7 @@ pub fn extract_with(format: Format, bytes: &[u8], limits: &Limits, pdf: &PdfRead
 }
 
 /// `extract`'s result, with a panic turned into [`ExtractError::Crashed`].
-fn caught(extract: impl FnOnce() -> Result<Extracted, ExtractError>) -> Result<Extracted, ExtractError> {
+pub(crate) fn caught<T>(extract: impl FnOnce() -> Result<T, ExtractError>) -> Result<T, ExtractError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(extract)).unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()

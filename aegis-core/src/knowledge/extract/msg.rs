@@ -98,7 +98,7 @@ impl<'o, 'a> Object<'o, 'a> {
             .collect();
         let mut object = Self { ole, root: root.to_owned(), fixed, code_page };
         if let Some(page) = object.long(id::MESSAGE_CODEPAGE).or_else(|| object.long(id::INTERNET_CPID))
-            && let Some(encoding) = code_page_of(page)
+            && let Some(encoding) = super::encoding::code_page(i64::from(page))
         {
             object.code_page = encoding;
         }
@@ -144,14 +144,6 @@ impl<'o, 'a> Object<'o, 'a> {
         let mut names: Vec<String> = self.ole.storages_in(root).into_iter().filter(|n| n.starts_with(prefix)).collect();
         names.sort();
         names
-    }
-}
-
-/// A Windows code page's encoding (Unicode code pages mean the 8-bit strings are UTF-8).
-fn code_page_of(page: u32) -> Option<&'static Encoding> {
-    match page {
-        65001 => Some(UTF_8),
-        page => code_page(i64::from(page)),
     }
 }
 
@@ -275,7 +267,7 @@ fn body(message: &mut Object, limits: &Limits) -> Result<Option<Extracted>, Extr
         return Ok(Some(text::read_plain(body.as_bytes(), Some(UTF_8))));
     }
     if let Some(page) = message.stream(id::HTML, "0102")? {
-        let charset = message.long(id::INTERNET_CPID).and_then(code_page_of);
+        let charset = message.long(id::INTERNET_CPID).and_then(|page| code_page(i64::from(page)));
         return Ok(Some(html::read(&page, charset)));
     }
     if let Some(page) = message.string(id::HTML)? {
