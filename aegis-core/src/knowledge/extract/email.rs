@@ -31,8 +31,16 @@ const CITED_HEADERS: [&str; 5] = ["Subject", "From", "To", "Cc", "Date"];
 
 impl Extractor for Email {
     fn extract(&self, bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {
-        nested(&NESTING, MAX_NESTING, "messages attached", || read_message(bytes, limits))
+        one_message_deeper(|| read_message(bytes, limits))
     }
+}
+
+/// Runs `read`, the reading of one message, one level deeper in the messages this thread
+/// is inside, or fails past [`MAX_NESTING`]. Emails and Outlook messages count together,
+/// however one is attached to the other (a file or an Outlook storage), so that no chain
+/// of them can nest readers until the stack overflows.
+pub(super) fn one_message_deeper<T>(read: impl FnOnce() -> Result<T, ExtractError>) -> Result<T, ExtractError> {
+    nested(&NESTING, MAX_NESTING, "messages attached", read)
 }
 
 fn read_message(bytes: &[u8], limits: &Limits) -> Result<Extracted, ExtractError> {

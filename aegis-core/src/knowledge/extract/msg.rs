@@ -4,8 +4,8 @@
 //! out as an email is ([`super::email`]): the cited headers, the body under the subject —
 //! the plain text, else the HTML, else the compressed RTF (MS-OXRTFCP) through the RTF
 //! reader — and each attachment through its format's extractor as a named part; an
-//! attached message (a storage, not a file) is read the same way, at most
-//! [`MAX_NESTING`] deep.
+//! attached message (a storage, not a file) is read the same way. Messages nest under
+//! one count, whichever form each is attached in ([`one_message_deeper`]).
 
 use std::collections::HashMap;
 
@@ -14,7 +14,7 @@ use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
 use super::{
     ExtractError, Extracted, Extractor, Format, Limits,
-    email::{add_attachment, add_body, headers_section, read_attachment},
+    email::{add_attachment, add_body, headers_section, one_message_deeper, read_attachment},
     encoding::code_page,
     html,
     ole::{Ole, le_u32},
@@ -23,9 +23,6 @@ use super::{
 
 /// Outlook messages.
 pub struct Msg;
-
-/// The deepest a message attached to a message is read.
-const MAX_NESTING: usize = 8;
 
 /// MAPI property ids read.
 mod id {
@@ -62,7 +59,7 @@ impl Extractor for Msg {
             ));
         }
         let mut extracted = Extracted::default();
-        read_message(&mut ole, "", 0, limits, &mut extracted)?;
+        one_message_deeper(|| read_message(&mut ole, "", true, limits, &mut extracted))?;
         Ok(extracted)
     }
 }
@@ -139,6 +136,17 @@ impl<'o, 'a> Object<'o, 'a> {
         Ok((!text.is_empty()).then(|| text.to_owned()))
     }
 
+    /// The first of the string properties `ids` the object has, each read only when the
+    /// ones before it are absent or empty.
+    fn first_string(&mut self, ids: &[u16]) -> Result<Option<String>, ExtractError> {
+        for &id in ids {
+            if let Some(text) = self.string(id)? {
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
+    }
+
     fn storages(&self, prefix: &str) -> Vec<String> {
         let root = if self.root.is_empty() { "/" } else { self.root.as_str() };
         let mut names: Vec<String> = self.ole.storages_in(root).into_iter().filter(|n| n.starts_with(prefix)).collect();
@@ -147,25 +155,24 @@ impl<'o, 'a> Object<'o, 'a> {
     }
 }
 
-/// Reads the message at `root` into `extracted`: its headers, body and attachments.
+/// Reads the message at `root` into `extracted`: its headers, body and attachments;
+/// `top` when it is the file's own message rather than an attached one.
 fn read_message(
     ole: &mut Ole,
     root: &str,
-    depth: usize,
+    top: bool,
     limits: &Limits,
     extracted: &mut Extracted,
 ) -> Result<(), ExtractError> {
-    let header = if depth == 0 { 32 } else { 24 };
+    let header = if top { 32 } else { 24 };
     let mut message = Object::open(ole, root, header, WINDOWS_1252)?;
     let subject = message.string(id::SUBJECT)?;
     let mut lines = Vec::new();
     if let Some(subject) = &subject {
         lines.push(format!("Subject: {subject}"));
     }
-    let sender_address = match message.string(id::SENDER_SMTP_ADDRESS)? {
-        Some(address) => Some(address),
-        None => message.string(id::SENDER_EMAIL)?.or(message.string(id::SENT_REPRESENTING_EMAIL)?),
-    };
+    let sender_address =
+        message.first_string(&[id::SENDER_SMTP_ADDRESS, id::SENDER_EMAIL, id::SENT_REPRESENTING_EMAIL])?;
     if let Some(from) = person(message.string(id::SENDER_NAME)?, sender_address) {
         lines.push(format!("From: {from}"));
     }
@@ -186,7 +193,7 @@ fn read_message(
     for (index, storage) in message.storages("__attach_version1.0_#").into_iter().enumerate() {
         // A damaged attachment is a note; the message and its other attachments stand.
         let path = format!("{root}/{storage}");
-        if let Err(e) = read_attached(message.ole, &path, index, message.code_page, depth, limits, extracted) {
+        if let Err(e) = read_attached(message.ole, &path, index, message.code_page, limits, extracted) {
             extracted.notes.push(format!("attachment {} was not read: {e}", index + 1));
         }
     }
@@ -199,27 +206,19 @@ fn read_attached(
     path: &str,
     index: usize,
     code_page: &'static Encoding,
-    depth: usize,
     limits: &Limits,
     extracted: &mut Extracted,
 ) -> Result<(), ExtractError> {
     let mut attachment = Object::open(ole, path, 8, code_page)?;
-    let file_name = match attachment.string(id::ATTACH_LONG_FILENAME)? {
-        Some(name) => Some(name),
-        None => attachment.string(id::ATTACH_FILENAME)?.or(attachment.string(id::DISPLAY_NAME)?),
-    };
+    let file_name = attachment.first_string(&[id::ATTACH_LONG_FILENAME, id::ATTACH_FILENAME, id::DISPLAY_NAME])?;
     let embedded = format!("{path}/__substg1.0_{:04X}000D", id::ATTACH_DATA);
     if attachment.ole.has(&format!("{embedded}/__properties_version1.0")) {
         let name = file_name.unwrap_or_else(|| format!("message {}.msg", index + 1));
-        if depth + 1 >= MAX_NESTING {
-            extracted
-                .notes
-                .push(format!("attachment {name} was not read: messages attached more than {MAX_NESTING} deep"));
-            return Ok(());
-        }
         let mut inner = Extracted::default();
-        read_message(attachment.ole, &embedded, depth + 1, limits, &mut inner)?;
-        add_attachment(extracted, &name, inner);
+        match one_message_deeper(|| read_message(attachment.ole, &embedded, false, limits, &mut inner)) {
+            Ok(()) => add_attachment(extracted, &name, inner),
+            Err(e) => extracted.notes.push(format!("attachment {name} was not read: {e}")),
+        }
         return Ok(());
     }
     let name = file_name.unwrap_or_else(|| format!("attachment {}", index + 1));
@@ -247,10 +246,7 @@ fn recipients(message: &mut Object) -> Result<(Vec<String>, Vec<String>), Extrac
     for storage in message.storages("__recip_version1.0_#") {
         let path = format!("{}/{storage}", message.root);
         let mut recipient = Object::open(message.ole, &path, 8, message.code_page)?;
-        let address = match recipient.string(id::SMTP_ADDRESS)? {
-            Some(address) => Some(address),
-            None => recipient.string(id::EMAIL_ADDRESS)?,
-        };
+        let address = recipient.first_string(&[id::SMTP_ADDRESS, id::EMAIL_ADDRESS])?;
         let Some(who) = person(recipient.string(id::DISPLAY_NAME)?, address) else { continue };
         match recipient.long(id::RECIPIENT_TYPE) {
             Some(2) => cc.push(who),
@@ -404,6 +400,55 @@ mod tests {
             .unwrap_or_else(|| panic!("{extracted:?}"));
         assert_eq!(inner.anchor.headings, ["test"]);
         assert!(inner.text.contains("body"));
+    }
+
+    /// A minimal Outlook message: a subject, and `attached` (a file name and its bytes) in
+    /// its one attachment if given.
+    fn message(subject: &str, attached: Option<(&str, &[u8])>) -> Vec<u8> {
+        use std::io::Write;
+        let utf16 = |text: &str| text.encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<u8>>();
+        let mut file = cfb::CompoundFile::create(std::io::Cursor::new(Vec::new())).unwrap();
+        let mut write = |path: &str, bytes: &[u8]| file.create_stream(path).unwrap().write_all(bytes).unwrap();
+        write("/__properties_version1.0", &[0; 32]);
+        write(&format!("/__substg1.0_{:04X}001F", id::SUBJECT), &utf16(subject));
+        if let Some((name, bytes)) = attached {
+            let storage = "/__attach_version1.0_#00000000";
+            file.create_storage(storage).unwrap();
+            let mut write = |path: &str, bytes: &[u8]| file.create_stream(path).unwrap().write_all(bytes).unwrap();
+            write(&format!("{storage}/__properties_version1.0"), &[0; 8]);
+            write(&format!("{storage}/__substg1.0_{:04X}001F", id::ATTACH_LONG_FILENAME), &utf16(name));
+            write(&format!("{storage}/__substg1.0_{:04X}0102", id::ATTACH_DATA), bytes);
+        }
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    #[test]
+    fn messages_attached_as_files_nest_under_the_same_limit_as_emails() {
+        // Each message attaches the one before it as a .msg file (not a storage): read one
+        // by one, each would start its count afresh and the chain could overflow the stack.
+        let mut chain = message("innermost", None);
+        for level in 0..12 {
+            chain = message(&format!("level {level}"), Some((&format!("level {level}.msg"), &chain)));
+        }
+        let extracted = extract(Format::Msg, &chain, &Limits::default()).unwrap();
+        let text = extracted.text();
+        assert!(text.contains("Subject: level 11") && text.contains("Subject: level 4"), "{text}");
+        assert!(!text.contains("Subject: level 3"), "eight messages deep at most: {text}");
+        assert!(!text.contains("innermost"));
+        assert!(extracted.notes.iter().any(|n| n.contains("more than 8 deep")), "{:?}", extracted.notes);
+
+        // An email attaching the chain counts in the same levels.
+        let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &chain);
+        let email = format!(
+            "From: a@example.com\r\nTo: b@example.com\r\nSubject: the email\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\n\
+             Content-Type: application/vnd.ms-outlook; name=\"chain.msg\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n"
+        );
+        let text = extract(Format::Email, email.as_bytes(), &Limits::default()).unwrap().text();
+        assert!(text.contains("Subject: the email") && text.contains("Subject: level 5"), "{text}");
+        assert!(!text.contains("Subject: level 4"), "the email is one of the eight: {text}");
     }
 
     #[test]
