@@ -3,7 +3,7 @@
 
 use aegis_core::knowledge::{
     Hit, SearchMode, SearchOptions, TextSearchChange,
-    queue::{IngestJob, enqueue_ingest},
+    queue::{IngestJob, enqueue_ingests},
 };
 use axum::{
     Json,
@@ -25,7 +25,8 @@ pub struct Accepted {
 }
 
 /// `POST /api/tenants/{tenant}/documents`: every `file` field is saved and queued; an
-/// optional `source_key` field (before the file) names the next file's document.
+/// optional `source_key` field (before the file) names the next file's document. A form
+/// is taken whole or not at all: one refused file queues none of the others.
 pub async fn upload(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -40,7 +41,9 @@ pub async fn upload(
     #[cfg(unix)]
     folder.mode(0o700);
     folder.create(&dir).await.map_err(|e| ApiError::internal(&e))?;
-    let mut accepted = Vec::new();
+    // The whole form is saved before anything is queued, so that a refused file (past the
+    // size limit, a broken request) leaves none of the form's files queued or kept.
+    let mut staged = Staged(Vec::new());
     let mut next_key: Option<String> = None;
     while let Some(field) = form.next_field().await.map_err(|e| ApiError::bad_request(format!("multipart: {e}")))? {
         match field.name() {
@@ -61,32 +64,41 @@ pub async fn upload(
                 let path = dir
                     .join(upload_id.to_string())
                     .with_extension(std::path::Path::new(&name).extension().unwrap_or_default());
-                if let Err(err) = save(field, &path).await {
-                    let _ = tokio::fs::remove_file(&path).await;
-                    return Err(err.for_upload(&name));
-                }
                 let job = IngestJob {
                     tenant: tenant.clone(),
-                    source_key: source_key.clone(),
-                    path,
+                    source_key,
+                    path: path.clone(),
                     caller: access.scope.caller().clone(),
                 };
-                let enqueued = match enqueue_ingest(&state.aegis.jobs(), &upload_id.to_string(), &job).await {
-                    Ok(enqueued) => enqueued,
-                    Err(e) => {
-                        let _ = tokio::fs::remove_file(&job.path).await;
-                        return Err(ApiError::internal(&e));
-                    }
-                };
-                accepted.push(Accepted { source_key, job_id: enqueued.id });
+                // Staged before it is written, so that a partial file goes with the form.
+                staged.0.push((upload_id.to_string(), job));
+                save(field, &path).await.map_err(|e| e.for_upload(&name))?;
             }
             _ => {}
         }
     }
-    if accepted.is_empty() {
+    if staged.0.is_empty() {
         return Err(ApiError::bad_request("no `file` field in the form"));
     }
+    let enqueued = enqueue_ingests(&state.aegis.jobs(), &staged.0).await.map_err(|e| ApiError::internal(&e))?;
+    let accepted = std::mem::take(&mut staged.0)
+        .into_iter()
+        .zip(enqueued)
+        .map(|((_, job), enqueued)| Accepted { source_key: job.source_key, job_id: enqueued.id })
+        .collect();
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// The uploads of a form saved but not queued: their files are removed when it is dropped
+/// (the request failed), unless they were taken out to be queued.
+struct Staged(Vec<(String, IngestJob)>);
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        for (_, job) in &self.0 {
+            let _ = std::fs::remove_file(&job.path);
+        }
+    }
 }
 
 /// Why an upload could not be saved.

@@ -147,6 +147,42 @@ pub enum Outcome {
     Fail(String),
 }
 
+/// Inserts `job` on `conn` unless one with the same `(queue, source_key)` exists.
+async fn insert(conn: &mut sqlx::PgConnection, job: &NewJob) -> Result<Enqueued, JobError> {
+    if job.queue.is_empty() || job.source_key.is_empty() {
+        return Err(JobError::Invalid("queue and source_key must not be empty".into()));
+    }
+    if job.max_attempts < 1 {
+        return Err(JobError::Invalid("max_attempts must be at least 1".into()));
+    }
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let delay = chrono::Duration::from_std(job.delay).unwrap_or_default();
+    let created: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO public.jobs (id, queue, source_key, tenant_id, payload, max_attempts, run_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (queue, source_key) DO NOTHING RETURNING id",
+    )
+    .bind(id)
+    .bind(&job.queue)
+    .bind(&job.source_key)
+    .bind(job.tenant.as_ref().map(TenantId::as_str))
+    .bind(&job.payload)
+    .bind(job.max_attempts)
+    .bind(now + delay)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = created {
+        return Ok(Enqueued { id, created: true });
+    }
+    let existing: Uuid = sqlx::query_scalar("SELECT id FROM public.jobs WHERE queue = $1 AND source_key = $2")
+        .bind(&job.queue)
+        .bind(&job.source_key)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Enqueued { id: existing, created: false })
+}
+
 /// The job service. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Jobs {
@@ -164,38 +200,21 @@ impl Jobs {
     /// Enqueues a job unless one with the same `(queue, source_key)` exists.
     #[tracing::instrument(skip_all, fields(queue = %job.queue))]
     pub async fn enqueue(&self, job: &NewJob) -> Result<Enqueued, JobError> {
-        if job.queue.is_empty() || job.source_key.is_empty() {
-            return Err(JobError::Invalid("queue and source_key must not be empty".into()));
+        let mut conn = self.db.pool().acquire().await?;
+        insert(&mut conn, job).await
+    }
+
+    /// Enqueues every job of `jobs` (each unless one with its `(queue, source_key)` exists)
+    /// in one transaction: all of them or, on an error, none.
+    #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
+    pub async fn enqueue_all(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>, JobError> {
+        let mut tx = self.db.begin_platform().await?;
+        let mut enqueued = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            enqueued.push(insert(&mut tx, job).await?);
         }
-        if job.max_attempts < 1 {
-            return Err(JobError::Invalid("max_attempts must be at least 1".into()));
-        }
-        let now = Utc::now();
-        let id = Uuid::now_v7();
-        let delay = chrono::Duration::from_std(job.delay).unwrap_or_default();
-        let created: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO public.jobs (id, queue, source_key, tenant_id, payload, max_attempts, run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (queue, source_key) DO NOTHING RETURNING id",
-        )
-        .bind(id)
-        .bind(&job.queue)
-        .bind(&job.source_key)
-        .bind(job.tenant.as_ref().map(TenantId::as_str))
-        .bind(&job.payload)
-        .bind(job.max_attempts)
-        .bind(now + delay)
-        .bind(now)
-        .fetch_optional(self.db.pool())
-        .await?;
-        if let Some(id) = created {
-            return Ok(Enqueued { id, created: true });
-        }
-        let existing: Uuid = sqlx::query_scalar("SELECT id FROM public.jobs WHERE queue = $1 AND source_key = $2")
-            .bind(&job.queue)
-            .bind(&job.source_key)
-            .fetch_one(self.db.pool())
-            .await?;
-        Ok(Enqueued { id: existing, created: false })
+        tx.commit().await?;
+        Ok(enqueued)
     }
 
     /// Queues an outbound effect under an idempotency key: pushing the same key twice sends

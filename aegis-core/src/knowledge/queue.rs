@@ -30,10 +30,17 @@ pub struct IngestJob {
     pub caller: Caller,
 }
 
-/// Enqueues an ingest; `upload_id` makes a replayed upload one job.
-pub async fn enqueue_ingest(jobs: &Jobs, upload_id: &str, job: &IngestJob) -> Result<Enqueued, JobError> {
-    let payload = serde_json::to_value(job).map_err(|e| JobError::Invalid(e.to_string()))?;
-    jobs.enqueue(&NewJob::new(INGEST_QUEUE, upload_id, payload).for_tenant(&job.tenant).max_attempts(3)).await
+/// Enqueues the ingests of `uploads` (each an upload id, which makes a replayed upload one
+/// job, and its job) in one transaction: all of them or none.
+pub async fn enqueue_ingests(jobs: &Jobs, uploads: &[(String, IngestJob)]) -> Result<Vec<Enqueued>, JobError> {
+    let new_jobs = uploads
+        .iter()
+        .map(|(upload_id, job)| {
+            let payload = serde_json::to_value(job).map_err(|e| JobError::Invalid(e.to_string()))?;
+            Ok(NewJob::new(INGEST_QUEUE, upload_id, payload).for_tenant(&job.tenant).max_attempts(3))
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    jobs.enqueue_all(&new_jobs).await
 }
 
 /// Runs `kb.ingest` jobs.

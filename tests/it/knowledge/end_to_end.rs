@@ -142,18 +142,28 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     }
     assert_eq!(statuses, ["done", "failed", "done"], "the broken PDF fails alone");
     // An upload past the limit (the file limit plus 1 MB for the form) is refused with 413,
-    // and leaves no partial file behind; nothing is queued for it.
+    // and leaves no partial file behind; nothing of its form is queued, not even the small
+    // file before it.
+    let queued = async || -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM public.jobs WHERE queue = 'kb.ingest'")
+            .fetch_one(aegis.db().pool())
+            .await
+            .unwrap()
+    };
+    let queued_before = queued().await;
     let huge = reqwest::multipart::Part::bytes(vec![b'a'; 1_300 * 1024]).file_name("huge.txt");
+    let small = reqwest::multipart::Part::bytes(b"A small note before the huge file.".to_vec()).file_name("small.txt");
     let r = http
         .post(format!("{base}/api/tenants/acme/documents"))
         .bearer_auth(&acme_key)
-        .multipart(reqwest::multipart::Form::new().part("file", huge))
+        .multipart(reqwest::multipart::Form::new().part("file", small).part("file", huge))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
     let refused: serde_json::Value = r.json().await.unwrap();
     assert!(refused["error"]["message"].as_str().unwrap().contains("upload of huge.txt"), "{refused}");
+    assert_eq!(queued().await, queued_before, "a form is queued whole or not at all");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uploads).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "uploads are tenant data: the server's alone");
     let left: Vec<_> = std::fs::read_dir(&uploads).unwrap().collect();
