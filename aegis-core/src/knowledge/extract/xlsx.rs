@@ -38,9 +38,7 @@ pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
         DataRef::Int(i) => Cow::Owned(i.to_string()),
         // A whole number below 10^15 is exact as an i64 (and prints far faster than
         // `{:.0}`, which takes the exact-decimal path).
-        DataRef::Float(f) => {
-            Cow::Owned(if f.fract() == 0.0 && f.abs() < 1e15 { (f as i64).to_string() } else { f.to_string() })
-        }
+        DataRef::Float(f) => Cow::Owned(number_text(f)),
         DataRef::Bool(b) => Cow::Borrowed(if b { "TRUE" } else { "FALSE" }),
         DataRef::DateTime(ref dt) => Cow::Owned(
             if dt.is_duration() {
@@ -48,12 +46,37 @@ pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
                     let s = d.num_seconds();
                     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
                 })
+            } else if (0.0..1.0).contains(&dt.as_f64()) {
+                // A time of day: the serial number has no date part (Excel shows none).
+                dt.as_datetime().map(|t| time_of_day(t.time()))
             } else {
                 dt.as_datetime().map(iso_date)
             }
-            .unwrap_or_else(|| dt.as_f64().to_string()),
+            .unwrap_or_else(|| number_text(dt.as_f64())),
         ),
-        DataRef::Error(ref e) => Cow::Owned(format!("#{e:?}")),
+        // Excel's own spelling: `#DIV/0!`, `#N/A`, `#REF!`.
+        DataRef::Error(ref e) => Cow::Owned(e.to_string()),
+    }
+}
+
+/// A number as Excel shows it in a General cell: at most 15 significant digits, so that a
+/// computed `0.1 + 0.2` reads `0.3`, not `0.30000000000000004`.
+fn number_text(f: f64) -> String {
+    // A whole number below 10^15 is exact as an i64 (and prints far faster than
+    // `{:.0}`, which takes the exact-decimal path).
+    if f.fract() == 0.0 && f.abs() < 1e15 {
+        return (f as i64).to_string();
+    }
+    let rounded: f64 = format!("{f:.14e}").parse().unwrap_or(f);
+    rounded.to_string()
+}
+
+/// A time of day as `09:30`, or `09:30:15` when it has seconds.
+fn time_of_day(t: chrono::NaiveTime) -> String {
+    use chrono::Timelike;
+    match t.second() {
+        0 => format!("{:02}:{:02}", t.hour(), t.minute()),
+        s => format!("{:02}:{:02}:{s:02}", t.hour(), t.minute()),
     }
 }
 
@@ -133,8 +156,9 @@ fn read_sheet<'a>(
 }
 
 /// Lays a sheet's cells out as markdown tables of `ROWS_PER_SECTION` rows under its first
-/// row. Counts every laid-out cell (empty ones included) against the cell cap, and
-/// returns the row at which that cap stopped it, if it did.
+/// row, leaving out wide runs of empty columns ([`laid_out_columns`]). Counts every laid-out cell (empty ones
+/// included) against the cell cap, and returns the row at which that cap stopped it, if
+/// it did.
 fn lay_out(
     name: &str,
     sheet: &Sheet<'_>,
@@ -142,16 +166,15 @@ fn lay_out(
     laid_out: &mut usize,
     sections: &mut Vec<Section>,
 ) -> Option<u32> {
-    let (Some(first_col), Some(last_col)) =
-        (sheet.cells.iter().map(|c| c.1).min(), sheet.cells.iter().map(|c| c.1).max())
-    else {
+    let columns = laid_out_columns(sheet);
+    let (Some(&first_col), Some(&last_col)) = (columns.first(), columns.last()) else {
         return None;
     };
-    let width = usize::try_from(last_col - first_col + 1).unwrap_or(usize::MAX);
+    let width = columns.len();
     let mut rows = sheet.cells.chunk_by(|a, b| a.0 == b.0).map(|cells| {
         let mut row: Vec<&str> = vec![""; width];
         for (_, col, text) in cells {
-            row[usize::try_from(col - first_col).unwrap_or(0)] = text;
+            row[columns.binary_search(col).unwrap_or(0)] = text;
         }
         (cells[0].0, row)
     });
@@ -189,6 +212,29 @@ fn lay_out(
         sections.push(table(format!("{}{}", column_name(first_col), header_row + 1), std::slice::from_ref(&header)));
     }
     stopped_at
+}
+
+/// The widest run of empty columns kept between two columns holding cells: a spacer
+/// column stays in the table, a stray cell far to the right (at XFD1) does not pad every
+/// row with thousands of empty cells.
+const MAX_EMPTY_COLUMNS_KEPT: u32 = 3;
+
+/// The columns of `sheet` laid out, in order: those holding a cell, and the gaps between
+/// them of at most [`MAX_EMPTY_COLUMNS_KEPT`].
+fn laid_out_columns(sheet: &Sheet<'_>) -> Vec<u32> {
+    let mut used: Vec<u32> = sheet.cells.iter().map(|c| c.1).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut columns = Vec::with_capacity(used.len());
+    for (i, &col) in used.iter().enumerate() {
+        if let Some(&before) = i.checked_sub(1).and_then(|i| used.get(i))
+            && col - before - 1 <= MAX_EMPTY_COLUMNS_KEPT
+        {
+            columns.extend(before + 1..col);
+        }
+        columns.push(col);
+    }
+    columns
 }
 
 /// A workbook's sections and notes as its sheets are laid out, with the caps' budget.
@@ -399,6 +445,43 @@ mod tests {
             edit,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn numbers_times_and_errors_read_as_excel_shows_them() {
+        use calamine::{CellErrorType, DataRef, ExcelDateTime, ExcelDateTimeType};
+        let sum = [0.1f64, 0.2].iter().sum::<f64>();
+        assert_eq!(sum.to_string(), "0.30000000000000004");
+        assert_eq!(super::cell_text(&DataRef::Float(sum)), "0.3");
+        assert_eq!(super::cell_text(&DataRef::Float(1.1 * 3.0)), "3.3");
+        assert_eq!(super::cell_text(&DataRef::Float(19.99 * 3.0)), "59.97");
+        assert_eq!(super::cell_text(&DataRef::Float(1.0 / 3.0)), "0.333333333333333");
+        assert_eq!(super::cell_text(&DataRef::Float(-1234.5678)), "-1234.5678");
+        let at = |value: f64| DataRef::DateTime(ExcelDateTime::new(value, ExcelDateTimeType::DateTime, false));
+        assert_eq!(super::cell_text(&at(0.3958333333333333)), "09:30", "a time of day has no date");
+        assert_eq!(super::cell_text(&at(0.5 + 15.0 / 86400.0)), "12:00:15");
+        assert_eq!(super::cell_text(&at(45_000.5)), "2023-03-15T12:00:00");
+        for (error, text) in
+            [(CellErrorType::Div0, "#DIV/0!"), (CellErrorType::NA, "#N/A"), (CellErrorType::Ref, "#REF!")]
+        {
+            assert_eq!(super::cell_text(&DataRef::Error(error)), text);
+        }
+    }
+
+    #[test]
+    fn a_stray_cell_far_to_the_right_does_not_pad_the_rows() {
+        let limits = Limits::default();
+        let stray = edited(
+            "xl/worksheets/sheet1.xml",
+            r#"<c r="C1" t="s"><v>0</v></c>"#,
+            r#"<c r="C1" t="s"><v>0</v></c><c r="XFD1" t="s"><v>0</v></c>"#,
+        );
+        let extracted = Xlsx.extract(&stray, &limits).unwrap();
+        assert_eq!(extracted.sections.len(), 1, "{:?}", extracted.notes);
+        let section = &extracted.sections[0];
+        assert_eq!(section.anchor.range.as_deref(), Some("A2:XFD2"), "the range stays absolute");
+        assert_eq!(section.text, "| cell |  | cell | cell |\n| --- | --- | --- | --- |\n| cell |  | cell |  |");
+        assert!(extracted.notes.is_empty(), "{:?}", extracted.notes);
     }
 
     #[test]
