@@ -72,30 +72,43 @@ impl Extractor for Docx {
     }
 }
 
-/// Style id → heading level (1-based), from `w:outlineLvl` or a "heading N" name.
+/// Style id → heading level (1-based), from `w:outlineLvl` or a "heading N" name, each
+/// inherited through `w:basedOn` (a custom "Chapter" style based on Heading 1 is a level-1
+/// heading, as Word's navigation pane shows it).
 fn outline_levels(xml: &str) -> HashMap<String, usize> {
-    let mut levels = HashMap::new();
+    #[derive(Default)]
+    struct Style {
+        outline: Option<usize>,
+        named: Option<usize>,
+        based_on: Option<String>,
+    }
+    let mut styles: HashMap<String, Style> = HashMap::new();
     let mut reader = Reader::from_str(xml);
     let mut current: Option<String> = None;
+    // Skipping the old properties of a tracked style change (`w:pPrChange`).
+    let mut in_change = 0usize;
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) if e.local_name().as_ref() == "style" => current = attr(&e, "styleId"),
             Ok(Event::End(e)) if e.local_name().as_ref() == "style" => current = None,
-            Ok(Event::Empty(e) | Event::Start(e)) => {
+            Ok(Event::Start(e)) if superseded(e.local_name().as_ref()) => in_change += 1,
+            Ok(Event::End(e)) if superseded(e.local_name().as_ref()) => in_change = in_change.saturating_sub(1),
+            Ok(Event::Empty(e) | Event::Start(e)) if in_change == 0 => {
                 let Some(id) = &current else { continue };
+                let style = styles.entry(id.clone()).or_default();
                 match e.local_name().as_ref() {
                     "outlineLvl" => {
-                        if let Some(level) = attr(&e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9) {
-                            levels.insert(id.clone(), level + 1);
-                        }
+                        style.outline =
+                            attr(&e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9).map(|l| l + 1);
                     }
+                    "basedOn" => style.based_on = attr(&e, "val"),
                     "name" => {
                         let name = attr(&e, "val").unwrap_or_default().to_ascii_lowercase();
                         if let Some(level) = name.strip_prefix("heading ").and_then(|n| n.trim().parse::<usize>().ok())
                         {
-                            levels.entry(id.clone()).or_insert(level);
+                            style.named = Some(level);
                         } else if name == "title" {
-                            levels.entry(id.clone()).or_insert(1);
+                            style.named = Some(1);
                         }
                     }
                     _ => {}
@@ -103,6 +116,20 @@ fn outline_levels(xml: &str) -> HashMap<String, usize> {
             }
             Ok(Event::Eof) | Err(_) => break,
             Ok(_) => {}
+        }
+    }
+    let own = |style: &Style| style.outline.or(style.named);
+    let mut levels = HashMap::new();
+    for (id, style) in &styles {
+        // A chain of at most 16 styles: a loop of basedOn (hostile or broken) ends.
+        let mut at = Some(style);
+        for _ in 0..16 {
+            let Some(style) = at else { break };
+            if let Some(level) = own(style) {
+                levels.insert(id.clone(), level);
+                break;
+            }
+            at = style.based_on.as_ref().and_then(|base| styles.get(base));
         }
     }
     levels
@@ -118,6 +145,22 @@ struct Paragraph {
 #[derive(Default)]
 struct Table {
     rows: Vec<Vec<String>>,
+    /// The grid columns the open cell spans (`w:gridSpan`), padded with empty cells when
+    /// it ends so that the columns after it stay under their headers.
+    span: usize,
+}
+
+/// The most grid columns a cell's span or a row's leading gap counts (Word allows 63):
+/// a hostile value cannot make a row of millions of cells.
+const MAX_GRID_COLUMNS: usize = 64;
+
+impl Table {
+    /// Adds `n` empty cells to the open row.
+    fn pad(&mut self, n: usize) {
+        if let Some(row) = self.rows.last_mut() {
+            row.extend(std::iter::repeat_n(String::new(), n.min(MAX_GRID_COLUMNS)));
+        }
+    }
 }
 
 struct Walker<'s> {
@@ -167,24 +210,119 @@ impl Walker<'_> {
     }
 }
 
+/// Whether the element `name` holds what the document no longer says, to be skipped
+/// whole: the old properties of a tracked formatting change (`w:pPrChange`, `w:rPrChange`,
+/// …, whose old `w:pStyle` would otherwise replace the current one), text moved away
+/// (`w:moveFrom`) or deleted (`w:del`), and the fallback copy of alternate content.
+fn superseded(name: &str) -> bool {
+    name.ends_with("PrChange") || matches!(name, "moveFrom" | "del" | "Fallback")
+}
+
+/// The grid columns `e`'s `w:val` counts (`w:gridSpan`, `w:gridBefore`), at least 1.
+fn grid_columns(e: &quick_xml::events::BytesStart<'_>) -> usize {
+    attr(e, "val").and_then(|v| v.parse().ok()).unwrap_or(1).clamp(1, MAX_GRID_COLUMNS)
+}
+
+/// The character a `w:sym` shows: `char` is hexadecimal, a code point, or for a symbol
+/// font one in U+F000–U+F0FF whose low byte is the font's own code. The Symbol font's
+/// letters and signs are mapped; a pictogram font's (Wingdings) are left out.
+fn symbol(font: Option<&str>, char: Option<&str>) -> Option<char> {
+    let code = u32::from_str_radix(char?, 16).ok()?;
+    if !(0xF000..=0xF0FF).contains(&code) {
+        return char::from_u32(code).filter(|c| !c.is_control());
+    }
+    if !font.is_some_and(|f| f.eq_ignore_ascii_case("symbol")) {
+        return None;
+    }
+    let byte = (code & 0xFF) as u8;
+    const GREEK_UPPER: &str = "ΑΒΧΔΕΦΓΗΙϑΚΛΜΝΟΠΘΡΣΤΥςΩΞΨΖ";
+    const GREEK_LOWER: &str = "αβχδεφγηιϕκλμνοπθρστυϖωξψζ";
+    Some(match byte {
+        b'A'..=b'Z' => GREEK_UPPER.chars().nth(usize::from(byte - b'A'))?,
+        b'a'..=b'z' => GREEK_LOWER.chars().nth(usize::from(byte - b'a'))?,
+        0x22 => '∀',
+        0x24 => '∃',
+        0x27 => '∋',
+        0x2A => '∗',
+        0x2D => '−',
+        0x40 => '≅',
+        0x20..=0x7E => char::from(byte),
+        0xA2 => '′',
+        0xA3 => '≤',
+        0xA5 => '∞',
+        0xAB => '↔',
+        0xAC => '←',
+        0xAD => '↑',
+        0xAE => '→',
+        0xAF => '↓',
+        0xB0 => '°',
+        0xB1 => '±',
+        0xB2 => '″',
+        0xB3 => '≥',
+        0xB4 => '×',
+        0xB5 => '∝',
+        0xB6 => '∂',
+        0xB7 => '•',
+        0xB8 => '÷',
+        0xB9 => '≠',
+        0xBA => '≡',
+        0xBB => '≈',
+        0xBC => '…',
+        0xC6 => '∅',
+        0xC7 => '∩',
+        0xC8 => '∪',
+        0xCE => '∈',
+        0xCF => '∉',
+        0xD2 | 0xE2 => '®',
+        0xD3 | 0xE3 => '©',
+        0xD4 | 0xE4 => '™',
+        0xD5 => '∏',
+        0xD6 => '√',
+        0xD7 => '⋅',
+        0xDB => '⇔',
+        0xDE => '⇒',
+        0xE5 => '∑',
+        0xF2 => '∫',
+        _ => return None,
+    })
+}
+
 fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) -> Result<Vec<Section>, ExtractError> {
     let mut w = Walker { styles, outline: Outline::new(part), paragraphs: vec![], tables: vec![], in_text: false };
     let mut reader = Reader::from_str(xml);
-    let mut fallback_depth = 0usize;
+    // The superseded element being skipped, and how deep in elements of its name.
+    let mut skipping: Option<(String, usize)> = None;
     loop {
         let event = reader.read_event().map_err(|e| ExtractError::Malformed(format!("document XML: {e}")))?;
-        if fallback_depth > 0 {
+        if let Some((name, depth)) = &mut skipping {
             match &event {
-                Event::Start(e) if e.local_name().as_ref() == "Fallback" => fallback_depth += 1,
-                Event::End(e) if e.local_name().as_ref() == "Fallback" => fallback_depth -= 1,
+                Event::Start(e) if e.local_name().as_ref() == name.as_str() => *depth += 1,
+                Event::End(e) if e.local_name().as_ref() == name.as_str() => {
+                    *depth -= 1;
+                    if *depth == 0 {
+                        skipping = None;
+                    }
+                }
                 Event::Eof => break,
                 _ => {}
             }
             continue;
         }
-        match event {
-            Event::Start(e) => match e.local_name().as_ref() {
-                "Fallback" => fallback_depth = 1,
+        // An element written open and closed (`<w:tab></w:tab>`) means what its empty
+        // form does.
+        let (start, empty) = match &event {
+            Event::Start(e) => (Some(e), None),
+            Event::Empty(e) => (None, Some(e)),
+            _ => (None, None),
+        };
+        if let Some(e) = start
+            && superseded(e.local_name().as_ref())
+        {
+            skipping = Some((e.local_name().as_ref().to_owned(), 1));
+            continue;
+        }
+        if let Some(e) = start {
+            match e.local_name().as_ref() {
                 "p" => w.paragraphs.push(Paragraph::default()),
                 "t" => w.in_text = true,
                 "tbl" => w.tables.push(Table::default()),
@@ -194,31 +332,62 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
                     }
                 }
                 "tc" => {
-                    if let Some(row) = w.tables.last_mut().and_then(|t| t.rows.last_mut()) {
-                        row.push(String::new());
+                    if let Some(t) = w.tables.last_mut() {
+                        t.span = 1;
+                        if let Some(row) = t.rows.last_mut() {
+                            row.push(String::new());
+                        }
                     }
                 }
                 _ => {}
-            },
-            Event::Empty(e) => match e.local_name().as_ref() {
+            }
+        }
+        if let Some(e) = start.or(empty) {
+            match e.local_name().as_ref() {
                 "pStyle" => {
                     if let Some(p) = w.paragraphs.last_mut() {
-                        p.style = attr(&e, "val");
+                        p.style = attr(e, "val");
                     }
                 }
                 "outlineLvl" => {
                     if let Some(p) = w.paragraphs.last_mut() {
-                        p.outline = attr(&e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
+                        p.outline = attr(e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
                     }
                 }
-                "tab" => w.push_text("\t"),
+                "gridSpan" => {
+                    if let Some(t) = w.tables.last_mut() {
+                        t.span = grid_columns(e);
+                    }
+                }
+                // A row that starts at a later grid column (`w:trPr`, before its cells).
+                "gridBefore" => {
+                    if let Some(t) = w.tables.last_mut() {
+                        t.pad(grid_columns(e));
+                    }
+                }
+                // A tab in a run, or a position tab (headers and footers); a tab stop
+                // (`w:tabs`, with a position) is not text.
+                "tab" | "ptab" if attr(e, "pos").is_none() => w.push_text("\t"),
                 "br" | "cr" => w.push_text("\n"),
-                "p" => {}
+                "noBreakHyphen" => w.push_text("-"),
+                "sym" => {
+                    if let Some(c) = symbol(attr(e, "font").as_deref(), attr(e, "char").as_deref()) {
+                        w.push_text(c.encode_utf8(&mut [0; 4]));
+                    }
+                }
                 _ => {}
-            },
+            }
+        }
+        match event {
             Event::End(e) => match e.local_name().as_ref() {
                 "p" => w.end_paragraph(),
                 "t" => w.in_text = false,
+                "tc" => {
+                    if let Some(t) = w.tables.last_mut() {
+                        let span = std::mem::replace(&mut t.span, 1);
+                        t.pad(span - 1);
+                    }
+                }
                 "tbl" => w.end_table(),
                 _ => {}
             },
@@ -249,6 +418,80 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
 mod tests {
     use super::*;
     use crate::knowledge::extract::ooxml::repackaged;
+
+    /// The sections of a document body `body` (WordprocessingML inside `w:body`).
+    fn body_sections(body: &str, styles: &HashMap<String, usize>) -> Vec<Section> {
+        let xml = format!(
+            r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+        );
+        walk(&xml, styles, None).unwrap()
+    }
+
+    #[test]
+    fn merged_cells_keep_the_columns_after_them_under_their_headers() {
+        let cell = |text: &str, props: &str| {
+            format!("<w:tc><w:tcPr>{props}</w:tcPr><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:tc>")
+        };
+        let row = |cells: &[String], props: &str| format!("<w:tr><w:trPr>{props}</w:trPr>{}</w:tr>", cells.concat());
+        let table = [
+            row(&[cell("A", ""), cell("B", ""), cell("C", ""), cell("D", "")], ""),
+            row(&[cell("wide", r#"<w:gridSpan w:val="2"/>"#), cell("c1", ""), cell("d1", "")], ""),
+            row(&[cell("c2", ""), cell("d2", "")], r#"<w:gridBefore w:val="2"/>"#),
+        ]
+        .concat();
+        let sections = body_sections(&format!("<w:tbl>{table}</w:tbl>"), &HashMap::new());
+        let lines: Vec<&str> = sections[0].text.lines().collect();
+        assert_eq!(
+            lines,
+            ["| A | B | C | D |", "| --- | --- | --- | --- |", "| wide |  | c1 | d1 |", "|  |  | c2 | d2 |"]
+        );
+        let hostile = row(&[cell("hostile", r#"<w:gridSpan w:val="99999999"/>"#)], "");
+        let sections = body_sections(&format!("<w:tbl>{hostile}</w:tbl>"), &HashMap::new());
+        assert_eq!(
+            sections[0].text.lines().next().unwrap().matches('|').count(),
+            MAX_GRID_COLUMNS + 1,
+            "a span is capped"
+        );
+    }
+
+    #[test]
+    fn superseded_text_and_properties_are_left_out_and_inline_marks_kept() {
+        let levels = HashMap::from([("Heading1".to_owned(), 1)]);
+        let body = r#"
+            <w:p><w:pPr><w:pStyle w:val="Heading1"/><w:pPrChange w:id="1"><w:pPr><w:pStyle w:val="Normal"/></w:pPr></w:pPrChange></w:pPr>
+                <w:r><w:t>Reviewed Heading</w:t></w:r></w:p>
+            <w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr>
+                <w:moveFrom w:id="2"><w:r><w:t>MOVED </w:t></w:r></w:moveFrom><w:del w:id="3"><w:r><w:t>GONE </w:t></w:r></w:del>
+                <w:r><w:t>Company</w:t><w:ptab w:relativeTo="margin" w:alignment="center" w:leader="none"/><w:t>Confidential</w:t>
+                <w:tab></w:tab><w:t>Draft</w:t></w:r></w:p>
+            <w:p><w:r><w:t>Temp 20</w:t><w:sym w:font="Symbol" w:char="F0B0"/><w:t>C, co</w:t><w:noBreakHyphen/><w:t>operate </w:t>
+                <w:sym w:font="Wingdings" w:char="F0FC"/><w:sym w:font="Arial" w:char="2192"/></w:r></w:p>"#;
+        let sections = body_sections(body, &levels);
+        assert_eq!(sections.len(), 1, "{sections:?}");
+        assert_eq!(sections[0].anchor.headings, ["Reviewed Heading"], "the current style, not the old one");
+        assert_eq!(sections[0].text, "Reviewed Heading\nCompany\tConfidential\tDraft\nTemp 20°C, co-operate →");
+    }
+
+    #[test]
+    fn a_style_based_on_a_heading_is_a_heading_of_its_level() {
+        let styles = r#"<w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+            <w:style w:styleId="Heading1"><w:name w:val="heading 1"/><w:pPr><w:outlineLvl w:val="0"/></w:pPr></w:style>
+            <w:style w:styleId="Heading2"><w:name w:val="heading 2"/></w:style>
+            <w:style w:styleId="Chapter"><w:name w:val="Chapter Heading"/><w:basedOn w:val="Heading1"/></w:style>
+            <w:style w:styleId="Sub"><w:name w:val="My Sub"/><w:basedOn w:val="Heading2"/></w:style>
+            <w:style w:styleId="Body"><w:name w:val="Body"/><w:basedOn w:val="Normal"/></w:style>
+            <w:style w:styleId="LoopA"><w:basedOn w:val="LoopB"/></w:style>
+            <w:style w:styleId="LoopB"><w:basedOn w:val="LoopA"/></w:style>
+            <w:style w:styleId="Changed"><w:pPr><w:pPrChange><w:pPr><w:outlineLvl w:val="2"/></w:pPr></w:pPrChange></w:pPr></w:style>
+        </w:styles>"#;
+        let levels = outline_levels(styles);
+        let level = |id: &str| levels.get(id).copied();
+        assert_eq!(
+            (level("Heading1"), level("Heading2"), level("Chapter"), level("Sub")),
+            (Some(1), Some(2), Some(1), Some(2))
+        );
+        assert_eq!((level("Body"), level("LoopA"), level("Changed")), (None, None, None));
+    }
 
     #[test]
     fn comments_are_a_part_of_their_own() {
