@@ -121,7 +121,10 @@ pub async fn migrate_public(db: &Database, set: &MigrationSet) -> Result<Vec<i32
     let mut conn = db.pool().acquire().await?;
     sqlx::query("SELECT pg_advisory_lock(hashtext('aegis:migrate:public'))").execute(&mut *conn).await?;
     let result = match apply_public(&mut conn, set).await {
-        Ok(applied) => require_pgvector(&mut conn).await.map(|()| applied),
+        Ok(applied) => {
+            warn_of_ascii_only_case_folding(&mut conn).await;
+            require_pgvector(&mut conn).await.map(|()| applied)
+        }
         Err(e) => Err(e),
     };
     let unlock = sqlx::query("SELECT pg_advisory_unlock(hashtext('aegis:migrate:public'))").execute(&mut *conn).await;
@@ -143,6 +146,27 @@ async fn apply_public(conn: &mut PgConnection, set: &MigrationSet) -> Result<Vec
         tx.commit().await?;
     }
     Ok(applied_now)
+}
+
+/// Warns when the database's character type folds only ASCII letters to lower case
+/// (`C`, `POSIX`): full-text search then tells `ZÜRICH` from `Zürich`. The embedded
+/// cluster is created with `C.UTF-8`; a database's character type is fixed when it is
+/// created (`CREATE DATABASE … LC_CTYPE 'C.UTF-8' TEMPLATE template0`).
+async fn warn_of_ascii_only_case_folding(conn: &mut PgConnection) {
+    let ctype: Result<String, _> =
+        sqlx::query_scalar("SELECT datctype FROM pg_database WHERE datname = current_database()")
+            .fetch_one(&mut *conn)
+            .await;
+    if let Ok(ctype) = ctype
+        && matches!(ctype.as_str(), "C" | "POSIX")
+    {
+        tracing::warn!(
+            lc_ctype = %ctype,
+            "this database folds only ASCII letters to lower case: keyword search will not match \
+             ZÜRICH to Zürich; create the database with LC_CTYPE 'C.UTF-8' (or another UTF-8 locale) \
+             and ingest again"
+        );
+    }
 }
 
 /// Fails clearly when the database's pgvector is older than [`MIN_PGVECTOR`], after trying

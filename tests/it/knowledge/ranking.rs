@@ -25,6 +25,26 @@ async fn a_chunk_with_every_word_of_the_query_comes_first_in_keyword_search() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Keyword search folds case beyond ASCII (the embedded cluster's LC_CTYPE is C.UTF-8):
+/// a query in capitals finds German, Swedish, Greek and Cyrillic words written in lower
+/// case, and the other way round.
+#[tokio::test]
+async fn keyword_search_folds_the_case_of_every_alphabet() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[
+        ("branches.txt", "Die Filiale in Zürich öffnet um neun; Ångström measured it. Σοφία runs the office in Киев."),
+        ("other.txt", "Nothing about any city here."),
+    ]);
+    ingest_dir(&aegis, &scope, &dir).await;
+    for query in ["ZÜRICH", "ÅNGSTRÖM", "ΣΟΦΊΑ", "КИЕВ", "zürich", "ÖFFNET"] {
+        let hits = search(&aegis, &scope, query, SearchMode::Keyword).await;
+        let keys: Vec<&str> = hits.iter().map(|h| h.source_key.as_str()).collect();
+        assert_eq!(keys, ["branches.txt"], "{query}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Someone pastes a sentence they remember, every word of it common in the tenant's
 /// documents: with a candidate cap below the chunks holding its rarest words, the chunk
 /// with every word is still ranked, and the one with them side by side comes first in

@@ -28,6 +28,9 @@ use secrecy::SecretString;
 
 use crate::{config::Config, db::DbError};
 
+/// The character type of the clusters AEGIS creates (see `initdb`).
+const UNICODE_CTYPE: &str = "C.UTF-8";
+
 /// The superuser created by initdb (used only to bootstrap).
 pub const SUPERUSER: &str = "aegis_super";
 /// The owner role AEGIS connects as.
@@ -299,19 +302,37 @@ impl EmbeddedPostgres {
         std::fs::write(&init_pw, &password).map_err(|e| io_err("cannot write", &init_pw, e))?;
         self.run_as.chown(&init_pw)?;
         let partial = self.pgdata.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&partial);
-        std::fs::create_dir_all(&partial).map_err(|e| io_err("cannot create", &partial, e))?;
-        self.run_as.chown(&partial)?;
-        let out = self
-            .run_as
-            .command(&self.binaries.program("initdb"))
-            .arg("-D")
-            .arg(&partial)
-            .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C", "--no-instructions"])
-            .arg(format!("--pwfile={}", init_pw.display()))
-            .output();
+        // Byte-order collation (fast, stable across machines) with Unicode character
+        // classes: full-text search lowercases with the database's LC_CTYPE, and under `C`
+        // only ASCII letters fold (ZÜRICH would not find Zürich). A system without the
+        // C.UTF-8 locale gets `C` and the warning `migrate` gives for it.
+        let initdb = |ctype: &str| {
+            let _ = std::fs::remove_dir_all(&partial);
+            std::fs::create_dir_all(&partial).map_err(|e| io_err("cannot create", &partial, e))?;
+            self.run_as.chown(&partial)?;
+            self.run_as
+                .command(&self.binaries.program("initdb"))
+                .arg("-D")
+                .arg(&partial)
+                .args(["-U", SUPERUSER, "-A", "scram-sha-256", "-E", "UTF8", "--locale=C"])
+                .arg(format!("--lc-ctype={ctype}"))
+                .arg("--no-instructions")
+                .arg(format!("--pwfile={}", init_pw.display()))
+                .output()
+                .map_err(|e| err(format!("cannot run initdb: {e}")))
+        };
+        let out = initdb(UNICODE_CTYPE).and_then(|out| {
+            if out.status.success() {
+                return Ok(out);
+            }
+            tracing::warn!(
+                stderr = %String::from_utf8_lossy(&out.stderr).trim(),
+                "initdb refused LC_CTYPE {UNICODE_CTYPE}; creating the cluster with C"
+            );
+            initdb("C")
+        });
         let _ = std::fs::remove_file(&init_pw);
-        let out = out.map_err(|e| err(format!("cannot run initdb: {e}")))?;
+        let out = out?;
         if !out.status.success() {
             let _ = std::fs::remove_dir_all(&partial);
             return Err(err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
