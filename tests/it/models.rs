@@ -95,6 +95,47 @@ async fn falls_back_in_order_and_records_every_attempt() {
     assert_eq!(sent[0].body["messages"][0]["content"], "hi");
 }
 
+/// An intent walks every alias its tier lists, in turn: the business tier's chat is
+/// `premium` then `fast`, so when every model of `premium` fails, `fast`'s own model
+/// answers; each attempt's ledger row names the alias it was permitted through.
+#[tokio::test]
+async fn an_intent_falls_back_across_the_aliases_its_tier_lists() {
+    let provider = TestProvider::start().await;
+    let aegis = aegis_with_models(&provider, None).await;
+    provider.push("p1", [Reply::Status(500, "down".into()), Reply::Status(500, "down".into())]);
+    provider.push("m1", [Reply::Status(503, "down".into()), Reply::Status(503, "down".into())]);
+    provider.push("m2", [Reply::text("from fast", 10, 2)]);
+    let done = aegis.models().complete(&scope(Tier::Business), &chat(), &ask("hi")).await.unwrap();
+    assert_eq!(done.model, "beta/m2");
+    assert_eq!(done.decision.chain, ["alpha/p1", "alpha/m1", "beta/m2"]);
+    aegis.models().flush().await;
+    let rows: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT alias, model, attempt FROM public.provider_ledger WHERE decision_id = $1 ORDER BY at, attempt",
+    )
+    .bind(done.decision.id)
+    .fetch_all(aegis.db().pool())
+    .await
+    .unwrap();
+    let rows: Vec<(&str, &str, i32)> = rows.iter().map(|(a, m, n)| (a.as_str(), m.as_str(), *n)).collect();
+    assert_eq!(
+        rows,
+        [
+            ("premium", "alpha/p1", 1),
+            ("premium", "alpha/p1", 2),
+            ("premium", "alpha/m1", 1),
+            ("premium", "alpha/m1", 2),
+            ("fast", "beta/m2", 1)
+        ]
+    );
+    // Asked for by name, an alias is walked alone.
+    provider.push("p1", [Reply::Status(500, "down".into()), Reply::Status(500, "down".into())]);
+    provider.push("m1", [Reply::Status(503, "down".into()), Reply::Status(503, "down".into())]);
+    let premium = Target::parse("premium", Intent::Chat).unwrap();
+    let err = aegis.models().complete(&scope(Tier::Business), &premium, &ask("hi")).await.unwrap_err();
+    let ModelError::AllFailed(err) = err else { panic!("{err}") };
+    assert!(err.attempts.iter().all(|a| a.model != "beta/m2"), "{err}");
+}
+
 #[tokio::test]
 async fn a_bad_request_stops_the_walk_and_all_failures_are_listed() {
     let provider = TestProvider::start().await;

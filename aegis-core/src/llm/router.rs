@@ -36,12 +36,25 @@ pub struct RouteTarget {
     pub tenant: String,
     /// The decision.
     pub decision_id: Uuid,
-    /// The alias.
+    /// The alias the decision chose (named in errors).
     pub alias: String,
     /// Models permitted, in order.
     pub chain: Vec<String>,
+    /// The alias each model of `chain` was permitted through (`alias` where absent),
+    /// recorded on its ledger rows.
+    pub chain_aliases: Vec<String>,
     /// The agent or skill run, if any.
     pub run_id: Option<Uuid>,
+}
+
+impl RouteTarget {
+    /// The models of the chain in order, each with the alias it was permitted through.
+    fn links(&self) -> impl Iterator<Item = (&String, &str)> {
+        self.chain
+            .iter()
+            .enumerate()
+            .map(|(i, model)| (model, self.chain_aliases.get(i).map_or(self.alias.as_str(), String::as_str)))
+    }
 }
 
 /// One failed or skipped attempt, as reported to the caller.
@@ -195,14 +208,21 @@ impl Router {
         Duration::from_millis(jittered).min(max)
     }
 
-    fn ledger_row(&self, target: &RouteTarget, model: &RoutedModel, attempt: u32, stream: bool) -> LedgerRow {
+    fn ledger_row(
+        &self,
+        target: &RouteTarget,
+        alias: &str,
+        model: &RoutedModel,
+        attempt: u32,
+        stream: bool,
+    ) -> LedgerRow {
         LedgerRow {
             id: Uuid::now_v7(),
             at: Utc::now(),
             tenant: target.tenant.clone(),
             decision_id: target.decision_id,
             run_id: target.run_id,
-            alias: target.alias.clone(),
+            alias: alias.to_owned(),
             model: model.id.clone(),
             provider: model.provider.clone(),
             provider_model: model.config.name.clone(),
@@ -261,12 +281,12 @@ impl Router {
     {
         let mut failures = Vec::new();
         let mut spend = PremiumSpend::Priced(0);
-        for model_id in &target.chain {
+        for (model_id, alias) in target.links() {
             let Some(model) = self.usable(model_id, &mut failures) else { continue };
             for attempt in 1..=self.config.attempts_per_model.max(1) {
                 let started = Instant::now();
                 let result = call(model).await;
-                let mut row = self.ledger_row(target, model, attempt, stream);
+                let mut row = self.ledger_row(target, alias, model, attempt, stream);
                 row.latency_ms = millis(started.elapsed());
                 match result {
                     Ok((value, usage)) => {
@@ -365,7 +385,7 @@ impl Router {
         use futures::StreamExt;
         let mut failures = Vec::new();
         let mut spend = PremiumSpend::Priced(0);
-        for model_id in &target.chain {
+        for (model_id, alias) in target.links() {
             let Some(model) = self.usable(model_id, &mut failures) else { continue };
             let Backend::Chat(chat) = &model.backend else {
                 failures.push(skip(model_id, ErrorClass::BadRequest, "this model does not chat".into()));
@@ -387,7 +407,7 @@ impl Router {
                     },
                     Err(err) => Err(err),
                 };
-                let mut row = self.ledger_row(target, model, attempt, true);
+                let mut row = self.ledger_row(target, alias, model, attempt, true);
                 row.latency_ms = millis(started.elapsed());
                 match first {
                     Ok((first, rest)) => {

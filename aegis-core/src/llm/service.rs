@@ -262,6 +262,7 @@ impl Models {
             decision_id: decision.id,
             alias: decision.alias.clone().unwrap_or_default(),
             chain: decision.chain.clone(),
+            chain_aliases: decision.chain_aliases.clone(),
             run_id: scope.run_id,
         }
     }

@@ -135,9 +135,12 @@ pub struct Decision {
     pub candidates: Vec<String>,
     /// The chosen alias.
     pub alias: Option<String>,
-    /// Models permitted, in fallback order (premium removed where not allowed).
+    /// Models permitted, in fallback order (premium removed where not allowed): the
+    /// requested alias's, or for an intent those of every candidate alias in turn.
     pub chain: Vec<String>,
-    /// Models of the alias removed by the tier filter.
+    /// The alias each model of `chain` was permitted through, in the same order.
+    pub chain_aliases: Vec<String>,
+    /// Models of the alias (or the candidates) removed by the tier filter.
     pub filtered: Vec<String>,
     /// Allowed or not.
     pub allowed: bool,
@@ -216,13 +219,17 @@ impl PolicyResolver {
             candidates: candidates.clone(),
             alias: None,
             chain: Vec::new(),
+            chain_aliases: Vec::new(),
             filtered: Vec::new(),
             allowed: false,
             reason: Reason::NoAliasForIntent,
             metered: false,
             policy_version: self.version.clone(),
         };
-        let (alias, reason) = match requested {
+        // A requested alias is walked alone; an intent walks its candidates in turn, so
+        // that `intent:chat` still answers while the preferred alias's providers are down
+        // or not configured.
+        let (aliases, reason): (Vec<String>, Reason) = match requested {
             Some(name) if !self.config.aliases.contains_key(name) => {
                 decision.reason = Reason::UnknownAlias;
                 return decision;
@@ -231,25 +238,31 @@ impl PolicyResolver {
                 decision.reason = Reason::AliasNotAllowed;
                 return decision;
             }
-            Some(name) => (name.to_owned(), Reason::RequestedAllowed),
-            None => match candidates.first() {
-                Some(first) => (first.clone(), Reason::IntentDefault),
-                None => return decision,
-            },
+            Some(name) => (vec![name.to_owned()], Reason::RequestedAllowed),
+            None if candidates.is_empty() => return decision,
+            None => (candidates, Reason::IntentDefault),
         };
-        let models = self.config.aliases.get(&alias).map(|a| a.models.clone()).unwrap_or_default();
-        let (chain, filtered): (Vec<String>, Vec<String>) = models
-            .into_iter()
-            .partition(|m| tier.may_use_premium() || !self.config.models.get(m).is_some_and(|c| c.premium));
-        decision.metered =
-            tier.may_use_premium() && chain.iter().any(|m| self.config.models.get(m).is_some_and(|c| c.premium));
-        decision.alias = Some(alias);
-        decision.filtered = filtered;
-        if chain.is_empty() {
+        let premium = |m: &String| self.config.models.get(m).is_some_and(|c| c.premium);
+        for alias in &aliases {
+            for model in self.config.aliases.get(alias).map(|a| a.models.as_slice()).unwrap_or_default() {
+                if decision.chain.contains(model) || decision.filtered.contains(model) {
+                    continue;
+                }
+                if tier.may_use_premium() || !premium(model) {
+                    decision.chain.push(model.clone());
+                    decision.chain_aliases.push(alias.clone());
+                } else {
+                    decision.filtered.push(model.clone());
+                }
+            }
+        }
+        decision.metered = tier.may_use_premium() && decision.chain.iter().any(premium);
+        // The alias is the first that permits a model (the requested one, when asked for).
+        decision.alias = decision.chain_aliases.first().or(aliases.first()).cloned();
+        if decision.chain.is_empty() {
             decision.reason = Reason::NoPermittedModel;
             return decision;
         }
-        decision.chain = chain;
         decision.allowed = true;
         decision.reason = reason;
         decision
@@ -264,6 +277,27 @@ mod tests {
 
     fn resolver() -> PolicyResolver {
         PolicyResolver::new(Arc::new(ModelsConfig::default()))
+    }
+
+    #[test]
+    fn an_intent_walks_every_candidate_alias_in_turn_and_a_requested_alias_alone() {
+        let r = resolver();
+        let d = r.decide("t", Tier::Free, Intent::Chat, None);
+        assert_eq!(d.alias.as_deref(), Some("groq-llama"));
+        assert_eq!(d.chain, ["groq/llama-3.3-70b", "gemini/flash", "groq/llama-3.1-8b", "ollama/llama3.1"]);
+        assert_eq!(d.chain_aliases, ["groq-llama", "groq-llama", "gemini-flash", "ollama-local"], "each model once");
+        let d = r.decide("t", Tier::Free, Intent::Chat, Some("gemini-flash"));
+        assert_eq!(d.chain, ["gemini/flash", "groq/llama-3.1-8b"]);
+        assert_eq!(d.chain_aliases, ["gemini-flash", "gemini-flash"]);
+        // A business tenant's chat may fall back to the premium alias its list ends with:
+        // the call is metered, whatever model answers.
+        let d = r.decide("t", Tier::Business, Intent::Chat, None);
+        assert_eq!(d.alias.as_deref(), Some("openrouter-mini"));
+        assert_eq!(d.chain.last().map(String::as_str), Some("openrouter/gpt-4o"));
+        assert!(d.metered);
+        // Pro never reaches premium through any candidate.
+        let d = r.decide("t", Tier::Pro, Intent::Chat, None);
+        assert!(!d.chain.iter().any(|m| r.config().models[m].premium) && !d.metered, "{:?}", d.chain);
     }
 
     #[test]
