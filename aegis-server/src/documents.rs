@@ -3,6 +3,7 @@
 
 use aegis_core::knowledge::{
     Hit, SearchMode, SearchOptions, TextSearchChange,
+    extract::Format,
     queue::{IngestJob, enqueue_ingests},
 };
 use axum::{
@@ -26,7 +27,8 @@ pub struct Accepted {
 
 /// `POST /api/tenants/{tenant}/documents`: every `file` field is saved and queued; an
 /// optional `source_key` field (before the file) names the next file's document. A form
-/// is taken whole or not at all: one refused file queues none of the others.
+/// is taken whole or not at all: one refused file (past the size limit, or of no format
+/// AEGIS reads: 415) queues none of the others.
 pub async fn upload(
     State(state): State<AppState>,
     access: TenantAccess,
@@ -51,14 +53,18 @@ pub async fn upload(
                 next_key = Some(field.text().await.map_err(|e| ApiError::bad_request(e.to_string()))?)
             }
             Some("file") => {
+                // The name's last segment: a client may send a path (`../../etc/x.md`).
                 let name = field
                     .file_name()
+                    .and_then(|n| n.rsplit(['/', '\\']).next())
+                    .filter(|n| !n.trim().is_empty() && *n != "." && *n != "..")
                     .map(str::to_owned)
                     .ok_or_else(|| ApiError::bad_request("a file field needs a file name"))?;
                 let source_key = next_key.take().unwrap_or_else(|| name.clone());
                 if source_key.trim().is_empty() || source_key.len() > 1024 {
                     return Err(ApiError::bad_request("source_key must be 1 to 1024 characters"));
                 }
+                let key_names_a_format = Format::from_extension(&source_key).is_some();
                 let upload_id = Uuid::now_v7();
                 // Keep the original extension: the format is detected from it.
                 let path = dir
@@ -72,7 +78,15 @@ pub async fn upload(
                 };
                 // Staged before it is written, so that a partial file goes with the form.
                 staged.0.push((upload_id.to_string(), job));
-                save(field, &path).await.map_err(|e| e.for_upload(&name))?;
+                let head = save(field, &path).await.map_err(|e| e.for_upload(&name))?;
+                if !Format::may_be_readable(&name, &head) && !key_names_a_format {
+                    return Err(ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "invalid_request_error",
+                        "unsupported_format",
+                        format!("upload of {name}: not a format AEGIS reads"),
+                    ));
+                }
             }
             _ => {}
         }
@@ -121,16 +135,23 @@ impl SaveError {
     }
 }
 
+/// How much of an upload's start is kept to tell its format.
+const HEAD_BYTES: usize = 64 * 1024;
+
 /// Writes a file field to `path` as it arrives, so that an upload is never held in memory
-/// whole (the route's body limit bounds its size).
-async fn save(mut field: axum::extract::multipart::Field<'_>, path: &std::path::Path) -> Result<(), SaveError> {
+/// whole (the route's body limit bounds its size). Returns its first [`HEAD_BYTES`].
+async fn save(mut field: axum::extract::multipart::Field<'_>, path: &std::path::Path) -> Result<Vec<u8>, SaveError> {
     use tokio::io::AsyncWriteExt;
     let mut file = tokio::fs::File::create(path).await.map_err(SaveError::Io)?;
+    let mut head = Vec::new();
     while let Some(piece) = field.chunk().await.map_err(SaveError::Body)? {
+        let room = HEAD_BYTES.saturating_sub(head.len());
+        head.extend_from_slice(&piece[..piece.len().min(room)]);
         file.write_all(&piece).await.map_err(SaveError::Io)?;
     }
     file.flush().await.map_err(SaveError::Io)?;
-    file.sync_all().await.map_err(SaveError::Io)
+    file.sync_all().await.map_err(SaveError::Io)?;
+    Ok(head)
 }
 
 /// `GET /api/tenants/{tenant}/documents`.
@@ -208,10 +229,50 @@ pub async fn job(
     State(state): State<AppState>,
     access: TenantAccess,
     Path((_, id)): Path<(String, Uuid)>,
-) -> Result<Json<aegis_core::jobs::Job>, ApiError> {
+) -> Result<Json<JobStatus>, ApiError> {
     let job = state.aegis.jobs().get(id).await.map_err(|e| ApiError::internal(&e))?;
     match job {
-        Some(job) if job.tenant_id.as_deref() == Some(access.scope.tenant().as_str()) => Ok(Json(job)),
+        Some(job) if job.tenant_id.as_deref() == Some(access.scope.tenant().as_str()) => Ok(Json(JobStatus::from(job))),
         _ => Err(ApiError::not_found(format!("no job {id}"))),
+    }
+}
+
+/// A job as its tenant sees it: its state and outcome, without its payload (which names
+/// where the server keeps the upload).
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    /// Id.
+    pub id: Uuid,
+    /// The queue (`kb.ingest`).
+    pub queue: String,
+    /// `queued`, `running`, `done`, `failed` or `dead`.
+    pub status: String,
+    /// Attempts started so far.
+    pub attempts: i32,
+    /// Attempt limit.
+    pub max_attempts: i32,
+    /// Why it failed (or why the last attempt did).
+    pub last_error: Option<String>,
+    /// What it did (the ingest outcomes).
+    pub result: Option<serde_json::Value>,
+    /// When it was enqueued.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it ended.
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<aegis_core::jobs::Job> for JobStatus {
+    fn from(job: aegis_core::jobs::Job) -> Self {
+        Self {
+            id: job.id,
+            queue: job.queue,
+            status: job.status,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            last_error: job.last_error,
+            result: job.result,
+            created_at: job.created_at,
+            finished_at: job.finished_at,
+        }
     }
 }

@@ -69,6 +69,11 @@ impl IntoResponse for ApiError {
 impl From<ModelError> for ApiError {
     fn from(err: ModelError) -> Self {
         match err {
+            // OpenAI answers a model it does not have with 404 `model_not_found`; a model
+            // this tenant may not use is a 403 with the policy's reason.
+            ModelError::Denied { reason: "unknown_alias", message, .. } => {
+                ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
+            }
             ModelError::Denied { reason, message, .. } => ApiError::forbidden(reason, message),
             ModelError::Quota(quota @ MeterError::Exceeded { .. }) => ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -160,8 +160,12 @@ async fn chat_completions_by_alias_and_intent() {
     assert!(body["error"]["message"].as_str().unwrap().contains("unknown intent"));
     let (status, body) = gw.post(Tier::Pro, "/v1/chat/completions", json!({ "model": "fast" })).await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = gw.post(Tier::Pro, "/v1/chat/completions", chat("no-such-alias")).await;
-    assert_eq!(status, 403);
+    let (status, body) = gw.post(Tier::Pro, "/v1/chat/completions", chat("no-such-alias")).await;
+    assert_eq!(
+        (status.as_u16(), body["error"]["code"].as_str()),
+        (404, Some("model_not_found")),
+        "as OpenAI answers it"
+    );
 }
 
 #[tokio::test]

@@ -174,7 +174,7 @@ impl Knowledge {
         let recipe = self.recipe(format, &pdf, model.as_deref().unwrap_or(&expected_model));
         let new = NewVersion {
             source_key,
-            title: &name,
+            title: title_of(source_key),
             format: format.as_str(),
             content_hash: &hash,
             recipe: &recipe,
@@ -430,4 +430,11 @@ pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<(String, PathBuf)
         ));
     }
     Ok(out)
+}
+
+/// A document's title: the last segment of its source key (`refunds.md` for
+/// `policies/refunds.md` and for an upload of that name, which is saved under a name of
+/// the server's own).
+fn title_of(source_key: &str) -> &str {
+    source_key.trim_end_matches('/').rsplit('/').next().filter(|t| !t.is_empty()).unwrap_or(source_key)
 }

@@ -82,8 +82,8 @@ impl JobHandler for IngestHandler {
         }
         let _ = tokio::fs::remove_file(&request.path).await;
         match outcomes.as_slice() {
-            [failed @ IngestOutcome::Failed { source_key, .. }] if *source_key == request.source_key => {
-                Outcome::Fail(serde_json::to_string(failed).unwrap_or_default())
+            [IngestOutcome::Failed { source_key, error, .. }] if *source_key == request.source_key => {
+                Outcome::Fail(format!("{source_key}: {error}"))
             }
             [one] => Outcome::Done(serde_json::to_value(one).ok()),
             all => Outcome::Done(serde_json::to_value(all).ok()),

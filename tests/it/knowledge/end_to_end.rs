@@ -113,7 +113,7 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     let form = reqwest::multipart::Form::new()
         .text("source_key", "policies/refunds.md")
         .part("file", reqwest::multipart::Part::bytes(REFUNDS.as_bytes().to_vec()).file_name("refunds.md"))
-        .part("file", reqwest::multipart::Part::bytes(b"%PDF-broken".to_vec()).file_name("broken.pdf"))
+        .part("file", reqwest::multipart::Part::bytes(b"%PDF-broken".to_vec()).file_name("../../uploads/broken.pdf"))
         .part("file", reqwest::multipart::Part::bytes(handbook.clone()).file_name("handbook.zip"));
     let r = http
         .post(format!("{base}/api/tenants/acme/documents"))
@@ -141,6 +141,10 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         statuses.push(status);
     }
     assert_eq!(statuses, ["done", "failed", "done"], "the broken PDF fails alone");
+    assert_eq!(accepted[1]["source_key"], "broken.pdf", "a file name sent as a path is its last segment");
+    let failed = get_json(format!("/api/tenants/acme/jobs/{}", jobs[1]), acme_key.clone()).await;
+    assert!(failed["last_error"].as_str().unwrap().starts_with("broken.pdf: "), "{failed}");
+    assert!(failed.get("payload").is_none(), "the server's upload path is its own: {failed}");
     // An upload past the limit (the file limit plus 1 MB for the form) is refused with 413,
     // and leaves no partial file behind; nothing of its form is queued, not even the small
     // file before it.
@@ -164,6 +168,20 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
     let refused: serde_json::Value = r.json().await.unwrap();
     assert!(refused["error"]["message"].as_str().unwrap().contains("upload of huge.txt"), "{refused}");
     assert_eq!(queued().await, queued_before, "a form is queued whole or not at all");
+    // So is a file of no format AEGIS reads: refused before anything is queued (415).
+    let json = reqwest::multipart::Part::bytes(b"{\"a\": 1}".to_vec()).file_name("data.json");
+    let note = reqwest::multipart::Part::bytes(b"A note.".to_vec()).file_name("note.txt");
+    let r = http
+        .post(format!("{base}/api/tenants/acme/documents"))
+        .bearer_auth(&acme_key)
+        .multipart(reqwest::multipart::Form::new().part("file", note).part("file", json))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+    let refused: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "unsupported_format", "{refused}");
+    assert_eq!(queued().await, queued_before);
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&uploads).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "uploads are tenant data: the server's alone");
     let left: Vec<_> = std::fs::read_dir(&uploads).unwrap().collect();
@@ -197,6 +215,9 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         ["handbook.zip/handbook/mail/digest.eml", "handbook.zip/handbook/minutes.docx", "policies/refunds.md"],
         "an uploaded archive's files are documents of their own"
     );
+    let titles: Vec<&str> = docs.as_array().unwrap().iter().map(|d| d["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["digest.eml", "minutes.docx", "refunds.md"], "named by their keys, not the saved uploads");
+    assert_eq!(hits[0]["title"], "refunds.md");
     // The text-search configuration: read and changed with the tenant's key only.
     assert_eq!(get_json("/api/tenants/acme/text-search".into(), acme_key.clone()).await["config"], "simple");
     let put = |key: &str, config: &str| {

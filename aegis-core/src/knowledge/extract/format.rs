@@ -165,6 +165,18 @@ impl Format {
         by_name
     }
 
+    /// Whether a file called `name` whose first bytes are `head` may be one AEGIS reads:
+    /// false only when neither its name nor its first bytes name a format, so that an
+    /// upload can be refused before it is queued. A zip or compound file may be one
+    /// whatever its name (its kind is told from parts the head may not reach).
+    pub fn may_be_readable(name: &str, head: &[u8]) -> bool {
+        #[cfg(feature = "office-docs")]
+        if head.starts_with(b"PK\x03\x04") || head.starts_with(ole::MAGIC) {
+            return true;
+        }
+        Self::detect(name, head).is_some()
+    }
+
     /// The format a file's extension names, if any.
     pub fn from_extension(name: &str) -> Option<Format> {
         let ext = Path::new(name).extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
