@@ -200,6 +200,7 @@ pub async fn set_text_search(
 
 /// Search parameters.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// The query.
     pub q: String,
@@ -207,7 +208,9 @@ pub struct SearchQuery {
     pub k: Option<usize>,
     /// hybrid, vector or keyword.
     pub mode: Option<String>,
-    /// Comma-separated documents to search within.
+    /// Comma-separated documents (source keys or ids) to search within; `doc` as the
+    /// CLI's flag.
+    #[serde(alias = "doc")]
     pub documents: Option<String>,
 }
 

@@ -60,6 +60,53 @@ impl ApiError {
     }
 }
 
+/// Answers, in the same JSON shape as the handlers' errors, the errors axum writes itself
+/// as plain text or with no body: a path, query or form that does not parse (400), a
+/// wrong method (405), a body past its limit (413). Other responses pass untouched.
+pub async fn json_errors(response: Response) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_owned();
+    let message = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
+    let (kind, code) = match status {
+        StatusCode::NOT_FOUND => ("not_found_error", "not_found"),
+        StatusCode::METHOD_NOT_ALLOWED => ("invalid_request_error", "method_not_allowed"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("invalid_request_error", "request_too_large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("invalid_request_error", "unsupported_media_type"),
+        s if s.is_client_error() => ("invalid_request_error", "invalid_request"),
+        _ => ("api_error", "internal_error"),
+    };
+    let mut answer = ApiError::new(status, kind, code, message).into_response();
+    // Headers such as `Allow` and `WWW-Authenticate` stay.
+    for (name, value) in &parts.headers {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
+}
+
+/// A route that does not exist.
+pub async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    let path = uri.path();
+    let hint = if path.contains("/documents/") {
+        " (a document key holding `/` is sent with it encoded, `policies%2Frefunds.md`)"
+    } else {
+        ""
+    };
+    ApiError::not_found(format!("no route {method} {path}{hint}"))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body())).into_response()

@@ -6,7 +6,7 @@ use axum::{
     routing::{delete, get, post},
 };
 
-use crate::{AppState, chat, documents, gateway, health, metrics, tenant_api};
+use crate::{AppState, chat, documents, error, gateway, health, metrics, tenant_api};
 
 /// The application's router.
 pub fn router(state: AppState) -> Router {
@@ -36,5 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tenants/{tenant}/conversations/{id}", get(chat::conversation))
         .route("/api/tenants/{tenant}/runs/{id}", get(chat::run))
         .route("/api/tenants/{tenant}/audit/verify", get(chat::verify))
+        .fallback(error::no_route)
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(state)
 }

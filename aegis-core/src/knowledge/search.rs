@@ -506,6 +506,19 @@ impl Knowledge {
         };
         let keywords = keyword_query(query);
         let mut tx = scope.begin().await?;
+        if let Some(documents) = &options.documents {
+            // A filter naming a document the tenant lacks is a mistake, not "no hits".
+            let missing: Option<String> = sqlx::query_scalar(
+                "SELECT k FROM unnest($1::text[]) k \
+                 WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.source_key = k OR d.id::text = k) LIMIT 1",
+            )
+            .bind(documents)
+            .fetch_optional(tx.conn())
+            .await?;
+            if let Some(missing) = missing {
+                return Err(KnowledgeError::NotFound(missing));
+            }
+        }
         let Prepared { mixed_models, lexemes, counts, chunks_estimate } = sqlx::query_as(PREPARE)
             .bind(self.config().ef_search.max(u32::try_from(candidates).unwrap_or(u32::MAX)).to_string())
             .bind((vector_limit > 0).then_some(&model))

@@ -215,6 +215,33 @@ async fn uploads_over_http_are_queued_ingested_and_searchable() {
         ["handbook.zip/handbook/mail/digest.eml", "handbook.zip/handbook/minutes.docx", "policies/refunds.md"],
         "an uploaded archive's files are documents of their own"
     );
+    // Every error is OpenAI's JSON shape, those axum answers itself (a path, query or
+    // form that does not parse, a wrong method, an unknown route) included.
+    for (method, path, status, code) in [
+        ("GET", "/api/tenants/acme/jobs/not-a-uuid", 400, "invalid_request"),
+        ("GET", "/api/tenants/acme/search", 400, "invalid_request"),
+        ("GET", "/api/tenants/acme/search?q=refund&k=-1", 400, "invalid_request"),
+        ("GET", "/api/tenants/acme/search?q=refund&docs=x", 400, "invalid_request"),
+        ("GET", "/api/tenants/acme/search?q=refund&doc=nope.md", 404, "not_found"),
+        ("POST", "/api/tenants/acme/documents", 400, "invalid_request"),
+        ("PATCH", "/api/tenants/acme/documents", 405, "method_not_allowed"),
+        ("DELETE", "/api/tenants/acme/documents/policies/refunds.md", 404, "not_found"),
+        ("GET", "/no/such/route", 404, "not_found"),
+    ] {
+        let r = http
+            .request(method.parse().unwrap(), format!("{base}{path}"))
+            .bearer_auth(&acme_key)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let body: serde_json::Value = r.json().await.unwrap_or_else(|e| panic!("{method} {path}: not JSON: {e}"));
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "{method} {path}: {body}");
+    }
+    let hits = get_json("/api/tenants/acme/search?q=refund&doc=policies%2Frefunds.md".into(), acme_key.clone()).await;
+    assert!(hits.as_array().unwrap().iter().all(|h| h["source_key"] == "policies/refunds.md"), "`doc` filters too");
     let titles: Vec<&str> = docs.as_array().unwrap().iter().map(|d| d["title"].as_str().unwrap()).collect();
     assert_eq!(titles, ["digest.eml", "minutes.docx", "refunds.md"], "named by their keys, not the saved uploads");
     assert_eq!(hits[0]["title"], "refunds.md");
