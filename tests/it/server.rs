@@ -57,9 +57,10 @@ async fn health_readiness_and_graceful_shutdown() {
 async fn the_serve_binary_answers_and_stops_on_sigterm() {
     let db = fresh_db().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = tokio::process::Command::new(aegis_bin())
+    let child = tokio::process::Command::new(aegis_bin())
         .args(["serve", "--database-url", &db.url, "--bind", &format!("127.0.0.1:{port}")])
         .kill_on_drop(true)
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
@@ -77,7 +78,11 @@ async fn the_serve_binary_answers_and_stops_on_sigterm() {
     assert!(ready, "aegis serve never became ready");
     let pid = child.id().unwrap();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
-    let status =
-        tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exit after SIGTERM").unwrap();
-    assert!(status.success(), "{status}");
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("exit after SIGTERM")
+        .unwrap();
+    assert!(out.status.success(), "{}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("aegis serving on http://127.0.0.1:{port}")), "says where it listens: {stderr}");
 }

@@ -12,9 +12,15 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         config.server.bind = bind;
     }
     let aegis = super::connect(config).await?;
+    let bind = aegis.config().server.bind;
+    let listener =
+        tokio::net::TcpListener::bind(bind).await.map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+    // One line whatever the log level: where to point a browser or an OpenAI client.
+    let addr = listener.local_addr()?;
+    eprintln!("aegis serving on http://{addr} (gateway at http://{addr}/v1; stop with Ctrl-C)");
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    aegis_server::launch(aegis.clone(), shutdown).await?;
+    aegis_server::launch_with_listener(aegis.clone(), listener, shutdown).await?;
     aegis.db().close().await;
     Ok(ExitCode::SUCCESS)
 }
