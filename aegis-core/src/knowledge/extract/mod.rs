@@ -7,6 +7,8 @@
 #[cfg(feature = "office-docs")]
 mod archive;
 #[cfg(feature = "office-docs")]
+mod cell_comments;
+#[cfg(feature = "office-docs")]
 mod doc;
 #[cfg(feature = "office-docs")]
 mod docx;

@@ -23,6 +23,7 @@ impl Extractor for Pptx {
         let rels = package.relationships(&main)?;
         let mut notes = Vec::new();
         let mut sections = Vec::new();
+        let mut hidden = Vec::new();
         let order = slide_ids(&presentation)?;
         if order.is_empty() {
             notes.push("the presentation has no slides".into());
@@ -42,6 +43,9 @@ impl Extractor for Pptx {
             else {
                 continue;
             };
+            if slide.hidden {
+                hidden.push(number.to_string());
+            }
             let anchor = Anchor { slide: Some(number), ..Anchor::default() };
             let mut text = format!("Slide {number}: {}", slide.title.as_deref().unwrap_or("").trim());
             for body in &slide.bodies {
@@ -97,6 +101,11 @@ impl Extractor for Pptx {
                 }
             }
         }
+        // Read like the others (they often hold the backup detail people ask about), but
+        // a hit from one should not be a surprise.
+        if !hidden.is_empty() {
+            notes.push(format!("hidden slides, read like the others: {}", hidden.join(", ")));
+        }
         Ok(Extracted { sections, notes })
     }
 }
@@ -131,6 +140,8 @@ struct Slide {
     title: Option<String>,
     bodies: Vec<String>,
     tables: Vec<Vec<Vec<String>>>,
+    /// Hidden in the slide show (`<p:sld show="0">`).
+    hidden: bool,
 }
 
 /// Text of every shape; the title placeholder separately; slide numbers and dates skipped.
@@ -156,6 +167,7 @@ fn read_shapes(xml: &str) -> Result<Slide, ExtractError> {
         match event {
             Event::Start(e) => match e.local_name().as_ref() {
                 "Fallback" => fallback = 1,
+                "sld" => slide.hidden = matches!(attr(&e, "show").as_deref(), Some("0" | "false")),
                 "sp" => shape = Some((String::new(), None)),
                 "t" => in_text = true,
                 "p" => paragraph.clear(),
@@ -250,6 +262,21 @@ mod tests {
     /// The generated two-slide deck with `damage` applied to each part's bytes.
     fn deck_with(damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
         repackaged("generated/pptx/gen-pptx-001-2s.pptx", damage)
+    }
+
+    #[test]
+    fn hidden_slides_are_read_and_noted() {
+        let deck = deck_with(|name, bytes| {
+            if name == "ppt/slides/slide2.xml" {
+                String::from_utf8(bytes).unwrap().replacen("<p:sld ", "<p:sld show=\"0\" ", 1).into_bytes()
+            } else {
+                bytes
+            }
+        });
+        let extracted = Pptx.extract(&deck, &Limits::default()).unwrap();
+        let whole = Pptx.extract(&deck_with(|_, b| b), &Limits::default()).unwrap();
+        assert_eq!(extracted.sections, whole.sections);
+        assert_eq!(extracted.notes, ["hidden slides, read like the others: 2"]);
     }
 
     #[test]

@@ -307,6 +307,7 @@ impl Extractor for Xlsx {
         loop {
             match workbook(&bytes, limits)? {
                 Reading::Whole(mut extracted) => {
+                    add_comments(&bytes, limits, &mut extracted)?;
                     if trimmed {
                         extracted.notes.push("numbers written with spaces around them were read trimmed".into());
                     }
@@ -323,7 +324,10 @@ impl Extractor for Xlsx {
                     bytes = Cow::Owned(super::ooxml::with_parts_edited(&bytes, limits, is_sheet, trimmed_values)?);
                     trimmed = true;
                 }
-                Reading::UnparsedNumber(extracted) => return Ok(extracted),
+                Reading::UnparsedNumber(mut extracted) => {
+                    add_comments(&bytes, limits, &mut extracted)?;
+                    return Ok(extracted);
+                }
                 // An Excel 4 macro sheet makes the whole workbook unreadable: relabelled, its
                 // cells are read like a worksheet's (their cached values), and so are the rest.
                 Reading::MacroSheet(_) if !relabelled => {
@@ -378,6 +382,18 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
     Ok(if unparsed_number { Reading::UnparsedNumber(layout.finish()) } else { Reading::Whole(layout.finish()) })
 }
 
+/// Adds the comments on the workbook's cells after its sheets ([`cell_comments`]).
+/// A damaged part on the way is a note: the cells stand.
+fn add_comments(bytes: &[u8], limits: &Limits, extracted: &mut Extracted) -> Result<(), ExtractError> {
+    let read = super::cell_comments::sheet_comments(bytes, limits);
+    if let Some((sections, notes)) = super::or_note(read, &mut extracted.notes, |e| format!("comments not read ({e})"))?
+    {
+        extracted.sections.extend(sections);
+        extracted.notes.extend(notes);
+    }
+    Ok(())
+}
+
 /// A worksheet's XML with the white space around each cell value (`<v> 41</v>`) removed.
 fn trimmed_values(xml: &str) -> String {
     let mut out = String::with_capacity(xml.len());
@@ -402,6 +418,11 @@ mod tests {
     /// A workbook of one sheet whose `rows` rows each hold `A` and `C`, both the one shared
     /// string `shared` (the amplification pattern: one string, many references).
     fn workbook(shared: &str, rows: usize) -> Vec<u8> {
+        workbook_with(shared, rows, Vec::new())
+    }
+
+    /// [`workbook`] with `extra` parts added.
+    fn workbook_with(shared: &str, rows: usize, extra: Vec<(&str, String)>) -> Vec<u8> {
         const NS: &str = "http://schemas.openxmlformats.org/spreadsheetml/2006/main";
         const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
         let cells: String = (1..=rows)
@@ -428,7 +449,7 @@ mod tests {
             ("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0"?><worksheet xmlns="{NS}"><sheetData>{cells}</sheetData></worksheet>"#)),
         ];
         let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
-        for (name, text) in parts {
+        for (name, text) in parts.into_iter().chain(extra) {
             zip.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
             zip.write_all(text.as_bytes()).unwrap();
         }
@@ -466,6 +487,46 @@ mod tests {
         {
             assert_eq!(super::cell_text(&DataRef::Error(error)), text);
         }
+    }
+
+    #[test]
+    fn comments_on_cells_are_a_section_of_their_sheet() {
+        const REL: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+        let rels = format!(
+            r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{REL}/comments" Target="../comments1.xml"/></Relationships>"#
+        );
+        let comments = r#"<comments xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><authors><author>M</author></authors><commentList><comment ref="C2" authorId="0"><text><r><t>Freight is estimated</t></r></text></comment></commentList></comments>"#;
+        let with = workbook_with(
+            "cell",
+            2,
+            vec![("xl/worksheets/_rels/sheet1.xml.rels", rels), ("xl/comments1.xml", comments.to_owned())],
+        );
+        let extracted = Xlsx.extract(&with, &Limits::default()).unwrap();
+        let comment = extracted.sections.last().unwrap();
+        assert_eq!(comment.text, "C2: Freight is estimated");
+        assert_eq!((comment.anchor.sheet.as_deref(), comment.anchor.part.as_deref()), (Some("Data"), Some("comments")));
+        assert_eq!(extracted.sections.len(), 2, "the cells, then the comments: {extracted:?}");
+        // A damaged comments part is a note; the cells stand.
+        let damaged = workbook_with(
+            "cell",
+            2,
+            vec![
+                (
+                    "xl/worksheets/_rels/sheet1.xml.rels",
+                    format!(
+                        r#"<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{REL}/comments" Target="../comments1.xml"/></Relationships>"#
+                    ),
+                ),
+                ("xl/comments1.xml", "<comments><comment ref=\"A1\"><text><t>x</t></tx></comment>".to_owned()),
+            ],
+        );
+        let extracted = Xlsx.extract(&damaged, &Limits::default()).unwrap();
+        assert_eq!(extracted.sections.len(), 1);
+        assert!(
+            extracted.notes.iter().any(|n| n.starts_with("the comments of sheet Data were not read")),
+            "{:?}",
+            extracted.notes
+        );
     }
 
     #[test]
