@@ -3,8 +3,9 @@
 //! package relationships. Paragraphs carry their heading path (from the styles' outline
 //! levels); tables become markdown rows; text boxes, tracked insertions and content
 //! controls are read, deletions are not; `mc:Fallback` copies are skipped so a text box is
-//! not read twice. Footnotes, endnotes, comments, headers, footers, SmartArt diagrams and
-//! charts (titles and labels) become sections of their own.
+//! not read twice. Footnotes, endnotes, comments, headers, footers, SmartArt diagrams,
+//! charts (titles and labels) and documents embedded whole (`w:altChunk`) become sections
+//! of their own.
 
 use std::collections::HashMap;
 
@@ -58,6 +59,10 @@ impl Extractor for Docx {
                 }
             }
         }
+        let mut extracted = Extracted { sections: Vec::new(), notes: Vec::new() };
+        for rel in rels.iter().filter(|r| r.kind == "aFChunk") {
+            read_embedded(&mut package, &rel.target, limits, &mut extracted)?;
+        }
         for (kind, label, what) in [("diagramData", "diagram", "SmartArt diagram"), ("chart", "chart", "chart")] {
             match package.related_texts(&rels, kind) {
                 Ok(drawings) => sections.extend(drawings.into_iter().map(|text| Section {
@@ -68,8 +73,49 @@ impl Extractor for Docx {
                 Err(e) => notes.push(format!("a {what} was not read ({e})")),
             }
         }
+        sections.extend(extracted.sections);
+        notes.extend(extracted.notes);
         Ok(Extracted { sections, notes })
     }
+}
+
+/// The deepest a document embedded in a document (`w:altChunk`, in one embedded in
+/// another, …) is read.
+const MAX_EMBEDDED_NESTING: u32 = 4;
+
+thread_local! {
+    /// How many embedded documents the reader is inside on this thread.
+    static EMBEDDED_NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Reads a part embedded whole (`w:altChunk`: HTML, MHTML, RTF, text or another Word
+/// document that Word merges into the text when it opens the file) as a part named for
+/// it; its place in the text is not kept. One that cannot be read is a note.
+fn read_embedded(
+    package: &mut Package<'_>,
+    target: &str,
+    limits: &Limits,
+    extracted: &mut Extracted,
+) -> Result<(), ExtractError> {
+    let name = target.rsplit('/').next().unwrap_or(target);
+    let Some(bytes) =
+        or_note(package.part_bytes(target), &mut extracted.notes, |e| format!("embedded {name} not read ({e})"))?
+            .flatten()
+    else {
+        return Ok(());
+    };
+    let Some(format) = super::Format::detect(name, &bytes) else {
+        extracted.notes.push(format!("embedded {name} not read: not a format AEGIS reads"));
+        return Ok(());
+    };
+    let read = super::nested(&EMBEDDED_NESTING, MAX_EMBEDDED_NESTING, "documents embedded", || {
+        super::extract(format, &bytes, limits)
+    });
+    match read {
+        Ok(read) => super::add_as_part(extracted, &format!("embedded {name}"), read),
+        Err(e) => extracted.notes.push(format!("embedded {name} not read: {e}")),
+    }
+    Ok(())
 }
 
 /// Style id → heading level (1-based), from `w:outlineLvl` or a "heading N" name, each
@@ -417,7 +463,7 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::extract::ooxml::repackaged;
+    use crate::knowledge::extract::ooxml::{repackaged, repackaged_adding};
 
     /// The sections of a document body `body` (WordprocessingML inside `w:body`).
     fn body_sections(body: &str, styles: &HashMap<String, usize>) -> Vec<Section> {
@@ -491,6 +537,36 @@ mod tests {
             (Some(1), Some(2), Some(1), Some(2))
         );
         assert_eq!((level("Body"), level("LoopA"), level("Changed")), (None, None, None));
+    }
+
+    #[test]
+    fn a_document_embedded_whole_is_read_as_a_part_of_its_own() {
+        let with_chunks = |name: &str, bytes: Vec<u8>| {
+            match name {
+            "word/_rels/document.xml.rels" => String::from_utf8(bytes)
+                .unwrap()
+                .replace(
+                    "</Relationships>",
+                    "<Relationship Id=\"rId90\" Target=\"chunk.htm\" \
+                     Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/aFChunk\"/>\
+                     <Relationship Id=\"rId91\" Target=\"blob.bin\" \
+                     Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/aFChunk\"/></Relationships>",
+                )
+                .into_bytes(),
+            _ => bytes,
+        }
+        };
+        let html = b"<html><body><h1>Merged clause</h1><p>Payment is due within 30 days.</p></body></html>";
+        let docx = repackaged_adding(
+            "real/docx/footnotes.docx",
+            with_chunks,
+            &[("word/chunk.htm", html), ("word/blob.bin", b"\x00\x01\x02 binary")],
+        );
+        let extracted = Docx.extract(&docx, &Limits::default()).unwrap();
+        let embedded: Vec<&Section> =
+            extracted.sections.iter().filter(|s| s.anchor.part.as_deref() == Some("embedded chunk.htm")).collect();
+        assert!(embedded.iter().any(|s| s.text.contains("Payment is due within 30 days.")), "{:?}", extracted.sections);
+        assert!(extracted.notes.iter().any(|n| n.starts_with("embedded blob.bin not read")), "{:?}", extracted.notes);
     }
 
     #[test]

@@ -48,20 +48,27 @@ impl<'a> Package<'a> {
         Ok(Self { archive: guarded_zip(bytes, limits)?, max_part: limits.max_uncompressed_bytes })
     }
 
-    /// A part as text, or `None` when absent. Reads at most the limit even if the zip's
+    /// A part's bytes, or `None` when absent. Reads at most the limit even if the zip's
     /// declared sizes lie.
-    pub fn part(&mut self, name: &str) -> Result<Option<String>, ExtractError> {
+    pub fn part_bytes(&mut self, name: &str) -> Result<Option<Vec<u8>>, ExtractError> {
         let name = name.trim_start_matches('/');
         let mut entry = match self.archive.by_name(name) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(ExtractError::Malformed(format!("part {name}: {e}"))),
         };
-        let mut bytes = read_entry(&mut entry, self.max_part).map_err(|e| match e {
-            ExtractError::Malformed(e) => ExtractError::Malformed(format!("part {name}: {e}")),
-            ExtractError::ZipBomb(e) => ExtractError::ZipBomb(format!("part {name} {e}")),
-            other => other,
-        })?;
+        read_entry(&mut entry, self.max_part)
+            .map_err(|e| match e {
+                ExtractError::Malformed(e) => ExtractError::Malformed(format!("part {name}: {e}")),
+                ExtractError::ZipBomb(e) => ExtractError::ZipBomb(format!("part {name} {e}")),
+                other => other,
+            })
+            .map(Some)
+    }
+
+    /// A part as text, or `None` when absent ([`Package::part_bytes`]).
+    pub fn part(&mut self, name: &str) -> Result<Option<String>, ExtractError> {
+        let Some(mut bytes) = self.part_bytes(name)? else { return Ok(None) };
         if bytes.starts_with(b"\xEF\xBB\xBF") {
             bytes.drain(..3);
         }
@@ -357,6 +364,16 @@ pub fn resolve_ref(r: BytesRef<'_>) -> Option<char> {
 /// each part's bytes, for tests of damaged parts inside a sound zip.
 #[cfg(test)]
 pub(super) fn repackaged(path: &str, damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    repackaged_adding(path, damage, &[])
+}
+
+/// [`repackaged`], with the parts `extra` (name, bytes) added at the end.
+#[cfg(test)]
+pub(super) fn repackaged_adding(
+    path: &str,
+    damage: impl Fn(&str, Vec<u8>) -> Vec<u8>,
+    extra: &[(&str, &[u8])],
+) -> Vec<u8> {
     use std::io::Write;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus").join(path);
     let mut source = zip::ZipArchive::new(Cursor::new(std::fs::read(path).unwrap())).unwrap();
@@ -368,6 +385,10 @@ pub(super) fn repackaged(path: &str, damage: impl Fn(&str, Vec<u8>) -> Vec<u8>) 
         entry.read_to_end(&mut bytes).unwrap();
         out.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).unwrap();
         out.write_all(&damage(&name, bytes)).unwrap();
+    }
+    for (name, bytes) in extra {
+        out.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        out.write_all(bytes).unwrap();
     }
     out.finish().unwrap().into_inner()
 }
