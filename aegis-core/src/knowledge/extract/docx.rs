@@ -16,6 +16,7 @@ use super::{
     ooxml::{Package, attr, resolve_ref},
     or_note,
     outline::Outline,
+    word_lists::Lists,
 };
 
 /// Word documents.
@@ -29,10 +30,14 @@ impl Extractor for Docx {
             package.part(&main)?.ok_or_else(|| ExtractError::Malformed(format!("the main part {main} is missing")))?;
         let rels = package.relationships(&main)?;
         let styles = match rels.iter().find(|r| r.kind == "styles") {
-            Some(r) => package.part(&r.target)?.map(|xml| outline_levels(&xml)).unwrap_or_default(),
-            None => HashMap::new(),
+            Some(r) => package.part(&r.target)?.map(|xml| parse_styles(&xml)).unwrap_or_default(),
+            None => Styles::default(),
         };
-        let mut sections = walk(&document, &styles, None)?;
+        let lists = match rels.iter().find(|r| r.kind == "numbering") {
+            Some(r) => package.part(&r.target)?.map(|xml| Lists::parse(&xml)).unwrap_or_default(),
+            None => Lists::default(),
+        };
+        let mut sections = walk(&document, &styles, &lists, None)?;
         let mut notes = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (kind, label) in [
@@ -45,7 +50,7 @@ impl Extractor for Docx {
             for rel in rels.iter().filter(|r| r.kind == kind) {
                 let Some(xml) = package.part(&rel.target)? else { continue };
                 // A damaged footnote, header or footer part is noted; the body still counts.
-                let Some(part_sections) = or_note(walk(&xml, &styles, Some(label)), &mut notes, |e| {
+                let Some(part_sections) = or_note(walk(&xml, &styles, &lists, Some(label)), &mut notes, |e| {
                     format!("{} not read ({e})", rel.target)
                 })?
                 else {
@@ -118,14 +123,24 @@ fn read_embedded(
     Ok(())
 }
 
-/// Style id → heading level (1-based), from `w:outlineLvl` or a "heading N" name, each
-/// inherited through `w:basedOn` (a custom "Chapter" style based on Heading 1 is a level-1
-/// heading, as Word's navigation pane shows it).
-fn outline_levels(xml: &str) -> HashMap<String, usize> {
+/// What the walk takes from the styles part, each property inherited through
+/// `w:basedOn` (a custom "Chapter" style based on Heading 1 is a level-1 heading, as
+/// Word's navigation pane shows it).
+#[derive(Debug, Default)]
+struct Styles {
+    /// Style id → heading level (1-based), from `w:outlineLvl` or a "heading N" name.
+    levels: HashMap<String, usize>,
+    /// Style id → the list its paragraphs are numbered in (`w:numPr`: numId, level).
+    lists: HashMap<String, (String, usize)>,
+}
+
+fn parse_styles(xml: &str) -> Styles {
     #[derive(Default)]
     struct Style {
         outline: Option<usize>,
         named: Option<usize>,
+        num_id: Option<String>,
+        list_level: Option<usize>,
         based_on: Option<String>,
     }
     let mut styles: HashMap<String, Style> = HashMap::new();
@@ -133,6 +148,8 @@ fn outline_levels(xml: &str) -> HashMap<String, usize> {
     let mut current: Option<String> = None;
     // Skipping the old properties of a tracked style change (`w:pPrChange`).
     let mut in_change = 0usize;
+    let level =
+        |e: &quick_xml::events::BytesStart<'_>| attr(e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9);
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) if e.local_name().as_ref() == "style" => current = attr(&e, "styleId"),
@@ -143,10 +160,9 @@ fn outline_levels(xml: &str) -> HashMap<String, usize> {
                 let Some(id) = &current else { continue };
                 let style = styles.entry(id.clone()).or_default();
                 match e.local_name().as_ref() {
-                    "outlineLvl" => {
-                        style.outline =
-                            attr(&e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9).map(|l| l + 1);
-                    }
+                    "outlineLvl" => style.outline = level(&e).map(|l| l + 1),
+                    "numId" => style.num_id = attr(&e, "val"),
+                    "ilvl" => style.list_level = level(&e),
                     "basedOn" => style.based_on = attr(&e, "val"),
                     "name" => {
                         let name = attr(&e, "val").unwrap_or_default().to_ascii_lowercase();
@@ -164,21 +180,37 @@ fn outline_levels(xml: &str) -> HashMap<String, usize> {
             Ok(_) => {}
         }
     }
-    let own = |style: &Style| style.outline.or(style.named);
-    let mut levels = HashMap::new();
-    for (id, style) in &styles {
-        // A chain of at most 16 styles: a loop of basedOn (hostile or broken) ends.
+    // The first value up the chain of a style and those it is based on (at most 16: a
+    // loop of basedOn, hostile or broken, ends).
+    let inherited = |style: &Style, own: &dyn Fn(&Style) -> Option<usize>| {
         let mut at = Some(style);
         for _ in 0..16 {
-            let Some(style) = at else { break };
-            if let Some(level) = own(style) {
-                levels.insert(id.clone(), level);
-                break;
+            let style = at?;
+            if let Some(value) = own(style) {
+                return Some(value);
             }
             at = style.based_on.as_ref().and_then(|base| styles.get(base));
         }
+        None
+    };
+    let mut out = Styles::default();
+    for (id, style) in &styles {
+        if let Some(level) = inherited(style, &|s| s.outline.or(s.named)) {
+            out.levels.insert(id.clone(), level);
+        }
+        let mut at = Some(style);
+        for _ in 0..16 {
+            let Some(base) = at else { break };
+            if let Some(num_id) = &base.num_id {
+                // The level is the style's own when it sets one, whichever style names the list.
+                let level = inherited(style, &|s| s.list_level).unwrap_or(0);
+                out.lists.insert(id.clone(), (num_id.clone(), level));
+                break;
+            }
+            at = base.based_on.as_ref().and_then(|next| styles.get(next));
+        }
     }
-    levels
+    out
 }
 
 #[derive(Default)]
@@ -186,6 +218,9 @@ struct Paragraph {
     text: String,
     style: Option<String>,
     outline: Option<usize>,
+    /// Its own list numbering (`w:numPr`), over its style's.
+    num_id: Option<String>,
+    list_level: Option<usize>,
 }
 
 #[derive(Default)]
@@ -210,7 +245,8 @@ impl Table {
 }
 
 struct Walker<'s> {
-    styles: &'s HashMap<String, usize>,
+    styles: &'s Styles,
+    lists: Lists,
     outline: Outline,
     paragraphs: Vec<Paragraph>,
     tables: Vec<Table>,
@@ -226,7 +262,20 @@ impl Walker<'_> {
 
     fn end_paragraph(&mut self) {
         let Some(p) = self.paragraphs.pop() else { return };
+        let styled = p.style.as_ref().and_then(|s| self.styles.lists.get(s));
+        let num_id = p.num_id.as_ref().or(styled.map(|(id, _)| id));
+        let list_level = p.list_level.or(styled.map(|(_, level)| *level)).unwrap_or(0);
+        // Word counts an empty numbered paragraph too.
+        let label = num_id.and_then(|id| self.lists.next_label(id, list_level));
         let text = p.text.trim();
+        let labelled;
+        let text = match label {
+            Some(label) if !text.is_empty() => {
+                labelled = format!("{label} {text}");
+                labelled.as_str()
+            }
+            _ => text,
+        };
         if let Some(table) = self.tables.last_mut() {
             if let Some(cell) = table.rows.last_mut().and_then(|r| r.last_mut()) {
                 if !cell.is_empty() && !text.is_empty() {
@@ -236,7 +285,8 @@ impl Walker<'_> {
             }
             return;
         }
-        let level = p.outline.map(|l| l + 1).or_else(|| p.style.as_ref().and_then(|s| self.styles.get(s).copied()));
+        let level =
+            p.outline.map(|l| l + 1).or_else(|| p.style.as_ref().and_then(|s| self.styles.levels.get(s).copied()));
         self.outline.paragraph(text, level);
     }
 
@@ -333,8 +383,17 @@ fn symbol(font: Option<&str>, char: Option<&str>) -> Option<char> {
     })
 }
 
-fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) -> Result<Vec<Section>, ExtractError> {
-    let mut w = Walker { styles, outline: Outline::new(part), paragraphs: vec![], tables: vec![], in_text: false };
+/// The sections of one part's XML; `lists` are the document's list definitions (each
+/// part counts its own).
+fn walk(xml: &str, styles: &Styles, lists: &Lists, part: Option<&'static str>) -> Result<Vec<Section>, ExtractError> {
+    let mut w = Walker {
+        styles,
+        lists: lists.clone(),
+        outline: Outline::new(part),
+        paragraphs: vec![],
+        tables: vec![],
+        in_text: false,
+    };
     let mut reader = Reader::from_str(xml);
     // The superseded element being skipped, and how deep in elements of its name.
     let mut skipping: Option<(String, usize)> = None;
@@ -398,6 +457,16 @@ fn walk(xml: &str, styles: &HashMap<String, usize>, part: Option<&'static str>) 
                 "outlineLvl" => {
                     if let Some(p) = w.paragraphs.last_mut() {
                         p.outline = attr(e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
+                    }
+                }
+                "numId" => {
+                    if let Some(p) = w.paragraphs.last_mut() {
+                        p.num_id = attr(e, "val");
+                    }
+                }
+                "ilvl" => {
+                    if let Some(p) = w.paragraphs.last_mut() {
+                        p.list_level = attr(e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
                     }
                 }
                 "gridSpan" => {
@@ -466,11 +535,11 @@ mod tests {
     use crate::knowledge::extract::ooxml::{repackaged, repackaged_adding};
 
     /// The sections of a document body `body` (WordprocessingML inside `w:body`).
-    fn body_sections(body: &str, styles: &HashMap<String, usize>) -> Vec<Section> {
+    fn body_sections(body: &str, styles: &Styles) -> Vec<Section> {
         let xml = format!(
             r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
         );
-        walk(&xml, styles, None).unwrap()
+        walk(&xml, styles, &Lists::default(), None).unwrap()
     }
 
     #[test]
@@ -485,14 +554,14 @@ mod tests {
             row(&[cell("c2", ""), cell("d2", "")], r#"<w:gridBefore w:val="2"/>"#),
         ]
         .concat();
-        let sections = body_sections(&format!("<w:tbl>{table}</w:tbl>"), &HashMap::new());
+        let sections = body_sections(&format!("<w:tbl>{table}</w:tbl>"), &Styles::default());
         let lines: Vec<&str> = sections[0].text.lines().collect();
         assert_eq!(
             lines,
             ["| A | B | C | D |", "| --- | --- | --- | --- |", "| wide |  | c1 | d1 |", "|  |  | c2 | d2 |"]
         );
         let hostile = row(&[cell("hostile", r#"<w:gridSpan w:val="99999999"/>"#)], "");
-        let sections = body_sections(&format!("<w:tbl>{hostile}</w:tbl>"), &HashMap::new());
+        let sections = body_sections(&format!("<w:tbl>{hostile}</w:tbl>"), &Styles::default());
         assert_eq!(
             sections[0].text.lines().next().unwrap().matches('|').count(),
             MAX_GRID_COLUMNS + 1,
@@ -502,7 +571,7 @@ mod tests {
 
     #[test]
     fn superseded_text_and_properties_are_left_out_and_inline_marks_kept() {
-        let levels = HashMap::from([("Heading1".to_owned(), 1)]);
+        let levels = Styles { levels: HashMap::from([("Heading1".to_owned(), 1)]), ..Styles::default() };
         let body = r#"
             <w:p><w:pPr><w:pStyle w:val="Heading1"/><w:pPrChange w:id="1"><w:pPr><w:pStyle w:val="Normal"/></w:pPr></w:pPrChange></w:pPr>
                 <w:r><w:t>Reviewed Heading</w:t></w:r></w:p>
@@ -519,6 +588,52 @@ mod tests {
     }
 
     #[test]
+    fn numbered_paragraphs_and_headings_carry_the_labels_word_shows() {
+        let numbering = r#"<w:numbering xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+            <w:abstractNum w:abstractNumId="0">
+              <w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1."/></w:lvl>
+              <w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1.%2"/></w:lvl>
+              <w:lvl w:ilvl="2"><w:start w:val="1"/><w:numFmt w:val="lowerLetter"/><w:lvlText w:val="(%3)"/></w:lvl>
+            </w:abstractNum><w:num w:numId="1"><w:abstractNumId w:val="0"/></w:num></w:numbering>"#;
+        let styles = parse_styles(
+            r#"<w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
+            <w:style w:styleId="Heading1"><w:pPr><w:numPr><w:numId w:val="1"/></w:numPr><w:outlineLvl w:val="0"/></w:pPr></w:style>
+            <w:style w:styleId="Heading2"><w:basedOn w:val="Heading1"/><w:pPr><w:numPr><w:ilvl w:val="1"/></w:numPr><w:outlineLvl w:val="1"/></w:pPr></w:style>
+            </w:styles>"#,
+        );
+        let p = |style: &str, own: &str, text: &str| {
+            format!(r#"<w:p><w:pPr>{style}{own}</w:pPr><w:r><w:t>{text}</w:t></w:r></w:p>"#)
+        };
+        let h = |level: u8| format!(r#"<w:pStyle w:val="Heading{level}"/>"#);
+        let clause = r#"<w:numPr><w:ilvl w:val="2"/><w:numId w:val="1"/></w:numPr>"#;
+        let body = [
+            p(&h(1), "", "Scope"),
+            p(&h(2), "", "Purpose"),
+            p(&h(2), "", "Terms"),
+            p("", clause, "the first clause"),
+            p("", clause, "the second clause"),
+            p("", r#"<w:numPr><w:numId w:val="0"/></w:numPr>"#, "not numbered"),
+            p(&h(1), "", "Payment"),
+        ]
+        .concat();
+        let xml = format!(
+            r#"<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>{body}</w:body></w:document>"#
+        );
+        let sections = walk(&xml, &styles, &Lists::parse(numbering), None).unwrap();
+        let texts: Vec<&str> = sections.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "1. Scope",
+                "1.1 Purpose",
+                "1.2 Terms\n(a) the first clause\n(b) the second clause\nnot numbered",
+                "2. Payment"
+            ]
+        );
+        assert_eq!(sections[2].anchor.headings, ["1. Scope", "1.2 Terms"], "cited by their numbers");
+    }
+
+    #[test]
     fn a_style_based_on_a_heading_is_a_heading_of_its_level() {
         let styles = r#"<w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main">
             <w:style w:styleId="Heading1"><w:name w:val="heading 1"/><w:pPr><w:outlineLvl w:val="0"/></w:pPr></w:style>
@@ -530,7 +645,7 @@ mod tests {
             <w:style w:styleId="LoopB"><w:basedOn w:val="LoopA"/></w:style>
             <w:style w:styleId="Changed"><w:pPr><w:pPrChange><w:pPr><w:outlineLvl w:val="2"/></w:pPr></w:pPrChange></w:pPr></w:style>
         </w:styles>"#;
-        let levels = outline_levels(styles);
+        let levels = parse_styles(styles).levels;
         let level = |id: &str| levels.get(id).copied();
         assert_eq!(
             (level("Heading1"), level("Heading2"), level("Chapter"), level("Sub")),

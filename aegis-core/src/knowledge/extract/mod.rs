@@ -45,6 +45,8 @@ mod rtf;
 mod salvage;
 mod text;
 #[cfg(feature = "office-docs")]
+mod word_lists;
+#[cfg(feature = "office-docs")]
 mod xlsx;
 
 use std::{path::Path, time::Duration};
