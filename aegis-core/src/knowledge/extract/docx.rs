@@ -158,8 +158,16 @@ fn parse_styles(xml: &str) -> Styles {
             Ok(Event::End(e)) if superseded(e.local_name().as_ref()) => in_change = in_change.saturating_sub(1),
             Ok(Event::Empty(e) | Event::Start(e)) if in_change == 0 => {
                 let Some(id) = &current else { continue };
-                let style = styles.entry(id.clone()).or_default();
-                match e.local_name().as_ref() {
+                let name = e.local_name();
+                // Only the elements read (a styles part has thousands of others).
+                if !matches!(name.as_ref(), "outlineLvl" | "numId" | "ilvl" | "basedOn" | "name") {
+                    continue;
+                }
+                let style = match styles.get_mut(id) {
+                    Some(style) => style,
+                    None => styles.entry(id.clone()).or_default(),
+                };
+                match name.as_ref() {
                     "outlineLvl" => style.outline = level(&e).map(|l| l + 1),
                     "numId" => style.num_id = attr(&e, "val"),
                     "ilvl" => style.list_level = level(&e),
@@ -420,14 +428,15 @@ fn walk(xml: &str, styles: &Styles, lists: &Lists, part: Option<&'static str>) -
             Event::Empty(e) => (None, Some(e)),
             _ => (None, None),
         };
-        if let Some(e) = start
-            && superseded(e.local_name().as_ref())
-        {
-            skipping = Some((e.local_name().as_ref().to_owned(), 1));
+        // The element's name, found once (each `local_name` searches for the prefix).
+        let local = start.or(empty).map(|e| e.local_name());
+        let tag: &str = local.as_ref().map_or("", |n| n.as_ref());
+        if start.is_some() && superseded(tag) {
+            skipping = Some((tag.to_owned(), 1));
             continue;
         }
-        if let Some(e) = start {
-            match e.local_name().as_ref() {
+        if start.is_some() {
+            match tag {
                 "p" => w.paragraphs.push(Paragraph::default()),
                 "t" => w.in_text = true,
                 "tbl" => w.tables.push(Table::default()),
@@ -448,7 +457,7 @@ fn walk(xml: &str, styles: &Styles, lists: &Lists, part: Option<&'static str>) -
             }
         }
         if let Some(e) = start.or(empty) {
-            match e.local_name().as_ref() {
+            match tag {
                 "pStyle" => {
                     if let Some(p) = w.paragraphs.last_mut() {
                         p.style = attr(e, "val");
