@@ -64,10 +64,6 @@ impl Extractor for Docx {
                 }
             }
         }
-        let mut extracted = Extracted { sections: Vec::new(), notes: Vec::new() };
-        for rel in rels.iter().filter(|r| r.kind == "aFChunk") {
-            read_embedded(&mut package, &rel.target, limits, &mut extracted)?;
-        }
         for (kind, label, what) in [("diagramData", "diagram", "SmartArt diagram"), ("chart", "chart", "chart")] {
             match package.related_texts(&rels, kind) {
                 Ok(drawings) => sections.extend(drawings.into_iter().map(|text| Section {
@@ -78,9 +74,11 @@ impl Extractor for Docx {
                 Err(e) => notes.push(format!("a {what} was not read ({e})")),
             }
         }
-        sections.extend(extracted.sections);
-        notes.extend(extracted.notes);
-        Ok(Extracted { sections, notes })
+        let mut extracted = Extracted { sections, notes };
+        for rel in rels.iter().filter(|r| r.kind == "aFChunk") {
+            read_embedded(&mut package, &rel.target, limits, &mut extracted)?;
+        }
+        Ok(extracted)
     }
 }
 
@@ -134,6 +132,11 @@ struct Styles {
     lists: HashMap<String, (String, usize)>,
 }
 
+/// The level (0–8) in `e`'s `w:val` (`w:outlineLvl`, `w:ilvl`).
+fn level_of(e: &quick_xml::events::BytesStart<'_>) -> Option<usize> {
+    attr(e, "val").and_then(|v| v.parse().ok()).filter(|l| *l < 9)
+}
+
 fn parse_styles(xml: &str) -> Styles {
     #[derive(Default)]
     struct Style {
@@ -148,8 +151,6 @@ fn parse_styles(xml: &str) -> Styles {
     let mut current: Option<String> = None;
     // Skipping the old properties of a tracked style change (`w:pPrChange`).
     let mut in_change = 0usize;
-    let level =
-        |e: &quick_xml::events::BytesStart<'_>| attr(e, "val").and_then(|v| v.parse::<usize>().ok()).filter(|l| *l < 9);
     loop {
         match reader.read_event() {
             Ok(Event::Start(e)) if e.local_name().as_ref() == "style" => current = attr(&e, "styleId"),
@@ -168,9 +169,9 @@ fn parse_styles(xml: &str) -> Styles {
                     None => styles.entry(id.clone()).or_default(),
                 };
                 match name.as_ref() {
-                    "outlineLvl" => style.outline = level(&e).map(|l| l + 1),
+                    "outlineLvl" => style.outline = level_of(&e).map(|l| l + 1),
                     "numId" => style.num_id = attr(&e, "val"),
-                    "ilvl" => style.list_level = level(&e),
+                    "ilvl" => style.list_level = level_of(&e),
                     "basedOn" => style.based_on = attr(&e, "val"),
                     "name" => {
                         let name = attr(&e, "val").unwrap_or_default().to_ascii_lowercase();
@@ -465,7 +466,7 @@ fn walk(xml: &str, styles: &Styles, lists: &Lists, part: Option<&'static str>) -
                 }
                 "outlineLvl" => {
                     if let Some(p) = w.paragraphs.last_mut() {
-                        p.outline = attr(e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
+                        p.outline = level_of(e);
                     }
                 }
                 "numId" => {
@@ -475,7 +476,7 @@ fn walk(xml: &str, styles: &Styles, lists: &Lists, part: Option<&'static str>) -
                 }
                 "ilvl" => {
                     if let Some(p) = w.paragraphs.last_mut() {
-                        p.list_level = attr(e, "val").and_then(|v| v.parse().ok()).filter(|l: &usize| *l < 9);
+                        p.list_level = level_of(e);
                     }
                 }
                 "gridSpan" => {
