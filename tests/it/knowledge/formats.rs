@@ -331,6 +331,32 @@ async fn an_archive_upload_job_retries_while_its_files_fail_for_a_cause_that_may
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[tokio::test]
+async fn spreadsheet_numbers_read_as_their_cells_format_them() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = fixtures_in_workdir(&[("xlsx/price-list.xlsx", "prices.xlsx")]);
+    let outcomes = ingest_dir(&aegis, &scope, &dir).await;
+    assert!(matches!(outcomes.as_slice(), [IngestOutcome::Stored { .. }]), "{outcomes:?}");
+    // Currency, percentages, thousands and scientific notation as Excel shows them; the
+    // dates as ISO dates.
+    let hits = search(&aegis, &scope, "Théière en fonte", SearchMode::Keyword).await;
+    let hit = hits.first().unwrap_or_else(|| panic!("nothing found: {hits:?}"));
+    assert_eq!(hit.anchor.sheet.as_deref(), Some("Price list"));
+    assert!(
+        hit.text.contains("| Théière en fonte | € 1,234.50 | 12.5% | 18,250 | -3.75% | 2021-03-01 | 6.02E+23 |"),
+        "{}",
+        hit.text
+    );
+    // An accounting format's negative and zero sections, and a format scaled by thousands.
+    let hits = search(&aegis, &scope, "Quarter Revenue", SearchMode::Keyword).await;
+    let hit = hits.first().unwrap_or_else(|| panic!("nothing found: {hits:?}"));
+    assert!(hit.text.contains("| Q1 | $152,340.76 | 152k |"), "{}", hit.text);
+    assert!(hit.text.contains("| Q2 | $(4,100.00) | -4k |"), "{}", hit.text);
+    assert!(hit.text.contains("| Q3 | $- | 0k |"), "{}", hit.text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A fresh work folder holding the repository's `tests/fixtures` files `(fixture, name)`,
 /// each under its name.
 fn fixtures_in_workdir(files: &[(&str, &str)]) -> PathBuf {

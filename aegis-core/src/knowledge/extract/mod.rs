@@ -25,6 +25,8 @@ mod mhtml;
 #[cfg(feature = "office-docs")]
 mod msg;
 #[cfg(feature = "office-docs")]
+mod number_format;
+#[cfg(feature = "office-docs")]
 mod odf;
 #[cfg(feature = "office-docs")]
 mod ole;

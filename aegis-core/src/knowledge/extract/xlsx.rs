@@ -3,12 +3,17 @@
 //! serial numbers. Cells are read one by one (shared strings borrowed, not copied) and the
 //! cells and characters read are capped as they stream, before anything is laid out: a
 //! shared-strings amplification file can turn 110 KB into millions of characters.
+//! Numbers are written through their cells' number formats ([`NumberFormat`]): `12.5%`,
+//! `$1,234.50`, as Excel shows them.
 
 use std::{borrow::Cow, io::Cursor};
 
 use calamine::{DataRef, Reader, XlsxError};
 
-use super::{Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table, ooxml::Package};
+use super::{
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    number_format::NumberFormat, ooxml::Package,
+};
 
 /// Excel workbooks.
 pub struct Xlsx;
@@ -61,7 +66,7 @@ pub(super) fn cell_text<'a>(cell: &DataRef<'a>) -> Cow<'a, str> {
 
 /// A number as Excel shows it in a General cell: at most 15 significant digits, so that a
 /// computed `0.1 + 0.2` reads `0.3`, not `0.30000000000000004`.
-fn number_text(f: f64) -> String {
+pub(super) fn number_text(f: f64) -> String {
     // A whole number below 10^15 is exact as an i64 (and prints far faster than
     // `{:.0}`, which takes the exact-decimal path).
     if f.fract() == 0.0 && f.abs() < 1e15 {
@@ -128,21 +133,47 @@ pub(super) struct Sheet<'a> {
     pub stopped_at: Option<u32>,
 }
 
+/// The number formats of a workbook's cell styles, each parsed when a number first asks
+/// for it (a workbook can have thousands of styles and use a few for numbers).
+#[derive(Default)]
+struct StyleFormats {
+    /// By style id: `None` while not parsed, then the format (`None` for General).
+    parsed: Vec<Option<Option<NumberFormat>>>,
+}
+
+impl StyleFormats {
+    /// `value` as the number format of style `style` of `styles` shows it; `None` for a
+    /// General format (or one [`NumberFormat`] does not follow).
+    fn text(&mut self, styles: &[calamine::Style], style: usize, value: f64) -> Option<String> {
+        if self.parsed.len() < styles.len() {
+            self.parsed.resize(styles.len(), None);
+        }
+        let format = self.parsed.get_mut(style)?.get_or_insert_with(|| {
+            styles.get(style)?.number_format.as_ref().and_then(|format| NumberFormat::parse(&format.format_code))
+        });
+        format.as_ref().map(|format| format.format(value))
+    }
+}
+
 fn read_sheet<'a>(
     workbook: &'a mut calamine::Xlsx<Cursor<&[u8]>>,
     name: &str,
     limits: &Limits,
     budget: &mut Budget,
+    formats: &mut StyleFormats,
 ) -> Result<Sheet<'a>, XlsxError> {
     let mut reader = workbook.worksheet_cells_reader(name)?;
     let mut cells = Vec::new();
     let mut stopped_at = None;
-    while let Some(cell) = reader.next_cell()? {
+    while let Some((cell, style)) = reader.next_cell_with_style_id()? {
         let (row, col) = cell.get_position();
-        if *cell.get_value() == DataRef::Empty {
-            continue;
-        }
-        let text = cell_text(cell.get_value());
+        let formatted = match *cell.get_value() {
+            DataRef::Empty => continue,
+            DataRef::Float(f) => formats.text(reader.styles(), style, f),
+            DataRef::Int(i) => formats.text(reader.styles(), style, i as f64),
+            _ => None,
+        };
+        let text = formatted.map_or_else(|| cell_text(cell.get_value()), Cow::Owned);
         if !budget.take(&text, limits) {
             stopped_at = Some(row);
             break;
@@ -362,8 +393,9 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
     };
     let mut layout = Layout::default();
     let mut unparsed_number = false;
+    let mut formats = StyleFormats::default();
     for name in workbook.sheet_names() {
-        match read_sheet(&mut workbook, &name, limits, &mut layout.budget) {
+        match read_sheet(&mut workbook, &name, limits, &mut layout.budget, &mut formats) {
             Ok(sheet) => {
                 if !layout.add(&name, &sheet, limits) {
                     break;
