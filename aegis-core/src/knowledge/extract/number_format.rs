@@ -37,6 +37,9 @@ struct Digits {
     min_decimals: usize,
     /// Every placeholder after the point (`0`, `#`, `?`): decimals at most.
     max_decimals: usize,
+    /// The code has a decimal point, written even with no decimals after it (`0.##` shows
+    /// 42 as `42.`, as Excel does).
+    point: bool,
     /// A thousands separator between the integer placeholders.
     grouped: bool,
     /// The power of ten the value is multiplied by: +2 for each `%`, -3 for each comma
@@ -58,6 +61,8 @@ impl NumberFormat {
         let pieces = split_sections(code);
         // A fourth section formats text, which is written as it is.
         let sections = pieces.iter().take(3).map(|piece| parse_section(piece)).collect::<Option<Vec<_>>>()?;
+        // General in each section, or nothing at all: `;;;` hides a cell's value in Excel,
+        // but hidden content is read (as hidden sheets and slides are), so it stays General.
         if sections
             .iter()
             .all(|s| s.digits.as_ref().is_none_or(|d| d.general) && s.prefix.is_empty() && s.suffix.is_empty())
@@ -103,10 +108,9 @@ impl Digits {
         }
         let (integer, fraction) = rounded(value, self.max_decimals);
         let mut out = self.integer_part(&integer);
-        let fraction = trimmed_fraction(&fraction, self.min_decimals);
-        if !fraction.is_empty() {
+        if self.point {
             out.push('.');
-            out.push_str(fraction);
+            out.push_str(trimmed_fraction(&fraction, self.min_decimals));
         }
         out
     }
@@ -313,6 +317,7 @@ fn parse_section(code: &str) -> Option<FormatSection> {
                 }
                 flush_prefix(&mut section, &mut pending);
                 after_point = true;
+                d.point = true;
             }
             ',' if digits.is_some() && pending.is_empty() => trailing_commas += 1,
             '%' => {
@@ -425,7 +430,13 @@ mod tests {
             ("0.0 \"kg\"", 4.25, "4.3 kg"),
             ("#,##0,\"k\"", 1234567.0, "1,235k"),
             ("0.##", 1.5, "1.5"),
-            ("0.##", 2.0, "2"),
+            ("0.##", 2.0, "2."),
+            ("#,##0.", 1234.5, "1,235."),
+            ("0.0??", 0.125, "0.125"),
+            ("00.00", 1.0, "01.00"),
+            ("0.00E-00", 1.0, "1.00E00"),
+            ("0", -2.5, "-3"),
+            ("0%", -0.004, "-0%"),
             ("#.00", 0.5, ".50"),
             ("000", 7.0, "007"),
             ("\"Total: \"General", 12.5, "Total: 12.5"),
@@ -439,9 +450,19 @@ mod tests {
 
     #[test]
     fn formats_not_followed_leave_the_number_general() {
-        for code in
-            ["General", "@", "", "yyyy-mm-dd", "h:mm AM/PM", "[h]:mm:ss", "# ?/?", "[>100]0;0.0", "000-00-0000", "#-#0"]
-        {
+        for code in [
+            "General",
+            "@",
+            "",
+            "yyyy-mm-dd",
+            "h:mm AM/PM",
+            "[h]:mm:ss",
+            "# ?/?",
+            "[>100]0;0.0",
+            "000-00-0000",
+            "#-#0",
+            ";;;",
+        ] {
             assert_eq!(NumberFormat::parse(code), None, "{code}");
         }
     }
