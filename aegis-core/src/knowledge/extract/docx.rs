@@ -4,8 +4,8 @@
 //! levels); tables become markdown rows; text boxes, tracked insertions and content
 //! controls are read, deletions are not; `mc:Fallback` copies are skipped so a text box is
 //! not read twice. Footnotes, endnotes, comments, headers, footers, SmartArt diagrams,
-//! charts (titles and labels) and documents embedded whole (`w:altChunk`) become sections
-//! of their own.
+//! charts (titles and labels), documents embedded whole (`w:altChunk`) and embedded
+//! objects (a workbook, a document: [`super::embedded`]) become sections of their own.
 
 use std::collections::HashMap;
 
@@ -75,50 +75,9 @@ impl Extractor for Docx {
             }
         }
         let mut extracted = Extracted { sections, notes };
-        for rel in rels.iter().filter(|r| r.kind == "aFChunk") {
-            read_embedded(&mut package, &rel.target, limits, &mut extracted)?;
-        }
+        super::embedded::read_embedded(&mut package, &rels, limits, None, &mut extracted)?;
         Ok(extracted)
     }
-}
-
-/// The deepest a document embedded in a document (`w:altChunk`, in one embedded in
-/// another, …) is read.
-const MAX_EMBEDDED_NESTING: u32 = 4;
-
-thread_local! {
-    /// How many embedded documents the reader is inside on this thread.
-    static EMBEDDED_NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Reads a part embedded whole (`w:altChunk`: HTML, MHTML, RTF, text or another Word
-/// document that Word merges into the text when it opens the file) as a part named for
-/// it; its place in the text is not kept. One that cannot be read is a note.
-fn read_embedded(
-    package: &mut Package<'_>,
-    target: &str,
-    limits: &Limits,
-    extracted: &mut Extracted,
-) -> Result<(), ExtractError> {
-    let name = target.rsplit('/').next().unwrap_or(target);
-    let Some(bytes) =
-        or_note(package.part_bytes(target), &mut extracted.notes, |e| format!("embedded {name} not read ({e})"))?
-            .flatten()
-    else {
-        return Ok(());
-    };
-    let Some(format) = super::Format::detect(name, &bytes) else {
-        extracted.notes.push(format!("embedded {name} not read: not a format AEGIS reads"));
-        return Ok(());
-    };
-    let read = super::nested(&EMBEDDED_NESTING, MAX_EMBEDDED_NESTING, "documents embedded", || {
-        super::extract(format, &bytes, limits)
-    });
-    match read {
-        Ok(read) => super::add_as_part(extracted, &format!("embedded {name}"), read),
-        Err(e) => extracted.notes.push(format!("embedded {name} not read: {e}")),
-    }
-    Ok(())
 }
 
 /// What the walk takes from the styles part, each property inherited through

@@ -13,6 +13,8 @@ mod doc;
 #[cfg(feature = "office-docs")]
 mod docx;
 mod email;
+#[cfg(feature = "office-docs")]
+mod embedded;
 mod encoding;
 mod extracted;
 mod format;

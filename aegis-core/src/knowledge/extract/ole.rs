@@ -70,6 +70,40 @@ impl<'a> Ole<'a> {
     }
 }
 
+/// The file an OLE Package object wraps — what Office embeds when a file (a PDF, a text
+/// file, another document) is dragged into a document: its name and bytes, from the
+/// `\u{1}Ole10Native` stream. `None` for a compound file of another kind.
+pub(super) fn packaged_file(bytes: &[u8]) -> Result<Option<(String, Vec<u8>)>, ExtractError> {
+    let mut ole = Ole::open(bytes)?;
+    let Some(native) = ole.stream("/\u{1}Ole10Native")? else { return Ok(None) };
+    let damaged = || ExtractError::Malformed("the packaged file's Ole10Native stream is damaged".into());
+    // The stream's size (4 bytes) and flags (2), the label and the source path (both
+    // zero-terminated, in the author's code page), 8 bytes, the temporary path, then the
+    // file's size (4) and bytes.
+    let mut at = 6;
+    let text = |at: &mut usize| -> Option<String> {
+        let rest = native.get(*at..)?;
+        let end = rest.iter().position(|b| *b == 0)?;
+        *at += end + 1;
+        Some(encoding_rs::WINDOWS_1252.decode_without_bom_handling(&rest[..end]).0.into_owned())
+    };
+    let label = text(&mut at).ok_or_else(damaged)?;
+    let source = text(&mut at).ok_or_else(damaged)?;
+    at += 8;
+    text(&mut at).ok_or_else(damaged)?;
+    let size = native.get(at..at + 4).ok_or_else(damaged)?;
+    let size = usize::try_from(u32::from_le_bytes([size[0], size[1], size[2], size[3]])).map_err(|_| damaged())?;
+    let data = native.get(at + 4..).and_then(|rest| rest.get(..size)).ok_or_else(damaged)?;
+    // The label is the name shown under the icon, usually the file's; the source path
+    // names it when the label has no extension.
+    let file_name = |path: &str| path.rsplit(['\\', '/']).next().unwrap_or_default().to_owned();
+    let name = [file_name(&label), file_name(&source)]
+        .into_iter()
+        .find(|name| std::path::Path::new(name).extension().is_some())
+        .unwrap_or_else(|| file_name(&label));
+    Ok(Some((name, data.to_vec())))
+}
+
 /// A fresh compound file holding only the first of `names` that `bytes` has, copied out
 /// through cfb's checked reader; `None` when it has none of them. For a reader with
 /// compound-file code of its own that indexes past the end of a damaged container

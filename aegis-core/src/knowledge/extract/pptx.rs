@@ -1,7 +1,8 @@
 //! PPTX with zip + quick-xml: slides in presentation order (`p:sldIdLst` through the
 //! package relationships), each a section labelled `Slide N: <title>`, with the text of
 //! every shape (group shapes included), of its SmartArt diagrams and charts (titles and
-//! labels), tables as markdown rows, and speaker notes as a section of their own.
+//! labels), tables as markdown rows, the files embedded in it (a workbook, a document:
+//! [`super::embedded`]) as parts on its slide, and speaker notes as a section of their own.
 
 use quick_xml::{Reader, events::Event};
 
@@ -82,6 +83,10 @@ impl Extractor for Pptx {
                     text: markdown_table(&table),
                 });
             }
+            let mut objects = Extracted::default();
+            super::embedded::read_embedded(&mut package, &slide_rels, limits, Some(number), &mut objects)?;
+            sections.extend(objects.sections);
+            notes.extend(objects.notes);
             if let Some(notes_rel) = slide_rels.iter().find(|r| r.kind == "notesSlide")
                 && let Some(notes_xml) = package.part(&notes_rel.target)?
             {

@@ -1,0 +1,187 @@
+//! Files embedded in Office documents, read as parts of the document that holds them:
+//! documents Word merges into the text (`w:altChunk`: HTML, MHTML, RTF, text, Word), and
+//! objects embedded in a document or a slide (a workbook, a document or a deck embedded
+//! whole, `package`; a legacy binary object, `oleObject`, such as an Excel 97 sheet or a
+//! file of any format packaged into one, which is read as that file). The
+//! page shows an object as a picture of it; its data is what the object holds. A chart's
+//! own workbook is not among them (it hangs off the chart, whose cached values are read).
+
+use super::{ExtractError, Extracted, Limits, ooxml::Package, ooxml::Relationship, or_note};
+
+/// The deepest a file embedded in a file (in one embedded in another, …) is read.
+const MAX_EMBEDDED_NESTING: u32 = 4;
+
+thread_local! {
+    /// How many embedded files the reader is inside on this thread.
+    static EMBEDDED_NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The relationship kinds of embedded files: merged documents and embedded objects.
+const EMBEDDED_KINDS: [&str; 3] = ["aFChunk", "package", "oleObject"];
+
+/// Reads every file `rels` embeds ([`EMBEDDED_KINDS`]) as a part named for it, on slide
+/// `slide` if given; its place in the text is not kept. One that cannot be read is a note.
+pub(super) fn read_embedded(
+    package: &mut Package<'_>,
+    rels: &[Relationship],
+    limits: &Limits,
+    slide: Option<u32>,
+    extracted: &mut Extracted,
+) -> Result<(), ExtractError> {
+    for rel in rels.iter().filter(|r| EMBEDDED_KINDS.contains(&r.kind.as_str())) {
+        read_one(package, &rel.target, limits, slide, extracted)?;
+    }
+    Ok(())
+}
+
+fn read_one(
+    package: &mut Package<'_>,
+    target: &str,
+    limits: &Limits,
+    slide: Option<u32>,
+    extracted: &mut Extracted,
+) -> Result<(), ExtractError> {
+    let name = target.rsplit('/').next().unwrap_or(target);
+    let on_slide = slide.map(|n| format!("slide {n}: ")).unwrap_or_default();
+    let Some(bytes) = or_note(package.part_bytes(target), &mut extracted.notes, |e| {
+        format!("{on_slide}embedded {name} not read ({e})")
+    })?
+    .flatten() else {
+        return Ok(());
+    };
+    // A file packaged into an OLE object is read as that file, under its own name.
+    let (name, bytes) = match bytes.starts_with(super::ole::MAGIC) {
+        true => match or_note(super::ole::packaged_file(&bytes), &mut extracted.notes, |e| {
+            format!("{on_slide}embedded {name} not read ({e})")
+        })? {
+            Some(Some((inner, data))) => (inner, data),
+            Some(None) => (name.to_owned(), bytes),
+            None => return Ok(()),
+        },
+        false => (name.to_owned(), bytes),
+    };
+    let name = name.as_str();
+    let Some(format) = super::Format::detect(name, &bytes) else {
+        extracted.notes.push(format!("{on_slide}embedded {name} not read: not a format AEGIS reads"));
+        return Ok(());
+    };
+    let read = super::nested(&EMBEDDED_NESTING, MAX_EMBEDDED_NESTING, "files embedded", || {
+        super::extract(format, &bytes, limits)
+    });
+    match read {
+        Ok(mut read) => {
+            // The slide is in the sections' anchors; the notes name it.
+            for section in &mut read.sections {
+                section.anchor.slide = section.anchor.slide.or(slide);
+            }
+            let notes = std::mem::take(&mut read.notes);
+            super::add_as_part(extracted, &format!("embedded {name}"), read);
+            extracted.notes.extend(notes.into_iter().map(|note| format!("{on_slide}embedded {name}: {note}")));
+        }
+        Err(e) => extracted.notes.push(format!("{on_slide}embedded {name} not read: {e}")),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Cursor, Write};
+
+    use super::super::{Extractor, Section, docx::Docx, ooxml::repackaged_adding, pptx::Pptx};
+    use super::*;
+
+    /// An OLE Package object wrapping the file `name` of `data`, as Office writes one when a
+    /// file is dragged into a document; `cut` drops that many bytes off its stream's end.
+    fn ole_package(name: &str, data: &[u8], cut: usize) -> Vec<u8> {
+        let mut body = vec![2, 0];
+        for text in [name, &format!("C:\\Users\\marta\\{name}")] {
+            body.extend(text.as_bytes());
+            body.push(0);
+        }
+        let temp = format!("C:\\Temp\\{name}\0");
+        body.extend([0, 0, 3, 0]);
+        body.extend(u32::try_from(temp.len()).unwrap().to_le_bytes());
+        body.extend(temp.as_bytes());
+        body.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
+        body.extend(data);
+        let mut native = u32::try_from(body.len()).unwrap().to_le_bytes().to_vec();
+        native.extend(body);
+        native.truncate(native.len() - cut);
+        let mut file = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        file.create_stream("/\u{1}Ole10Native").unwrap().write_all(&native).unwrap();
+        file.flush().unwrap();
+        file.into_inner().into_inner()
+    }
+
+    fn relationship(id: &str, kind: &str, target: &str) -> String {
+        format!(
+            "<Relationship Id=\"{id}\" Target=\"{target}\" \
+             Type=\"http://schemas.openxmlformats.org/officeDocument/2006/relationships/{kind}\"/>"
+        )
+    }
+
+    #[test]
+    fn objects_embedded_in_a_document_are_read_as_its_parts() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        let workbook = std::fs::read(corpus.join("generated/xlsx/gen-xlsx-000-10r.xlsx")).unwrap();
+        let minutes = ole_package("minutes.txt", "Board minutes: the Zürich lease is renewed.".as_bytes(), 0);
+        let damaged = ole_package("cut.txt", b"never read", 6);
+        let mut unknown = cfb::CompoundFile::create(Cursor::new(Vec::new())).unwrap();
+        unknown.create_stream("/CONTENTS").unwrap().write_all(b"equation").unwrap();
+        unknown.flush().unwrap();
+        let unknown = unknown.into_inner().into_inner();
+        let rels = [
+            relationship("rId90", "package", "embeddings/Microsoft_Excel_Worksheet.xlsx"),
+            relationship("rId91", "oleObject", "embeddings/oleObject1.bin"),
+            relationship("rId92", "oleObject", "embeddings/oleObject2.bin"),
+            relationship("rId93", "oleObject", "embeddings/oleObject3.bin"),
+        ]
+        .concat();
+        let with_objects = |name: &str, bytes: Vec<u8>| match name {
+            "word/_rels/document.xml.rels" => String::from_utf8(bytes)
+                .unwrap()
+                .replace("</Relationships>", &format!("{rels}</Relationships>"))
+                .into_bytes(),
+            _ => bytes,
+        };
+        let docx = repackaged_adding(
+            "real/docx/footnotes.docx",
+            with_objects,
+            &[
+                ("word/embeddings/Microsoft_Excel_Worksheet.xlsx", &workbook),
+                ("word/embeddings/oleObject1.bin", &minutes),
+                ("word/embeddings/oleObject2.bin", &damaged),
+                ("word/embeddings/oleObject3.bin", &unknown),
+            ],
+        );
+        let extracted = Docx.extract(&docx, &Limits::default()).unwrap();
+        let part = |label: &str| -> Vec<&Section> {
+            extracted.sections.iter().filter(|s| s.anchor.part.as_deref() == Some(label)).collect()
+        };
+        let sheets = part("embedded Microsoft_Excel_Worksheet.xlsx");
+        assert!(!sheets.is_empty() && sheets.iter().all(|s| s.anchor.sheet.is_some()), "{:?}", extracted.sections);
+        assert_eq!(
+            part("embedded minutes.txt").first().map(|s| s.text.as_str()),
+            Some("Board minutes: the Zürich lease is renewed.")
+        );
+        let noted = |start: &str| extracted.notes.iter().any(|n| n.starts_with(start));
+        assert!(noted("embedded oleObject2.bin not read (the packaged file's Ole10Native stream is damaged)"));
+        assert!(noted("embedded oleObject3.bin not read: not a format AEGIS reads"), "{:?}", extracted.notes);
+        // The body is read as before.
+        assert!(extracted.sections.iter().any(|s| s.anchor.part.is_none()));
+    }
+
+    #[test]
+    fn a_workbook_embedded_in_a_slide_is_cited_on_that_slide() {
+        let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+        let deck = std::fs::read(corpus.join("real/pptx/act-props.pptm")).unwrap();
+        let extracted = Pptx.extract(&deck, &Limits::default()).unwrap();
+        let sheet = extracted
+            .sections
+            .iter()
+            .find(|s| s.anchor.part.as_deref() == Some("embedded Microsoft_Excel_Worksheet.xlsx"))
+            .unwrap_or_else(|| panic!("{:?}", extracted.sections));
+        assert_eq!((sheet.anchor.slide, sheet.anchor.sheet.as_deref()), (Some(3), Some("Sheet1")));
+        assert!(sheet.text.contains("| OLE |"), "{}", sheet.text);
+    }
+}
