@@ -5,21 +5,33 @@
 use quick_xml::{Reader, events::Event};
 
 use super::{
-    Anchor, ExtractError, Limits, Section, SectionKind,
-    ooxml::{Package, attr, resolve_ref},
+    Anchor, ExtractError, Section, SectionKind,
+    ooxml::{Package, Relationship, attr, resolve_ref},
 };
 
-/// The comment sections of the workbook `bytes`, in sheet order, and notes on comment
-/// parts that could not be read (the cells still stand).
-pub(super) fn sheet_comments(bytes: &[u8], limits: &Limits) -> Result<(Vec<Section>, Vec<String>), ExtractError> {
-    let mut package = Package::open(bytes, limits)?;
+/// Each worksheet of the workbook in `package`, in sheet order: its name and its
+/// relationships (where its comments and embedded files are found).
+pub(super) fn worksheets(package: &mut Package<'_>) -> Result<Vec<(String, Vec<Relationship>)>, ExtractError> {
     let main = package.main_part()?;
     let rels = package.relationships(&main)?;
-    let Some(workbook) = package.part(&main)? else { return Ok((Vec::new(), Vec::new())) };
-    let (mut sections, mut notes) = (Vec::new(), Vec::new());
+    let Some(workbook) = package.part(&main)? else { return Ok(Vec::new()) };
+    let mut worksheets = Vec::new();
     for (name, id) in sheets(&workbook) {
         let Some(sheet) = rels.iter().find(|r| r.id == id && r.kind == "worksheet") else { continue };
-        for comments in package.relationships(&sheet.target)?.into_iter().filter(|r| r.kind == "comments") {
+        worksheets.push((name, package.relationships(&sheet.target)?));
+    }
+    Ok(worksheets)
+}
+
+/// The comment sections of `worksheets` (from [`worksheets`]), in sheet order, and notes
+/// on comment parts that could not be read (the cells still stand).
+pub(super) fn sheet_comments(
+    package: &mut Package<'_>,
+    worksheets: &[(String, Vec<Relationship>)],
+) -> Result<(Vec<Section>, Vec<String>), ExtractError> {
+    let (mut sections, mut notes) = (Vec::new(), Vec::new());
+    for (name, rels) in worksheets {
+        for comments in rels.iter().filter(|r| r.kind == "comments") {
             let Some(xml) = package.part(&comments.target)? else { continue };
             match comment_lines(&xml) {
                 Ok(lines) if lines.is_empty() => {}

@@ -75,7 +75,7 @@ impl Extractor for Docx {
             }
         }
         let mut extracted = Extracted { sections, notes };
-        super::embedded::read_embedded(&mut package, &rels, limits, None, &mut extracted)?;
+        super::embedded::read_embedded(&mut package, &rels, limits, &Default::default(), &mut extracted)?;
         Ok(extracted)
     }
 }

@@ -6,7 +6,7 @@
 //! page shows an object as a picture of it; its data is what the object holds. A chart's
 //! own workbook is not among them (it hangs off the chart, whose cached values are read).
 
-use super::{ExtractError, Extracted, Limits, ooxml::Package, ooxml::Relationship, or_note};
+use super::{Anchor, ExtractError, Extracted, Limits, ooxml::Package, ooxml::Relationship, or_note};
 
 /// The deepest a file embedded in a file (in one embedded in another, …) is read.
 const MAX_EMBEDDED_NESTING: u32 = 4;
@@ -19,17 +19,27 @@ thread_local! {
 /// The relationship kinds of embedded files: merged documents and embedded objects.
 const EMBEDDED_KINDS: [&str; 3] = ["aFChunk", "package", "oleObject"];
 
-/// Reads every file `rels` embeds ([`EMBEDDED_KINDS`]) as a part named for it, on slide
-/// `slide` if given; its place in the text is not kept. One that cannot be read is a note.
+/// Where the embedding part sits: its slide or sheet, given to the embedded file's
+/// sections that have none of their own, and named in its notes (`slide 3`).
+#[derive(Default)]
+pub(super) struct Place {
+    /// The slide and sheet of the part that embeds the files.
+    pub anchor: Anchor,
+    /// The part's name in notes, empty for a document's body.
+    pub name: String,
+}
+
+/// Reads every file `rels` embeds ([`EMBEDDED_KINDS`]) as a part named for it, at `place`;
+/// its position in the text is not kept. One that cannot be read is a note.
 pub(super) fn read_embedded(
     package: &mut Package<'_>,
     rels: &[Relationship],
     limits: &Limits,
-    slide: Option<u32>,
+    place: &Place,
     extracted: &mut Extracted,
 ) -> Result<(), ExtractError> {
     for rel in rels.iter().filter(|r| EMBEDDED_KINDS.contains(&r.kind.as_str())) {
-        read_one(package, &rel.target, limits, slide, extracted)?;
+        read_one(package, &rel.target, limits, place, extracted)?;
     }
     Ok(())
 }
@@ -38,21 +48,21 @@ fn read_one(
     package: &mut Package<'_>,
     target: &str,
     limits: &Limits,
-    slide: Option<u32>,
+    place: &Place,
     extracted: &mut Extracted,
 ) -> Result<(), ExtractError> {
     let name = target.rsplit('/').next().unwrap_or(target);
-    let on_slide = slide.map(|n| format!("slide {n}: ")).unwrap_or_default();
-    let Some(bytes) = or_note(package.part_bytes(target), &mut extracted.notes, |e| {
-        format!("{on_slide}embedded {name} not read ({e})")
-    })?
-    .flatten() else {
+    let at = if place.name.is_empty() { String::new() } else { format!("{}: ", place.name) };
+    let Some(bytes) =
+        or_note(package.part_bytes(target), &mut extracted.notes, |e| format!("{at}embedded {name} not read ({e})"))?
+            .flatten()
+    else {
         return Ok(());
     };
     // A file packaged into an OLE object is read as that file, under its own name.
     let (name, bytes) = match bytes.starts_with(super::ole::MAGIC) {
         true => match or_note(super::ole::packaged_file(&bytes), &mut extracted.notes, |e| {
-            format!("{on_slide}embedded {name} not read ({e})")
+            format!("{at}embedded {name} not read ({e})")
         })? {
             Some(Some((inner, data))) => (inner, data),
             Some(None) => (name.to_owned(), bytes),
@@ -62,7 +72,7 @@ fn read_one(
     };
     let name = name.as_str();
     let Some(format) = super::Format::detect(name, &bytes) else {
-        extracted.notes.push(format!("{on_slide}embedded {name} not read: not a format AEGIS reads"));
+        extracted.notes.push(format!("{at}embedded {name} not read: not a format AEGIS reads"));
         return Ok(());
     };
     let read = super::nested(&EMBEDDED_NESTING, MAX_EMBEDDED_NESTING, "files embedded", || {
@@ -70,15 +80,16 @@ fn read_one(
     });
     match read {
         Ok(mut read) => {
-            // The slide is in the sections' anchors; the notes name it.
+            // The place is in the sections' anchors; the notes name it.
             for section in &mut read.sections {
-                section.anchor.slide = section.anchor.slide.or(slide);
+                section.anchor.slide = section.anchor.slide.or(place.anchor.slide);
+                section.anchor.sheet = section.anchor.sheet.take().or_else(|| place.anchor.sheet.clone());
             }
             let notes = std::mem::take(&mut read.notes);
             super::add_as_part(extracted, &format!("embedded {name}"), read);
-            extracted.notes.extend(notes.into_iter().map(|note| format!("{on_slide}embedded {name}: {note}")));
+            extracted.notes.extend(notes.into_iter().map(|note| format!("{at}embedded {name}: {note}")));
         }
-        Err(e) => extracted.notes.push(format!("{on_slide}embedded {name} not read: {e}")),
+        Err(e) => extracted.notes.push(format!("{at}embedded {name} not read: {e}")),
     }
     Ok(())
 }
@@ -87,7 +98,7 @@ fn read_one(
 mod tests {
     use std::io::{Cursor, Write};
 
-    use super::super::{Extractor, Section, docx::Docx, ooxml::repackaged_adding, pptx::Pptx};
+    use super::super::{Extractor, Section, docx::Docx, ooxml::repackaged_adding, pptx::Pptx, xlsx::Xlsx};
     use super::*;
 
     /// An OLE Package object wrapping the file `name` of `data`, as Office writes one when a
@@ -183,5 +194,32 @@ mod tests {
             .unwrap_or_else(|| panic!("{:?}", extracted.sections));
         assert_eq!((sheet.anchor.slide, sheet.anchor.sheet.as_deref()), (Some(3), Some("Sheet1")));
         assert!(sheet.text.contains("| OLE |"), "{}", sheet.text);
+    }
+
+    #[test]
+    fn a_file_embedded_in_a_sheet_is_cited_on_that_sheet() {
+        let memo = ole_package("memo.txt", b"Stock count signed off by the auditor.", 0);
+        let rels = format!(
+            "<Relationships xmlns=\"http://schemas.openxmlformats.org/package/2006/relationships\">{}</Relationships>",
+            relationship("rId1", "oleObject", "../embeddings/oleObject1.bin")
+        );
+        let workbook = repackaged_adding(
+            "generated/xlsx/gen-xlsx-000-10r.xlsx",
+            |_, bytes| bytes,
+            &[("xl/worksheets/_rels/sheet1.xml.rels", rels.as_bytes()), ("xl/embeddings/oleObject1.bin", &memo)],
+        );
+        let extracted = Xlsx.extract(&workbook, &Limits::default()).unwrap();
+        let memo = extracted
+            .sections
+            .iter()
+            .find(|s| s.anchor.part.as_deref() == Some("embedded memo.txt"))
+            .unwrap_or_else(|| panic!("{:?}", extracted.sections));
+        assert_eq!(
+            (memo.anchor.sheet.as_deref(), memo.text.as_str()),
+            (Some("All1"), "Stock count signed off by the auditor.")
+        );
+        assert!(
+            extracted.sections.iter().any(|s| s.anchor.part.is_none() && s.anchor.sheet.as_deref() == Some("All1"))
+        );
     }
 }

@@ -7,7 +7,9 @@
 use quick_xml::{Reader, events::Event};
 
 use super::{
-    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind,
+    embedded::Place,
+    markdown_table,
     ooxml::{Package, attr, resolve_ref},
     or_note,
 };
@@ -84,7 +86,8 @@ impl Extractor for Pptx {
                 });
             }
             let mut objects = Extracted::default();
-            super::embedded::read_embedded(&mut package, &slide_rels, limits, Some(number), &mut objects)?;
+            let place = Place { anchor: anchor.clone(), name: format!("slide {number}") };
+            super::embedded::read_embedded(&mut package, &slide_rels, limits, &place, &mut objects)?;
             sections.extend(objects.sections);
             notes.extend(objects.notes);
             if let Some(notes_rel) = slide_rels.iter().find(|r| r.kind == "notesSlide")

@@ -11,7 +11,7 @@ use std::{borrow::Cow, io::Cursor};
 use calamine::{DataRef, Reader, XlsxError};
 
 use super::{
-    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, markdown_table,
+    Anchor, ExtractError, Extracted, Extractor, Limits, Section, SectionKind, embedded::Place, markdown_table,
     number_format::NumberFormat, ooxml::Package,
 };
 
@@ -338,7 +338,7 @@ impl Extractor for Xlsx {
         loop {
             match workbook(&bytes, limits)? {
                 Reading::Whole(mut extracted) => {
-                    add_comments(&bytes, limits, &mut extracted)?;
+                    add_sheet_parts(&bytes, limits, &mut extracted)?;
                     if trimmed {
                         extracted.notes.push("numbers written with spaces around them were read trimmed".into());
                     }
@@ -356,7 +356,7 @@ impl Extractor for Xlsx {
                     trimmed = true;
                 }
                 Reading::UnparsedNumber(mut extracted) => {
-                    add_comments(&bytes, limits, &mut extracted)?;
+                    add_sheet_parts(&bytes, limits, &mut extracted)?;
                     return Ok(extracted);
                 }
                 // An Excel 4 macro sheet makes the whole workbook unreadable: relabelled, its
@@ -414,14 +414,23 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
     Ok(if unparsed_number { Reading::UnparsedNumber(layout.finish()) } else { Reading::Whole(layout.finish()) })
 }
 
-/// Adds the comments on the workbook's cells after its sheets ([`cell_comments`]).
-/// A damaged part on the way is a note: the cells stand.
-fn add_comments(bytes: &[u8], limits: &Limits, extracted: &mut Extracted) -> Result<(), ExtractError> {
-    let read = super::cell_comments::sheet_comments(bytes, limits);
+/// Adds what the workbook's sheets hold beside their cells, after the sheets: the comments
+/// on their cells ([`cell_comments`](super::cell_comments)) and the files embedded in
+/// them ([`embedded`](super::embedded)), each on its sheet. A damaged comments part on the
+/// way is a note: the cells stand.
+fn add_sheet_parts(bytes: &[u8], limits: &Limits, extracted: &mut Extracted) -> Result<(), ExtractError> {
+    let mut package = Package::open(bytes, limits)?;
+    let worksheets = super::cell_comments::worksheets(&mut package)?;
+    let read = super::cell_comments::sheet_comments(&mut package, &worksheets);
     if let Some((sections, notes)) = super::or_note(read, &mut extracted.notes, |e| format!("comments not read ({e})"))?
     {
         extracted.sections.extend(sections);
         extracted.notes.extend(notes);
+    }
+    for (name, rels) in &worksheets {
+        let place =
+            Place { anchor: Anchor { sheet: Some(name.clone()), ..Anchor::default() }, name: format!("sheet {name}") };
+        super::embedded::read_embedded(&mut package, rels, limits, &place, extracted)?;
     }
     Ok(())
 }
