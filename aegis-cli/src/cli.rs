@@ -63,7 +63,8 @@ pub enum Command {
     Search {
         /// Tenant id.
         tenant: String,
-        /// The query.
+        /// The query (one that starts with `-`, such as a negative number, is a query).
+        #[arg(allow_hyphen_values = true)]
         query: String,
         /// Hits.
         #[arg(long, default_value_t = 8)]

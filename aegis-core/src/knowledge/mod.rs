@@ -126,7 +126,7 @@ impl Default for KnowledgeConfig {
             chunking: ChunkOptions::default(),
             embed_batch: 64,
             concurrency: 2,
-            ef_search: 100,
+            ef_search: 400,
             candidates_per_hit: 4,
             keyword_candidates: 500,
             bulk_import_files: 20,

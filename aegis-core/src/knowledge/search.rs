@@ -148,13 +148,14 @@ WITH cfg AS (
               UNION ALL
               -- 'all few': the rarest lexemes are together in few chunks, so one index scan
               -- reads them all and those with every word are sorted first (a chunk with
-              -- every word has the rarest ones too), instead of a second index scan of
-              -- every word's posting list.
+              -- every word has the rarest ones too), the phrase first among them, instead
+              -- of a second index scan of every word's posting list. The phrase is tested
+              -- before the cap: more than the cap's number of chunks can have every word.
               (SELECT v.id, v.tsv, v.every FROM (
                  SELECT c.id, c.tsv, c.tsv @@ words.all_words AS every FROM chunks c, docs, cand, words
                  WHERE $5 > 0 AND $8 = 'all few' AND c.tsv @@ cand.tq
-                   AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))) v
-               ORDER BY v.every DESC, v.id LIMIT $9)) u
+                   AND ($4::text[] IS NULL OR c.document_id = ANY(docs.ids))) v, words
+               ORDER BY v.every DESC, v.every AND v.tsv @@ words.phrase DESC, v.id LIMIT $9)) u
             LIMIT $9) m,
            q, words
       ORDER BY phrase DESC, m.every DESC, ts_rank(m.tsv, q.tq) DESC LIMIT 2 * $5
@@ -169,9 +170,11 @@ WITH cfg AS (
   GROUP BY id
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
-       ts_headline(cfg.cfg, c.text, q.tq, 'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
+       -- A phrase hit's span is where the phrase is, not wherever one of its words is.
+       ts_headline(cfg.cfg, c.text, CASE WHEN f.phrase THEN words.phrase ELSE q.tq END,
+                   'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
-FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q
+FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q, words
 ORDER BY f.phrase DESC, f.score DESC, f.keyword_rank NULLS LAST, c.id LIMIT $6";
 
 /// Everything the search statement needs to know first, in one round trip: the session's
@@ -486,6 +489,11 @@ impl Knowledge {
         let query = query.trim();
         if query.is_empty() {
             return Err(KnowledgeError::Invalid("the query is empty".into()));
+        }
+        // Punctuation or symbols alone match no word: the vector side would still rank
+        // chunks by their punctuation, and answer with noise.
+        if !query.chars().any(char::is_alphanumeric) {
+            return Err(KnowledgeError::Invalid("the query has no letters or digits to search for".into()));
         }
         if !(1..=100).contains(&options.k) {
             return Err(KnowledgeError::Invalid("k must be between 1 and 100".into()));

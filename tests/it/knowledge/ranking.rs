@@ -125,6 +125,48 @@ async fn common_words_seldom_together_are_read_in_one_scan_with_the_sentence_fir
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// More chunks than the cap ranks hold every word of the query, in other orders: the
+/// chunk with them side by side is still among those ranked (the phrase is tested before
+/// the cap, not only after it), and its span is where the phrase is, not the first place
+/// one of its words is.
+#[tokio::test]
+async fn the_sentence_is_ranked_when_more_chunks_than_the_cap_hold_all_its_words() {
+    let db = fresh_db().await;
+    let mut config = config_for(&db);
+    config.knowledge.keyword_candidates = 16;
+    let aegis = Aegis::builder().config(config).build().await.unwrap();
+    let scope = tenant(&aegis, "acme").await;
+    let words = ["ledger", "forecast", "warehouse", "supplier"];
+    let mut files: Vec<(String, String)> = (0..40)
+        .map(|i| {
+            let mut scrambled = words;
+            scrambled.rotate_left(1 + i % 3);
+            scrambled.swap(0, 1);
+            (format!("filler-{i:02}.txt"), format!("{} were discussed.", scrambled.join(" and the ")))
+        })
+        .collect();
+    files.extend((0..20).map(|i| (format!("other-{i:02}.txt"), format!("Tea break number {i} at the canteen."))));
+    let filler = "Attendance was good and the room was warm. ".repeat(8);
+    let sentence = words.join(" ");
+    files.push((
+        "target.txt".into(),
+        format!("The forecast came late, and the supplier blamed the warehouse. {filler}Agreed: {sentence}. Next meeting in May."),
+    ));
+    let dir = workdir(&files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect::<Vec<_>>());
+    ingest_dir(&aegis, &scope, &dir).await;
+    sqlx::query("ANALYZE tenant_acme.chunks").execute(aegis.db().pool()).await.unwrap();
+    let options = SearchOptions { k: 8, mode: SearchMode::Keyword, documents: None };
+    let plan = aegis.knowledge().explain_search(&scope, &sentence, &options).await.unwrap();
+    assert!(plan[0].starts_with("keyword candidates: AllOfFew("), "{}", plan[0]);
+    for mode in [SearchMode::Keyword, SearchMode::Hybrid] {
+        let hits = search(&aegis, &scope, &sentence, mode).await;
+        let first = hits.first().expect("hits");
+        assert_eq!((first.source_key.as_str(), first.phrase), ("target.txt", true), "{mode:?}: {hits:#?}");
+        assert!(first.span.contains("Agreed"), "{mode:?}: the span shows the phrase: {}", first.span);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Fused scores tie whenever the two lists' best hits differ (each 1/61): the chunk that
 /// holds the word asked for then comes before a vector neighbour that does not.
 #[tokio::test]
