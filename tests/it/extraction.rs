@@ -189,7 +189,7 @@ async fn a_legacy_excel_workbook_is_read_sheet_by_sheet() {
     let extracted = extract_file(&isolation, format, &path, &Limits::default(), &PdfReader::Lopdf).await.unwrap();
     let [budget, notes] = &extracted.sections[..] else { panic!("two sheets, one section each: {extracted:?}") };
     assert_eq!(budget.anchor.sheet.as_deref(), Some("Budget 2019"));
-    assert_eq!(budget.anchor.range.as_deref(), Some("A2:C4"));
+    assert_eq!(budget.anchor.range.as_deref(), Some("A1:C4"));
     assert_eq!(
         budget.text,
         "| Item | Amount | Due |\n| --- | --- | --- |\n| Rent Zürich office | 4200 | 2019-03-01 |\n\

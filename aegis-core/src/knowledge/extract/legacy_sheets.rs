@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(extracted.sections.len(), 1, "{extracted:?}");
         let section = &extracted.sections[0];
         assert_eq!(section.anchor.sheet.as_deref(), Some("Stock"));
-        assert_eq!(section.anchor.range.as_deref(), Some("A2:C2"));
+        assert_eq!(section.anchor.range.as_deref(), Some("A1:C2"));
         assert_eq!(section.text, "| Item | Count | Checked |\n| --- | --- | --- |\n| Pallets | 12 | 2021-06-30 |");
     }
 

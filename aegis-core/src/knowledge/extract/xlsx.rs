@@ -216,8 +216,12 @@ fn lay_out(
         text: markdown_table(rows),
     };
     let mut batch: Vec<(u32, Vec<&str>)> = Vec::new();
-    let emit = |batch: &mut Vec<(u32, Vec<&str>)>, sections: &mut Vec<Section>| {
+    // The first section's range includes the header row; later ones repeat the header
+    // for context, and their ranges are their own rows.
+    let mut header_uncited = true;
+    let mut emit = |batch: &mut Vec<(u32, Vec<&str>)>, sections: &mut Vec<Section>| {
         let (Some((start, _)), Some((end, _))) = (batch.first(), batch.last()) else { return };
+        let start = if std::mem::take(&mut header_uncited) { header_row } else { *start };
         let range = format!("{}{}:{}{}", column_name(first_col), start + 1, column_name(last_col), end + 1);
         let mut rows = Vec::with_capacity(batch.len() + 1);
         rows.push(header.clone());
@@ -581,7 +585,7 @@ mod tests {
         let extracted = Xlsx.extract(&stray, &limits).unwrap();
         assert_eq!(extracted.sections.len(), 1, "{:?}", extracted.notes);
         let section = &extracted.sections[0];
-        assert_eq!(section.anchor.range.as_deref(), Some("A2:XFD2"), "the range stays absolute");
+        assert_eq!(section.anchor.range.as_deref(), Some("A1:XFD2"), "the range stays absolute");
         assert_eq!(section.text, "| cell |  | cell | cell |\n| --- | --- | --- | --- |\n| cell |  | cell |  |");
         assert!(extracted.notes.is_empty(), "{:?}", extracted.notes);
     }
@@ -646,8 +650,13 @@ mod tests {
         assert_eq!(extracted.sections.len(), 1);
         let section = &extracted.sections[0];
         assert_eq!(section.anchor.sheet.as_deref(), Some("Data"));
-        assert_eq!(section.anchor.range.as_deref(), Some("A2:C3"));
+        assert_eq!(section.anchor.range.as_deref(), Some("A1:C3"), "the header row is cited with the first rows");
         assert_eq!(section.text, "| cell |  | cell |\n| --- | --- | --- |\n| cell |  | cell |\n| cell |  | cell |");
+        // Later sections repeat the header for context; their ranges are their own rows.
+        let many = Xlsx.extract(&workbook("cell", 120), &Limits::default()).unwrap();
+        let ranges: Vec<_> = many.sections.iter().map(|s| s.anchor.range.as_deref().unwrap_or_default()).collect();
+        assert_eq!(ranges, ["A1:C51", "A52:C101", "A102:C120"]);
+        assert!(many.sections.iter().all(|s| s.text.starts_with("| cell |  | cell |\n| --- |")));
     }
 
     #[test]
