@@ -47,6 +47,8 @@ mod pptx;
 mod rtf;
 #[cfg(feature = "office-docs")]
 mod salvage;
+#[cfg(feature = "office-docs")]
+mod tex_fonts;
 mod text;
 #[cfg(feature = "office-docs")]
 mod word_lists;

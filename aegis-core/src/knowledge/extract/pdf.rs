@@ -48,7 +48,7 @@ impl Extractor for Pdf {
 
 /// Reads with lopdf; the second value says why the result is doubtful, if it is.
 fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), ExtractError> {
-    let document = Document::load_mem(bytes).map_err(|e| match e {
+    let mut document = Document::load_mem(bytes).map_err(|e| match e {
         lopdf::Error::InvalidPassword => ExtractError::Encrypted("a password is required".into()),
         other => ExtractError::Malformed(format!("PDF: {other}")),
     })?;
@@ -57,6 +57,7 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), Ex
     if declares_encryption && !document.was_encrypted() {
         return Err(ExtractError::Encrypted("a user password is required to read its text".into()));
     }
+    super::tex_fonts::add_ot1_encodings(&mut document);
     let pages = document.get_pages();
     if pages.is_empty() {
         return Err(ExtractError::Malformed("the document has no pages".into()));
@@ -210,7 +211,14 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
     Extracted { sections, notes }
 }
 
-/// Trims lines, drops empty runs and control characters, and spells out typographic
+/// A hyphen that only marks where a word may break: the soft hyphen, and the
+/// noncharacters U+FFFE and U+FFFF, which some TeX fonts' maps give the hyphen a word was
+/// broken at (`Übungsauf\u{FFFE}gaben`). Dropped, the word is whole again.
+fn is_soft_hyphen(c: char) -> bool {
+    matches!(c, '\u{AD}' | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// Trims lines, drops empty runs, control characters and soft hyphens, and spells out typographic
 /// ligatures (`ﬁ` → `fi`), which fonts map to one glyph and search would not match: each
 /// line's words joined by one space, empty lines left out. One pass into one buffer (it
 /// runs on every page's text).
@@ -225,7 +233,7 @@ fn tidy(text: &str) -> String {
             (line_has_text, space) = (false, false);
             continue;
         }
-        if c.is_control() && c != '\t' {
+        if (c.is_control() && c != '\t') || is_soft_hyphen(c) {
             continue;
         }
         if c.is_whitespace() {
@@ -254,7 +262,7 @@ fn tidy(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Anchor, Extracted, Section, SectionKind, run_together_share, tidy};
+    use super::{Anchor, Extracted, Section, SectionKind, is_soft_hyphen, run_together_share, tidy};
 
     #[test]
     fn words_run_together_are_told_from_scripts_without_spaces_and_urls() {
@@ -276,6 +284,11 @@ mod tests {
     fn text_is_tidied_and_ligatures_spelled_out() {
         assert_eq!(tidy("  The mis\u{FB01}ts\u{0} \r\n\n di\u{FB00}erently\u{FB04}  "), "The misfits\ndifferentlyffl");
         assert_eq!(tidy("\n\n a\u{A0}\u{85}b\t\tc \n\u{2003}\n"), "a b c", "Unicode spaces; NEL is a control");
+        assert_eq!(
+            tidy("Übungsauf\u{FFFE}gaben und Wider\u{AD}spruch"),
+            "Übungsaufgaben und Widerspruch",
+            "soft hyphens"
+        );
     }
 
     /// The rule said plainly (the lines' words joined by spaces, empty lines dropped, after
@@ -284,7 +297,7 @@ mod tests {
     fn tidy_as_specified(text: &str) -> String {
         let spelled: String = text
             .chars()
-            .filter(|&c| !c.is_control() || c == '\n' || c == '\t')
+            .filter(|&c| (!c.is_control() || c == '\n' || c == '\t') && !is_soft_hyphen(c))
             .map(|c| match c {
                 '\u{FB00}' => "ff".to_owned(),
                 '\u{FB01}' => "fi".to_owned(),
@@ -305,7 +318,8 @@ mod tests {
 
     #[test]
     fn the_one_pass_tidy_does_what_the_rule_says() {
-        let alphabet: Vec<char> = "ab é\n\r\t\u{0}\u{A0}\u{85}\u{2003}\u{FB01}\u{FB04}中".chars().collect();
+        let alphabet: Vec<char> =
+            "ab é\n\r\t\u{0}\u{A0}\u{85}\u{2003}\u{FB01}\u{FB04}中\u{AD}\u{FFFE}".chars().collect();
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2000 {
             let mut text = String::new();
