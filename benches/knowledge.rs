@@ -244,7 +244,7 @@ async fn insert_chunks(
     let ordinals: Vec<i32> = (start..start + texts.len()).map(|o| i32::try_from(o).unwrap_or(i32::MAX)).collect();
     sqlx::query(
         "INSERT INTO tenant_bench.chunks (id, document_id, version, ordinal, text, anchor, tsv, embedding, embedding_model) \
-         SELECT u.id, $1, 1, u.ordinal, u.text, '{}'::jsonb, to_tsvector('simple', u.text), u.embedding, $5 \
+         SELECT u.id, $1, 1, u.ordinal, u.text, '{}'::jsonb, to_tsvector('simple', tenant_bench.kb_fold(u.text)), u.embedding, $5 \
          FROM UNNEST($2::uuid[], $3::int[], $4::text[], $6::ext.vector[]) AS u(id, ordinal, text, embedding)",
     )
     .bind(doc)

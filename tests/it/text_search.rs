@@ -91,7 +91,7 @@ async fn a_new_text_search_configuration_retokenises_every_chunk_in_place() {
     writer.commit().await.unwrap();
     assert_eq!(change.await.unwrap().unwrap().chunks, u64::try_from(chunks + 2).unwrap());
     let stale: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM tenant_acme.chunks WHERE tsv IS DISTINCT FROM to_tsvector('english', text)",
+        "SELECT count(*) FROM tenant_acme.chunks WHERE tsv IS DISTINCT FROM to_tsvector('english', tenant_acme.kb_fold(text))",
     )
     .fetch_one(aegis.db().pool())
     .await

@@ -86,6 +86,7 @@ impl MigrationSet {
                 migration!(7, "history_is_append_only", "../../../migrations/tenant/0007_history_is_append_only.sql"),
                 migration!(8, "document_recipe", "../../../migrations/tenant/0008_document_recipe.sql"),
                 migration!(9, "inbound_history", "../../../migrations/tenant/0009_inbound_history.sql"),
+                migration!(10, "folded_keywords", "../../../migrations/tenant/0010_folded_keywords.sql"),
             ]),
         }
     }

@@ -106,9 +106,10 @@ const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
 ), words AS (
-  SELECT websearch_to_tsquery(cfg.cfg, $3) AS all_words,
-         replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery AS any_word,
-         phraseto_tsquery(cfg.cfg, $10) AS phrase FROM cfg
+  -- The query folded as the chunks were (`kb_fold`, tenant migration 10: no diacritics).
+  SELECT websearch_to_tsquery(cfg.cfg, kb_fold($3)) AS all_words,
+         replace(websearch_to_tsquery(cfg.cfg, kb_fold($3))::text, ' & ', ' | ')::tsquery AS any_word,
+         phraseto_tsquery(cfg.cfg, kb_fold($10)) AS phrase FROM cfg
 ), q AS (
   -- Ranked by how many of the query's words a chunk has, and how close together.
   SELECT words.any_word AS tq FROM words
@@ -171,7 +172,11 @@ WITH cfg AS (
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        -- A phrase hit's span is where the phrase is, not wherever one of its words is.
-       ts_headline(cfg.cfg, c.text, CASE WHEN f.phrase THEN words.phrase ELSE q.tq END,
+       -- The span shows the text as written, so its words are marked where they match
+       -- the query folded or as typed.
+       ts_headline(cfg.cfg, c.text,
+                   CASE WHEN f.phrase THEN words.phrase || phraseto_tsquery(cfg.cfg, $10)
+                        ELSE q.tq || replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery END,
                    'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q, words
@@ -191,7 +196,7 @@ WITH terms AS (
   SELECT u.lexeme, COALESCE(t.chunks, 0)::bigint AS chunks
   FROM (SELECT DISTINCT lexeme FROM unnest(to_tsvector(
           COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig,
-          COALESCE($3, '')))) u
+          kb_fold(COALESCE($3, ''))))) u
   LEFT JOIN kb_terms t USING (lexeme) WHERE $3::text IS NOT NULL
 )
 SELECT set_config('hnsw.ef_search', $1, true) AS ef_search,

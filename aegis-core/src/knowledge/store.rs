@@ -229,7 +229,7 @@ pub async fn write_version(conn: &mut PgConnection, new: &NewVersion<'_>) -> Res
         let models: Vec<&str> = batch.iter().map(|(_, _, m)| m.as_str()).collect();
         sqlx::query(
             "INSERT INTO chunks (id, document_id, version, ordinal, text, anchor, tsv, embedding, embedding_model) \
-             SELECT u.id, $1, $2, u.ordinal, u.text, u.anchor, to_tsvector(cfg.cfg, u.text), u.embedding, u.model \
+             SELECT u.id, $1, $2, u.ordinal, u.text, u.anchor, to_tsvector(cfg.cfg, kb_fold(u.text)), u.embedding, u.model \
              FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::jsonb[], $7::vector[], $8::text[]) \
                AS u(id, ordinal, text, anchor, embedding, model), \
              (SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg) cfg",

@@ -123,7 +123,7 @@ async fn retokenise(scope: &TenantScope, config: &str) -> Result<(String, u64), 
     .bind(config)
     .execute(tx.conn())
     .await?;
-    let chunks = sqlx::query("UPDATE chunks SET tsv = to_tsvector($1::regconfig, text)")
+    let chunks = sqlx::query("UPDATE chunks SET tsv = to_tsvector($1::regconfig, kb_fold(text))")
         .bind(config)
         .execute(tx.conn())
         .await?

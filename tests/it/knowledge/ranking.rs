@@ -45,6 +45,41 @@ async fn keyword_search_folds_the_case_of_every_alphabet() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// Keyword search folds diacritics: a query typed without accents or vowel points finds
+/// the words written with them, and the other way round; the span shows the text as
+/// written, with the word marked.
+#[tokio::test]
+async fn keyword_search_folds_diacritics() {
+    let aegis = aegis().await;
+    let scope = tenant(&aegis, "acme").await;
+    let dir = workdir(&[
+        ("menu.txt", "Crème brûlée at the Café Müller in Zürich; Việt Nam coffee. حَبيبي"),
+        ("plain.txt", "The Cafe Muller in Zurich serves plain creme."),
+        ("other.txt", "Nothing about any café here except this one word."),
+    ]);
+    ingest_dir(&aegis, &scope, &dir).await;
+    let keys = |hits: &[aegis_core::knowledge::Hit]| {
+        let mut keys: Vec<String> = hits.iter().map(|h| h.source_key.clone()).collect();
+        keys.sort();
+        keys
+    };
+    for query in ["creme brulee", "Muller Zurich", "Viet Nam", "MÜLLER zürich", "حبيبي"] {
+        let hits = search(&aegis, &scope, query, SearchMode::Keyword).await;
+        assert!(keys(&hits).contains(&"menu.txt".to_owned()), "{query}: {hits:#?}");
+    }
+    let hits = search(&aegis, &scope, "Cafe Muller Zurich", SearchMode::Keyword).await;
+    assert_eq!(
+        keys(&hits[..2.min(hits.len())]),
+        ["menu.txt", "plain.txt"],
+        "either spelling has every word: {hits:#?}"
+    );
+    let hits = search(&aegis, &scope, "\"Café Müller\"", SearchMode::Keyword).await;
+    assert_eq!(keys(&hits), ["menu.txt", "plain.txt"], "a quoted phrase folds too");
+    let menu = hits.iter().find(|h| h.source_key == "menu.txt").unwrap();
+    assert!(menu.span.contains("**Café** **Müller**"), "the span as written: {}", menu.span);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Someone pastes a sentence they remember, every word of it common in the tenant's
 /// documents: with a candidate cap below the chunks holding its rarest words, the chunk
 /// with every word is still ranked, and the one with them side by side comes first in
