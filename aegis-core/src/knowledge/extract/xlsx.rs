@@ -393,6 +393,14 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
     let mut workbook = match calamine::Xlsx::new(Cursor::new(bytes)) {
         Ok(workbook) => workbook,
         Err(e @ XlsxError::Unrecognized { typ: "sheet:type", .. }) => return Ok(Reading::MacroSheet(e)),
+        // An entity the XML defines itself (in a DTD) is never expanded: that is how an
+        // entity-expansion bomb is built, and no spreadsheet writer emits one.
+        Err(e) if e.to_string().contains("unrecognized entity") => {
+            return Err(ExtractError::Malformed(format!(
+                "workbook: its XML uses entities it defines itself, which are not expanded \
+                 (the make-up of an XML bomb): {e}"
+            )));
+        }
         Err(e) => return Err(ExtractError::Malformed(format!("workbook: {e}"))),
     };
     let mut layout = Layout::default();
@@ -673,6 +681,14 @@ mod tests {
         let few_cells = Limits { max_cells: 10, ..Limits::default() };
         let extracted = Xlsx.extract(&workbook("c", 100), &few_cells).unwrap();
         assert!(extracted.notes.iter().any(|n| n.starts_with("stopped in sheet Data")), "{:?}", extracted.notes);
+    }
+
+    #[test]
+    fn an_xml_bomb_is_refused_as_one() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real/xlsx/poc-xmlbomb.xlsx");
+        let error = Xlsx.extract(&std::fs::read(path).unwrap(), &Limits::default()).unwrap_err();
+        assert!(error.to_string().contains("entities it defines itself"), "{error}");
     }
 
     #[test]
