@@ -71,7 +71,7 @@ use serde::{Deserialize, Serialize};
 
 /// The version of what the extractors make of a file. Bump it when a change to any
 /// extractor alters its output, so that re-ingesting unchanged files re-extracts them.
-pub const EXTRACTOR_VERSION: u32 = 5;
+pub const EXTRACTOR_VERSION: u32 = 6;
 
 /// Why a file could not be extracted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
