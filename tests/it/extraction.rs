@@ -2,14 +2,15 @@
 //! (bag-of-words token recall and precision, thresholds per format), a clear outcome for
 //! every file of the real corpus under every PDF reader (through the child-process
 //! isolation, as `aegis` runs it), the default reader handing PDFium what lopdf skips, and
-//! a batch that finishes although one file's extractor never returns.
+//! a batch that finishes although one file's extractor never returns, and a digest of what
+//! the extractors make of the corpus, tied to their version.
 
 use std::{path::PathBuf, time::Duration};
 
 use aegis_core::{
     config::default_cache_dir,
     knowledge::extract::{
-        ExtractError, Format, Limits, PdfBackend, PdfConfig, PdfReader, extract, extract_with,
+        EXTRACTOR_VERSION, ExtractError, Format, Limits, PdfBackend, PdfConfig, PdfReader, extract, extract_with,
         isolate::{Isolation, extract_file},
         token_fidelity as fidelity,
     },
@@ -61,6 +62,53 @@ fn the_generated_corpus_is_extracted_faithfully() {
 }
 
 /// The PDF reader `backend` resolves to (PDFium installed into the cache if need be).
+/// What the extractors made of the corpus at [`EXTRACTOR_VERSION`]: a digest of every
+/// section and note of the generated corpus and of the real corpus's readable files
+/// (in-process, lopdf for PDFs). A change to an extractor's output must bump the version,
+/// which is part of each document's recipe, or re-ingesting unchanged files would keep
+/// what the old readers made of them.
+const EXTRACTED_DIGEST: (u32, &str) = (6, "c9580d5be7d8ab64");
+
+#[test]
+fn a_change_to_what_the_extractors_make_bumps_their_version() {
+    let root = corpus();
+    let manifest = std::fs::read_to_string(root.join("real/MANIFEST.tsv")).unwrap();
+    let mut files: Vec<PathBuf> = manifest
+        .lines()
+        .skip(1)
+        .filter(|line| !["MALFORMED", "ENCRYPTED", "LARGE"].iter().any(|kind| line.contains(kind)))
+        .map(|line| root.join("real").join(line.split('\t').next().unwrap_or_default()))
+        .collect();
+    for dir in ["pdf", "docx", "xlsx", "pptx"] {
+        let generated = std::fs::read_dir(root.join("generated").join(dir)).unwrap();
+        files.extend(generated.map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == dir)));
+    }
+    files.sort();
+    // FNV-1a 64 over each file's name and its extraction as JSON: stable across machines.
+    let mut digest = 0xcbf2_9ce4_8422_2325_u64;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(format) = Format::detect(&name, &bytes) else { continue };
+        let extracted = match extract(format, &bytes, &Limits::default()) {
+            Ok(extracted) => serde_json::to_string(&extracted).unwrap(),
+            Err(e) => e.to_string(),
+        };
+        for byte in name.bytes().chain(extracted.bytes()) {
+            digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let digest = format!("{digest:016x}");
+    assert_eq!(
+        (EXTRACTOR_VERSION, digest.as_str()),
+        EXTRACTED_DIGEST,
+        "what the extractors make of the {} corpus files changed: bump EXTRACTOR_VERSION (knowledge::extract) \
+         and record ({}, \"{digest}\") in EXTRACTED_DIGEST; if the version was bumped already, record the digest",
+        files.len(),
+        EXTRACTOR_VERSION.max(EXTRACTED_DIGEST.0 + 1)
+    );
+}
+
 fn pdf_reader(backend: PdfBackend) -> PdfReader {
     PdfConfig { backend, ..PdfConfig::default() }.resolve(&default_cache_dir()).expect("PDFium can be installed")
 }
