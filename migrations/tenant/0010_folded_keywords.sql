@@ -14,14 +14,19 @@ CREATE FUNCTION kb_fold(t text) RETURNS text
         '', 'g'), NFC) END;
 
 -- Every stored chunk re-tokenised, under the tenant's tokenisation lock (as a change of
--- text-search configuration does), with the GIN index rebuilt once after the update
--- rather than updated row by row (a bulk import interrupted may have left it dropped),
--- and the lexeme statistics recounted.
+-- text-search configuration does). Both search indexes are dropped for the update and
+-- built once after it, as a bulk import does: updated rows are new row versions, which
+-- every index would otherwise take one by one (13.5k chunks: 5.7 s so, against 7.2 s
+-- with the vector index kept). IF EXISTS: an interrupted bulk import may have left them
+-- dropped. The lexeme statistics are recounted.
 SELECT pg_advisory_xact_lock(hashtext('aegis.kb_tsv.' || current_schema()));
 DROP INDEX IF EXISTS chunks_tsv;
+DROP INDEX IF EXISTS chunks_embedding_hnsw;
 UPDATE chunks SET tsv = to_tsvector(
     COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig,
     kb_fold(text));
+CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
+    USING hnsw ((embedding::halfvec(768)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64);
 CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv) WITH (fastupdate = off);
 DELETE FROM kb_terms;
 INSERT INTO kb_terms (lexeme, chunks) SELECT u.lexeme, count(*) FROM chunks c, unnest(c.tsv) u GROUP BY u.lexeme;

@@ -172,11 +172,15 @@ WITH cfg AS (
 )
 SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        -- A phrase hit's span is where the phrase is, not wherever one of its words is.
-       -- The span shows the text as written, so its words are marked where they match
-       -- the query folded or as typed.
+       -- The span shows the text as written: its words are marked where they fold to one
+       -- of the query's (`Zürich` for `zurich`), from the chunk's own lexemes.
        ts_headline(cfg.cfg, c.text,
-                   CASE WHEN f.phrase THEN words.phrase || phraseto_tsquery(cfg.cfg, $10)
-                        ELSE q.tq || replace(websearch_to_tsquery(cfg.cfg, $3)::text, ' & ', ' | ')::tsquery END,
+                   CASE WHEN f.phrase THEN words.phrase || phraseto_tsquery(cfg.cfg, $10) ELSE q.tq END
+                   || COALESCE((SELECT string_agg(quote_literal(l.lexeme), ' | ')::tsquery
+                                FROM unnest(to_tsvector(cfg.cfg, c.text)) l
+                                WHERE l.lexeme <> kb_fold(l.lexeme)
+                                  AND kb_fold(l.lexeme) = ANY (tsvector_to_array(to_tsvector(cfg.cfg, kb_fold($3))))),
+                               CASE WHEN f.phrase THEN words.phrase ELSE q.tq END),
                    'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q, words

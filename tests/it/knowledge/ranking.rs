@@ -77,6 +77,10 @@ async fn keyword_search_folds_diacritics() {
     assert_eq!(keys(&hits), ["menu.txt", "plain.txt"], "a quoted phrase folds too");
     let menu = hits.iter().find(|h| h.source_key == "menu.txt").unwrap();
     assert!(menu.span.contains("**Café** **Müller**"), "the span as written: {}", menu.span);
+    // Typed without accents, the words are still marked where the text has them.
+    let hits = search(&aegis, &scope, "brulee zurich", SearchMode::Keyword).await;
+    let menu = hits.iter().find(|h| h.source_key == "menu.txt").unwrap();
+    assert!(menu.span.contains("**brûlée**") && menu.span.contains("**Zürich**"), "{}", menu.span);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -11,9 +11,15 @@ use super::{Anchor, ExtractError, Extracted, Limits, ooxml::Package, ooxml::Rela
 /// The deepest a file embedded in a file (in one embedded in another, …) is read.
 const MAX_EMBEDDED_NESTING: u32 = 4;
 
+/// The most embedded files one part reads, those nested in them included: nesting alone
+/// bounds the depth, not the fan-out (ten objects each holding ten, four deep, are 11,110).
+const MAX_EMBEDDED_FILES: u32 = 64;
+
 thread_local! {
     /// How many embedded files the reader is inside on this thread.
     static EMBEDDED_NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// How many more embedded files the outermost part being read may read.
+    static EMBEDDED_LEFT: std::cell::Cell<u32> = const { std::cell::Cell::new(MAX_EMBEDDED_FILES) };
 }
 
 /// The relationship kinds of embedded files: merged documents and embedded objects.
@@ -38,7 +44,18 @@ pub(super) fn read_embedded(
     place: &Place,
     extracted: &mut Extracted,
 ) -> Result<(), ExtractError> {
-    for rel in rels.iter().filter(|r| EMBEDDED_KINDS.contains(&r.kind.as_str())) {
+    if EMBEDDED_NESTING.get() == 0 {
+        EMBEDDED_LEFT.set(MAX_EMBEDDED_FILES);
+    }
+    // A part referred to twice is read once.
+    let mut seen = std::collections::HashSet::new();
+    for rel in rels.iter().filter(|r| EMBEDDED_KINDS.contains(&r.kind.as_str()) && seen.insert(r.target.as_str())) {
+        if EMBEDDED_LEFT.get() == 0 {
+            let at = if place.name.is_empty() { String::new() } else { format!("{}: ", place.name) };
+            extracted.notes.push(format!("{at}more than {MAX_EMBEDDED_FILES} embedded files: the rest were not read"));
+            break;
+        }
+        EMBEDDED_LEFT.set(EMBEDDED_LEFT.get() - 1);
         read_one(package, &rel.target, limits, place, extracted)?;
     }
     Ok(())
@@ -221,5 +238,32 @@ mod tests {
         assert!(
             extracted.sections.iter().any(|s| s.anchor.part.is_none() && s.anchor.sheet.as_deref() == Some("All1"))
         );
+    }
+
+    #[test]
+    fn a_part_embedding_many_files_reads_at_most_the_budget_and_each_target_once() {
+        let files: Vec<(String, Vec<u8>)> = (0..70)
+            .map(|i| (format!("word/embeddings/oleObject{i}.bin"), ole_package(&format!("n{i}.txt"), b"note", 0)))
+            .collect();
+        // Each file twice: a target referred to again is not read again.
+        let rels: String = (0..140)
+            .map(|i| {
+                relationship(&format!("rId{}", 900 + i), "oleObject", &format!("embeddings/oleObject{}.bin", i % 70))
+            })
+            .collect();
+        let with_objects = |name: &str, bytes: Vec<u8>| match name {
+            "word/_rels/document.xml.rels" => String::from_utf8(bytes)
+                .unwrap()
+                .replace("</Relationships>", &format!("{rels}</Relationships>"))
+                .into_bytes(),
+            _ => bytes,
+        };
+        let extra: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let docx = repackaged_adding("real/docx/footnotes.docx", with_objects, &extra);
+        let extracted = Docx.extract(&docx, &Limits::default()).unwrap();
+        let embedded =
+            extracted.sections.iter().filter(|s| s.anchor.part.as_deref().is_some_and(|p| p.starts_with("embedded n")));
+        assert_eq!(embedded.count(), MAX_EMBEDDED_FILES as usize);
+        assert!(extracted.notes.iter().any(|n| n.starts_with("more than 64 embedded files")), "{:?}", extracted.notes);
     }
 }

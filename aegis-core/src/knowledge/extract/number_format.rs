@@ -55,7 +55,8 @@ impl NumberFormat {
     /// The format of `code`, or `None` for General, for a date or time format, and for
     /// one this reader does not follow (see the module's doc).
     pub fn parse(code: &str) -> Option<Self> {
-        if code.eq_ignore_ascii_case("general") || code.is_empty() || code == "@" {
+        // Excel's own limit on a code's length (a longer one is no workbook's).
+        if code.eq_ignore_ascii_case("general") || code.is_empty() || code == "@" || code.len() > 255 {
             return None;
         }
         let pieces = split_sections(code);
@@ -92,7 +93,12 @@ impl NumberFormat {
         }
         out.push_str(&section.suffix);
         // The spaces some codes end with (`#,##0 ;(#,##0)`) only align a column.
-        out.trim().to_owned()
+        // A section that writes nothing (`0;;`, `#,###` on 0) hides the value in Excel;
+        // hidden content is read, so it is written as in a General cell.
+        match out.trim() {
+            "" | "-" => super::xlsx::number_text(value),
+            shown => shown.to_owned(),
+        }
     }
 }
 
@@ -253,7 +259,7 @@ fn parse_section(code: &str) -> Option<FormatSection> {
     let mut digits: Option<Digits> = None;
     // Literal text met after a digit, not yet known to end the number.
     let mut pending = String::new();
-    let (mut after_point, mut trailing_commas) = (false, 0);
+    let (mut after_point, mut trailing_commas, mut percents) = (false, 0, 0);
     let mut chars = code.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
@@ -320,10 +326,9 @@ fn parse_section(code: &str) -> Option<FormatSection> {
                 d.point = true;
             }
             ',' if digits.is_some() && pending.is_empty() => trailing_commas += 1,
+            // Wherever it stands (`%0` too), a percent sign multiplies by 100.
             '%' => {
-                if let Some(d) = digits.as_mut() {
-                    d.scale += 2;
-                }
+                percents += 1;
                 pending.push('%');
             }
             'E' | 'e' if digits.is_some() && matches!(chars.peek(), Some('+' | '-')) => {
@@ -351,7 +356,11 @@ fn parse_section(code: &str) -> Option<FormatSection> {
         }
     }
     if let Some(d) = digits.as_mut() {
-        d.scale -= 3 * trailing_commas;
+        d.scale += 2 * percents - 3 * trailing_commas;
+        // Excel allows no more than 30 decimals; placeholders past that are a hostile code.
+        if d.max_decimals > 30 || d.min_integer > 30 {
+            return None;
+        }
     }
     match digits {
         Some(d) => {
@@ -441,6 +450,10 @@ mod tests {
             ("000", 7.0, "007"),
             ("\"Total: \"General", 12.5, "Total: 12.5"),
             ("0;-0;\"zero\"", 0.0, "zero"),
+            ("%0", 0.5, "%50"),
+            ("0;;", -5.0, "-5"),
+            ("0;-0;;@", 0.0, "0"),
+            ("#,###", 0.0, "0"),
             ("0.00", -0.001, "-0.00"),
         ];
         for (code, value, want) in cases {
@@ -450,6 +463,7 @@ mod tests {
 
     #[test]
     fn formats_not_followed_leave_the_number_general() {
+        let (long, decimals) = ("0".repeat(300), format!("0.{}", "0".repeat(40)));
         for code in [
             "General",
             "@",
@@ -462,6 +476,8 @@ mod tests {
             "000-00-0000",
             "#-#0",
             ";;;",
+            long.as_str(),
+            decimals.as_str(),
         ] {
             assert_eq!(NumberFormat::parse(code), None, "{code}");
         }

@@ -213,7 +213,8 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
 
 /// A hyphen that only marks where a word may break: the soft hyphen, and the
 /// noncharacters U+FFFE and U+FFFF, which some TeX fonts' maps give the hyphen a word was
-/// broken at (`Übungsauf\u{FFFE}gaben`). Dropped, the word is whole again.
+/// broken at (`Übungsauf\u{FFFE}gaben`). Dropped, a word broken within a line is whole
+/// again; one broken across lines stays on two (the line break is kept).
 fn is_soft_hyphen(c: char) -> bool {
     matches!(c, '\u{AD}' | '\u{FFFE}' | '\u{FFFF}')
 }

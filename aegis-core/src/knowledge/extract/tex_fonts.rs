@@ -1,4 +1,4 @@
-//! TeX's Computer Modern text fonts embedded without an encoding. pdfTeX embeds them as
+//! TeX's Computer Modern text fonts embedded without an encoding or a `ToUnicode` map. pdfTeX embeds them as
 //! Type 1 fonts whose encoding is the font program's own (TeX's OT1), with no `/Encoding`
 //! and no `ToUnicode` map; a reader that does not parse the font program reads their codes
 //! as the standard encoding, where OT1's ligatures sit on undefined codes: "filled" reads
@@ -9,16 +9,22 @@ use lopdf::{Dictionary, Document, Object};
 
 /// OT1's glyphs where the standard encoding has another or none: (first code, names).
 const OT1_DIFFERENCES: &[(i64, &[&str])] = &[
+    (0x00, &["Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"]),
     (0x0B, &["ff", "fi", "fl", "ffi", "ffl", "dotlessi"]),
     (0x19, &["germandbls", "ae", "oe", "oslash", "AE", "OE", "Oslash"]),
     (0x22, &["quotedblright"]),
+    (0x3C, &["exclamdown"]),
+    (0x3E, &["questiondown"]),
     (0x5C, &["quotedblleft"]),
     (0x7B, &["endash", "emdash"]),
 ];
 
-/// Families of Computer Modern in OT1 whose name starts with `CM`, but whose encodings
-/// differ: math italic, symbols, extensions, and the typewriter faces.
-const NOT_OT1_TEXT: &[&str] = &["CMMI", "CMSY", "CMEX", "CMTT", "CMITT", "CMSLTT", "CMTEX", "CMVTT", "CMBSY"];
+/// The Computer Modern families encoded in OT1 text (roman, bold, italic, slanted, sans,
+/// small caps, and their kin); math, symbol and typewriter fonts have encodings of their own.
+const OT1_TEXT_FAMILIES: &[&str] = &[
+    "CMR", "CMBX", "CMTI", "CMSL", "CMSS", "CMSSBX", "CMSSI", "CMSSDC", "CMSSQ", "CMSSQI", "CMBXSL", "CMBXTI", "CMB",
+    "CMCSC", "CMDUNH", "CMFIB", "CMFF", "CMFI", "CMU", "CMINCH",
+];
 
 /// Gives every Computer Modern text font of `document` without an encoding the OT1
 /// differences; returns how many it changed.
@@ -36,14 +42,20 @@ pub(super) fn add_ot1_encodings(document: &mut Document) -> usize {
 
 fn is_bare_computer_modern(font: &Dictionary) -> bool {
     let name = |key: &[u8]| font.get(key).and_then(Object::as_name).ok();
-    if name(b"Type") != Some(b"Font") || name(b"Subtype") != Some(b"Type1") || font.has(b"Encoding") {
+    // A `ToUnicode` map says what the codes are; lopdf prefers an `/Encoding` to it, so
+    // one added would hide the map.
+    if name(b"Type") != Some(b"Font")
+        || name(b"Subtype") != Some(b"Type1")
+        || font.has(b"Encoding")
+        || font.has(b"ToUnicode")
+    {
         return false;
     }
     let Some(base) = name(b"BaseFont") else { return false };
     // A subset's name is prefixed with six capitals and `+` (`BRYBCZ+CMR17`).
     let base = base.iter().position(|b| *b == b'+').map_or(base, |plus| &base[plus + 1..]);
     let family: Vec<u8> = base.iter().copied().take_while(|b| !b.is_ascii_digit()).collect();
-    family.starts_with(b"CM") && !NOT_OT1_TEXT.iter().any(|other| family == other.as_bytes())
+    OT1_TEXT_FAMILIES.iter().any(|text| family == text.as_bytes())
 }
 
 fn ot1_encoding() -> Object {
@@ -82,6 +94,11 @@ mod tests {
         assert!(!is_bare_computer_modern(&font("CMR10", true)), "it has an encoding");
         assert!(!is_bare_computer_modern(&font("BKSOJG+CMMI10", false)), "math italic");
         assert!(!is_bare_computer_modern(&font("CMTT10", false)), "typewriter");
+        assert!(!is_bare_computer_modern(&font("CMMIB10", false)), "bold math italic");
+        assert!(!is_bare_computer_modern(&font("CMTCSC10", false)), "typewriter caps");
+        let mut mapped = font("CMR10", false);
+        mapped.set("ToUnicode", Object::Reference((7, 0)));
+        assert!(!is_bare_computer_modern(&mapped), "its ToUnicode map says what its codes are");
         assert!(!is_bare_computer_modern(&font("Helvetica", false)));
     }
 

@@ -431,8 +431,16 @@ fn workbook(bytes: &[u8], limits: &Limits) -> Result<Reading, ExtractError> {
 /// them ([`embedded`](super::embedded)), each on its sheet. A damaged comments part on the
 /// way is a note: the cells stand.
 fn add_sheet_parts(bytes: &[u8], limits: &Limits, extracted: &mut Extracted) -> Result<(), ExtractError> {
-    let mut package = Package::open(bytes, limits)?;
-    let worksheets = super::cell_comments::worksheets(&mut package)?;
+    // The package was opened once already; a damaged relationships part is a note.
+    let opened = Package::open(bytes, limits).and_then(|mut package| {
+        let worksheets = super::cell_comments::worksheets(&mut package)?;
+        Ok((package, worksheets))
+    });
+    let Some((mut package, worksheets)) =
+        super::or_note(opened, &mut extracted.notes, |e| format!("comments and embedded files not read ({e})"))?
+    else {
+        return Ok(());
+    };
     let read = super::cell_comments::sheet_comments(&mut package, &worksheets);
     if let Some((sections, notes)) = super::or_note(read, &mut extracted.notes, |e| format!("comments not read ({e})"))?
     {
