@@ -213,8 +213,8 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
 
 /// A hyphen that only marks where a word may break: the soft hyphen, and the
 /// noncharacters U+FFFE and U+FFFF, which some TeX fonts' maps give the hyphen a word was
-/// broken at (`Übungsauf\u{FFFE}gaben`). Dropped, a word broken within a line is whole
-/// again; one broken across lines stays on two (the line break is kept).
+/// broken at (`Übungsauf\u{FFFE}gaben`). Dropped, with the line break after one, the word
+/// is whole again.
 fn is_soft_hyphen(c: char) -> bool {
     matches!(c, '\u{AD}' | '\u{FFFE}' | '\u{FFFF}')
 }
@@ -226,21 +226,36 @@ fn is_soft_hyphen(c: char) -> bool {
 fn tidy(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let (mut line_has_text, mut space) = (false, false);
+    // After a soft hyphen: whether a space came before it (the line break that may follow
+    // joins the word's halves, and the spaces around the break go with it).
+    let mut broken: Option<bool> = None;
+    // The line break after a soft hyphen was dropped: the next line's leading spaces are too.
+    let mut joined = false;
     for c in text.chars() {
         if c == '\n' {
+            if let Some(space_before) = broken.take() {
+                (space, joined) = (space_before, true);
+                continue;
+            }
             if line_has_text {
                 out.push('\n');
             }
-            (line_has_text, space) = (false, false);
+            (line_has_text, space, joined) = (false, false, false);
             continue;
         }
-        if (c.is_control() && c != '\t') || is_soft_hyphen(c) {
+        if c.is_control() && c != '\t' {
+            continue;
+        }
+        if is_soft_hyphen(c) {
+            broken = Some(space);
+            joined = false;
             continue;
         }
         if c.is_whitespace() {
-            space = true;
+            space |= !joined;
             continue;
         }
+        (broken, joined) = (None, false);
         if line_has_text && space {
             out.push(' ');
         }
@@ -296,9 +311,33 @@ mod tests {
     /// controls are removed and ligatures spelled out), against which the one-pass `tidy`
     /// is checked on random text.
     fn tidy_as_specified(text: &str) -> String {
-        let spelled: String = text
-            .chars()
-            .filter(|&c| (!c.is_control() || c == '\n' || c == '\t') && !is_soft_hyphen(c))
+        // A soft hyphen, the spaces after it, a line break and the next line's leading
+        // spaces are dropped together (the word's halves join); other soft hyphens alone.
+        let kept: Vec<char> = text.chars().filter(|&c| !c.is_control() || c == '\n' || c == '\t').collect();
+        let blank = |c: char| c.is_whitespace() && c != '\n';
+        let mut joined = Vec::with_capacity(kept.len());
+        let mut i = 0;
+        while i < kept.len() {
+            if is_soft_hyphen(kept[i]) {
+                let mut j = i + 1;
+                while j < kept.len() && blank(kept[j]) {
+                    j += 1;
+                }
+                if j < kept.len() && kept[j] == '\n' {
+                    j += 1;
+                    while j < kept.len() && blank(kept[j]) {
+                        j += 1;
+                    }
+                    i = j;
+                    continue;
+                }
+            }
+            joined.push(kept[i]);
+            i += 1;
+        }
+        let spelled: String = joined
+            .into_iter()
+            .filter(|&c| !is_soft_hyphen(c))
             .map(|c| match c {
                 '\u{FB00}' => "ff".to_owned(),
                 '\u{FB01}' => "fi".to_owned(),
