@@ -12,11 +12,12 @@ use aegis_core::{
 
 mod end_to_end;
 mod formats;
+mod known_answers;
 mod ranking;
 mod vectors;
 mod versions;
 
-fn corpus() -> PathBuf {
+pub(crate) fn corpus() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus")
 }
 
