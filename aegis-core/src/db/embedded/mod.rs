@@ -228,7 +228,7 @@ impl EmbeddedPostgres {
 
     fn stop_blocking(&self) -> Result<bool, DbError> {
         let _lock = self.lock()?;
-        let ClusterStatus::Running { .. } = self.status() else { return Ok(false) };
+        let ClusterStatus::Running { pid, .. } = self.status() else { return Ok(false) };
         let out = self
             .run_as
             .command(&self.binaries.program("pg_ctl"))
@@ -240,6 +240,15 @@ impl EmbeddedPostgres {
             .map_err(|e| err(format!("cannot run pg_ctl stop: {e}")))?;
         if !out.status.success() {
             return Err(err(format!("pg_ctl stop failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        // pg_ctl returns once postmaster.pid is gone, which the postmaster removes on its way
+        // out: wait for the process itself, so that "stopped" means its port and memory are free.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while pidfile::is_running(pid) {
+            if std::time::Instant::now() > deadline {
+                return Err(err(format!("the postmaster (pid {pid}) removed its lock file but did not exit")));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
         Ok(true)
     }

@@ -26,17 +26,22 @@ pub fn read(pgdata: &Path) -> Option<PostmasterPid> {
 
 /// Whether `pid` is a live PostgreSQL postmaster serving `pgdata`.
 pub fn is_live_postmaster(pid: u32, pgdata: &Path) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
-    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // A zombie (state Z) is dead for our purposes.
-        if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
-            return false;
-        }
+    if !is_running(pid) {
+        return false;
     }
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let is_postgres = args.first().is_some_and(|a| a.ends_with("postgres"));
     let pgdata = pgdata.to_string_lossy();
     is_postgres && args.iter().any(|a| *a == pgdata)
+}
+
+/// Whether process `pid` exists and has not yet exited: a zombie (state Z) or a dead task
+/// (X) has. A process on its way out may already read an empty command line, so this looks
+/// only at its state.
+pub fn is_running(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    !stat.rsplit(')').next().is_some_and(|rest| matches!(rest.trim_start().chars().next(), Some('Z' | 'X')))
 }
 
 #[cfg(test)]
