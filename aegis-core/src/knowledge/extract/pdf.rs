@@ -8,9 +8,11 @@
 //! lopdf also reads some documents poorly: it skips the text of form XObjects (content
 //! drawn with `Do`, common in diagrams and in exported forms); it turns the codes of a
 //! composite (CID) font without a `ToUnicode` map into garbage rather than looking up the
-//! font's character collection; and it puts no space for a move between words (`Td`,
-//! `Tm`: OCR text layers place each word so) or for a fractional `TJ` offset (Distiller's,
-//! Ghostscript's), so that words run together. When a fallback reader is set (PDFium), a
+//! font's character collection. Its text walk also put no space for a move between words
+//! (`Td`, `Tm`: OCR text layers place each word so) or for a fractional `TJ` offset
+//! (Distiller's): the walk here is AEGIS's own (`pdf_text`), which measures where each
+//! string ends, and words still run together (a font of unknown widths) send the
+//! document to the fallback. When a fallback reader is set (PDFium), a
 //! document showing one of these signs — or a page that failed or came out empty — is read
 //! again by the fallback, whose answer wins when it has one. lopdf stays first because it
 //! is several times faster (see `benches/README.md`).
@@ -72,7 +74,7 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), Ex
         {
             doubt = Some(format!("page {number} uses the composite font {font} without a ToUnicode map"));
         }
-        let (text, failure) = page_text(&document, number);
+        let (text, failure) = super::pdf_text::page_text(&document, page, MAX_PAGE_CONTENT);
         if let Some(failure) = &failure {
             doubt.get_or_insert_with(|| format!("page {number}: {failure}"));
         } else if text.trim().is_empty() {
@@ -128,21 +130,6 @@ fn composite_font_without_unicode(document: &Document, page: ObjectId) -> Option
                 .unwrap_or_default()
         })
     })
-}
-
-/// The text lopdf reads from one page, and the first thing it could not read, if any.
-fn page_text(document: &Document, number: u32) -> (String, Option<String>) {
-    let mut text = String::new();
-    let mut failure = None;
-    for chunk in document.extract_text_chunks_with_limit(&[number], MAX_PAGE_CONTENT) {
-        match chunk {
-            Ok(piece) => text.push_str(&piece),
-            Err(e) => {
-                failure.get_or_insert_with(|| e.to_string());
-            }
-        }
-    }
-    (text, failure)
 }
 
 /// Whether the page's resources hold a form XObject.

@@ -108,7 +108,8 @@ mod tests {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/real/pdf/multicolumn.pdf");
         let extracted = Pdf { fallback: None }.extract(&std::fs::read(path).unwrap(), &Limits::default()).unwrap();
-        let text: String = extracted.sections.iter().map(|s| s.text.as_str()).collect();
+        let text: String = extracted.sections.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join("\n");
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(text.contains("two columns filled with Lorem Ipsum"), "{text}");
         assert!(text.contains("Capital Official Language"), "{text}");
     }
