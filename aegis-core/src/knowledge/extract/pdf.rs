@@ -5,16 +5,15 @@
 //! no text layer (a scan) is noted, not silently empty. Memory and time are bounded by the
 //! child process that runs extraction (see `isolate`).
 //!
-//! lopdf also reads some documents poorly: it skips the text of form XObjects (content
-//! drawn with `Do`, common in diagrams and in exported forms); it turns the codes of a
-//! composite (CID) font without a `ToUnicode` map into garbage rather than looking up the
-//! font's character collection. Its text walk also put no space for a move between words
-//! (`Td`, `Tm`: OCR text layers place each word so) or for a fractional `TJ` offset
-//! (Distiller's): the walk here is AEGIS's own (`pdf_text`), which measures where each
-//! string ends, and words still run together (a font of unknown widths) send the
-//! document to the fallback. When a fallback reader is set (PDFium), a
-//! document showing one of these signs — or a page that failed or came out empty — is read
-//! again by the fallback, whose answer wins when it has one. lopdf stays first because it
+//! The text is placed by AEGIS's own walk over lopdf's parse (`pdf_text`): lopdf's walk
+//! put no space for a move between words (`Td`, `Tm`: OCR text layers place each word so)
+//! or a fractional `TJ` offset (Distiller's), and skipped the text of form XObjects. lopdf
+//! still reads some documents poorly: it turns the codes of a composite (CID) font
+//! without a `ToUnicode` map into garbage rather than looking up the font's character
+//! collection, and a font of unknown widths can still run words together. When a fallback
+//! reader is set (PDFium), a document showing one of these signs — or a page that failed,
+//! came out empty, or drew forms nested past the walk's limits — is read again by the
+//! fallback, whose answer wins when it has one. lopdf stays first because it
 //! is several times faster (see `benches/README.md`).
 
 use lopdf::{Document, Object, ObjectId};
@@ -66,9 +65,6 @@ fn read(bytes: &[u8], limits: &Limits) -> Result<(Extracted, Option<String>), Ex
     }
     let mut doubt = None;
     let texts = pages.iter().map(|(&number, &page)| {
-        if doubt.is_none() && draws_forms(&document, page) {
-            doubt = Some(format!("page {number} draws form XObjects, whose text lopdf skips"));
-        }
         if doubt.is_none()
             && let Some(font) = composite_font_without_unicode(&document, page)
         {
@@ -130,22 +126,6 @@ fn composite_font_without_unicode(document: &Document, page: ObjectId) -> Option
                 .unwrap_or_default()
         })
     })
-}
-
-/// Whether the page's resources hold a form XObject.
-fn draws_forms(document: &Document, page: ObjectId) -> bool {
-    let Ok((own, inherited)) = document.get_page_resources(page) else { return false };
-    fn resolve<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Object> {
-        document.dereference(object).ok().map(|(_, o)| o)
-    }
-    own.into_iter()
-        .chain(inherited.into_iter().filter_map(|id| document.get_dictionary(id).ok()))
-        .filter_map(|resources| resolve(document, resources.get(b"XObject").ok()?)?.as_dict().ok())
-        .any(|xobjects| {
-            xobjects.iter().filter_map(|(_, x)| resolve(document, x)?.as_stream().ok()).any(|stream| {
-                stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|subtype| subtype == b"Form")
-            })
-        })
 }
 
 /// Refuses bytes that are not a PDF (no `%PDF-` in the first kilobyte).

@@ -15,7 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use lopdf::{Document, Encoding, Object, ObjectId, content::Content};
+use lopdf::{
+    Dictionary, Document, Encoding, Object, ObjectId, Stream,
+    content::{Content, Operation},
+};
 
 use super::pdf_fonts::Widths;
 
@@ -30,6 +33,16 @@ const LINE_EM: f64 = 0.6;
 /// A step across the line of more than this share of the font size, but not a new line,
 /// is a superscript or a subscript: written apart from the word before it.
 const RAISED_EM: f64 = 0.25;
+
+/// Forms drawn inside forms, at most.
+const MAX_FORM_DEPTH: usize = 12;
+
+/// Forms one page may draw (a form drawn twice by each of the forms that draw it doubles
+/// at every level).
+const MAX_FORMS_DRAWN: usize = 10_000;
+
+/// Operations one page may run, its forms' included.
+const MAX_OPERATIONS: usize = 4_000_000;
 
 /// A 2-D affine matrix `[a b c d e f]`, applied to row vectors as PDF does.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +103,14 @@ struct Walk {
     /// lopdf's rule for a string of unknown widths: a break at the text object's end.
     break_pending: bool,
     failure: Option<String>,
+    /// The forms being drawn, outermost first.
+    forms: Vec<ObjectId>,
+    /// What is left of the page's budget of operations, its forms' included.
+    budget: usize,
+    /// Forms drawn on the page so far.
+    drawn: usize,
+    /// The most decompressed bytes of one content stream or `ToUnicode` map.
+    limit: usize,
 }
 
 /// The text state that `Tc`, `Tw`, `Tz`, `TL` and `Tf` set.
@@ -103,87 +124,204 @@ struct State {
 }
 
 /// The text of page `page`, and the first thing on it that could not be read, if any.
-/// `limit` bounds the page's decompressed content and each font's `ToUnicode` map.
+/// `limit` bounds each decompressed content stream (the page's and each form's) and each
+/// font's `ToUnicode` map.
 pub(super) fn page_text(document: &Document, page: ObjectId, limit: usize) -> (String, Option<String>) {
-    let mut walk = Walk::default();
-    let fonts: BTreeMap<Vec<u8>, Font> = match document.get_page_fonts(page) {
-        Ok(fonts) => fonts
-            .into_iter()
-            .map(|(name, font)| {
-                let encoding = font.get_font_encoding_with_limit(document, limit).map_err(|e| e.to_string());
-                let encoding = encoding.map_err(|e| walk.failure.get_or_insert(e).clone()).ok();
-                (name, Font { encoding, widths: Widths::of(document, font) })
-            })
-            .collect(),
+    let mut walk = Walk { budget: MAX_OPERATIONS, limit, ..Walk::default() };
+    let fonts = match document.get_page_fonts(page) {
+        Ok(fonts) => walk.fonts(document, fonts),
         Err(e) => return (String::new(), Some(e.to_string())),
+    };
+    let resources: Vec<&Dictionary> = match document.get_page_resources(page) {
+        Ok((own, inherited)) => {
+            own.into_iter().chain(inherited.into_iter().filter_map(|id| document.get_dictionary(id).ok())).collect()
+        }
+        Err(_) => Vec::new(),
     };
     let content = match document.get_page_content_with_limit(page, limit).and_then(|data| Content::decode(&data)) {
         Ok(content) => content,
         Err(e) => return (String::new(), Some(e.to_string())),
     };
-    let mut ctm = Matrix::IDENTITY;
-    let mut saved = Vec::new();
-    let (mut tm, mut line) = (Matrix::IDENTITY, Matrix::IDENTITY);
-    let mut state = State { char_spacing: 0.0, word_spacing: 0.0, scale: 1.0, leading: 0.0, size: 0.0 };
-    let mut font: Option<&Font> = None;
-    for op in &content.operations {
-        let num = |i: usize| op.operands.get(i).and_then(|o| o.as_float().ok()).map_or(0.0, f64::from);
-        match op.operator.as_str() {
-            "q" => saved.push((ctm, state, font)),
-            "Q" => (ctm, state, font) = saved.pop().unwrap_or((ctm, state, font)),
-            "cm" => ctm = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]).then(ctm),
-            "BT" => (tm, line) = (Matrix::IDENTITY, Matrix::IDENTITY),
-            "ET" => walk.break_pending = true,
-            "Tf" => {
-                font = op.operands.first().and_then(|o| o.as_name().ok()).and_then(|n| fonts.get(n));
-                state.size = num(1);
-            }
-            "Tc" => state.char_spacing = num(0),
-            "Tw" => state.word_spacing = num(0),
-            "Tz" => state.scale = num(0) / 100.0,
-            "TL" => state.leading = num(0),
-            "Td" | "TD" => {
-                if op.operator == "TD" {
-                    state.leading = -num(1);
-                }
-                line = Matrix::translate(num(0), num(1)).then(line);
-                tm = line;
-            }
-            "Tm" => {
-                line = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]);
-                tm = line;
-            }
-            "T*" | "'" | "\"" => {
-                line = Matrix::translate(0.0, -state.leading).then(line);
-                tm = line;
-                if op.operator == "'" {
-                    walk.show(font, &state, &mut tm, ctm, op.operands.first());
-                } else if op.operator == "\"" {
-                    state.word_spacing = num(0);
-                    state.char_spacing = num(1);
-                    walk.show(font, &state, &mut tm, ctm, op.operands.get(2));
-                }
-            }
-            "Tj" => walk.show(font, &state, &mut tm, ctm, op.operands.first()),
-            "TJ" => {
-                let Some(Ok(items)) = op.operands.first().map(Object::as_array) else { continue };
-                for item in items {
-                    match item {
-                        Object::String(..) => walk.show(font, &state, &mut tm, ctm, Some(item)),
-                        number => walk.kern(font, &state, &mut tm, number.as_float().map_or(0.0, f64::from)),
-                    }
-                }
-                if font.is_some_and(|f| matches!(f.widths, Widths::Unknown)) {
-                    walk.separate(' ');
-                }
-            }
-            _ => {}
-        }
-    }
+    walk.budget = walk.budget.saturating_sub(content.operations.len());
+    let state = State { char_spacing: 0.0, word_spacing: 0.0, scale: 1.0, leading: 0.0, size: 0.0 };
+    walk.run(document, &content.operations, (&fonts, &resources), Matrix::IDENTITY, state);
     (walk.text, walk.failure)
 }
 
+/// A page's or a form's fonts by resource name, and the resource dictionaries its
+/// `Do` names are looked up in.
+type Resources<'r, 'a> = (&'r BTreeMap<Vec<u8>, Font<'a>>, &'r [&'a Dictionary]);
+
+/// The form XObject `name` of `resources`, if it is one.
+fn find_form<'a>(document: &'a Document, resources: &[&'a Dictionary], name: &[u8]) -> Option<(ObjectId, &'a Stream)> {
+    resources.iter().find_map(|r| {
+        let xobjects = document.dereference(r.get(b"XObject").ok()?).ok()?.1.as_dict().ok()?;
+        let (id, object) = document.dereference(xobjects.get(name).ok()?).ok()?;
+        let stream = object.as_stream().ok()?;
+        let form = stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|s| s == b"Form");
+        form.then_some((id?, stream))
+    })
+}
+
 impl Walk {
+    /// Walks `operations`, drawn through `ctm`, in the text state `state`.
+    fn run<'a>(
+        &mut self,
+        document: &'a Document,
+        operations: &[Operation],
+        (fonts, resources): Resources<'_, 'a>,
+        ctm: Matrix,
+        state: State,
+    ) {
+        let (mut ctm, mut state) = (ctm, state);
+        let mut saved = Vec::new();
+        let (mut tm, mut line) = (Matrix::IDENTITY, Matrix::IDENTITY);
+        let mut font: Option<&Font> = None;
+        for op in operations {
+            let num = |i: usize| op.operands.get(i).and_then(|o| o.as_float().ok()).map_or(0.0, f64::from);
+            match op.operator.as_str() {
+                "q" => saved.push((ctm, state, font)),
+                "Q" => (ctm, state, font) = saved.pop().unwrap_or((ctm, state, font)),
+                "cm" => ctm = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]).then(ctm),
+                "BT" => (tm, line) = (Matrix::IDENTITY, Matrix::IDENTITY),
+                "ET" => self.break_pending = true,
+                "Tf" => {
+                    font = op.operands.first().and_then(|o| o.as_name().ok()).and_then(|n| fonts.get(n));
+                    state.size = num(1);
+                }
+                "Tc" => state.char_spacing = num(0),
+                "Tw" => state.word_spacing = num(0),
+                "Tz" => state.scale = num(0) / 100.0,
+                "TL" => state.leading = num(0),
+                "Td" | "TD" => {
+                    if op.operator == "TD" {
+                        state.leading = -num(1);
+                    }
+                    line = Matrix::translate(num(0), num(1)).then(line);
+                    tm = line;
+                }
+                "Tm" => {
+                    line = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]);
+                    tm = line;
+                }
+                "T*" | "'" | "\"" => {
+                    line = Matrix::translate(0.0, -state.leading).then(line);
+                    tm = line;
+                    if op.operator == "'" {
+                        self.show(font, &state, &mut tm, ctm, op.operands.first());
+                    } else if op.operator == "\"" {
+                        state.word_spacing = num(0);
+                        state.char_spacing = num(1);
+                        self.show(font, &state, &mut tm, ctm, op.operands.get(2));
+                    }
+                }
+                "Tj" => self.show(font, &state, &mut tm, ctm, op.operands.first()),
+                "TJ" => {
+                    let Some(Ok(items)) = op.operands.first().map(Object::as_array) else { continue };
+                    for item in items {
+                        match item {
+                            Object::String(..) => self.show(font, &state, &mut tm, ctm, Some(item)),
+                            number => self.kern(font, &state, &mut tm, number.as_float().map_or(0.0, f64::from)),
+                        }
+                    }
+                    if font.is_some_and(|f| matches!(f.widths, Widths::Unknown)) {
+                        self.separate(' ');
+                    }
+                }
+                "Do" => {
+                    let name = op.operands.first().and_then(|o| o.as_name().ok());
+                    if let Some((id, form)) = name.and_then(|n| find_form(document, resources, n)) {
+                        self.draw_form(document, id, form, ctm, state, (fonts, resources));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Draws the form `id` as `Do` does: through its matrix, with its own resources (the
+    /// page's when it has none). A form drawn inside itself, nesting past [`MAX_FORM_DEPTH`],
+    /// past [`MAX_FORMS_DRAWN`] or past the page's budget of operations is skipped, noted.
+    fn draw_form<'a>(
+        &mut self,
+        document: &'a Document,
+        id: ObjectId,
+        form: &'a Stream,
+        ctm: Matrix,
+        state: State,
+        (fonts, resources): Resources<'_, 'a>,
+    ) {
+        if self.drawn >= MAX_FORMS_DRAWN {
+            self.failure.get_or_insert_with(|| format!("the page draws more than {MAX_FORMS_DRAWN} forms"));
+            return;
+        }
+        self.drawn += 1;
+        if self.forms.contains(&id) || self.forms.len() >= MAX_FORM_DEPTH {
+            self.failure.get_or_insert_with(|| format!("form {} {} is nested too deep or in itself", id.0, id.1));
+            return;
+        }
+        let content = form
+            .decompressed_content_with_limit(self.limit)
+            .or_else(|e| if form.dict.get(b"Filter").is_err() { Ok(form.content.clone()) } else { Err(e) });
+        let operations = match content.and_then(|data| Content::decode(&data)) {
+            Ok(content) if content.operations.len() <= self.budget => content.operations,
+            Ok(_) => {
+                self.failure.get_or_insert_with(|| "the page's forms draw more than it may read".into());
+                return;
+            }
+            Err(e) => {
+                self.failure.get_or_insert_with(|| format!("form {} {}: {e}", id.0, id.1));
+                return;
+            }
+        };
+        self.budget -= operations.len();
+        let number = |o: &Object| document.dereference(o).ok().and_then(|(_, o)| o.as_float().ok()).map(f64::from);
+        let matrix = form
+            .dict
+            .get(b"Matrix")
+            .ok()
+            .and_then(|m| document.dereference(m).ok()?.1.as_array().ok())
+            .map(|m| m.iter().filter_map(number).collect::<Vec<_>>())
+            .and_then(|m| <[f64; 6]>::try_from(m).ok())
+            .map_or(Matrix::IDENTITY, Matrix);
+        let own = form.dict.get(b"Resources").ok().and_then(|r| document.dereference(r).ok()?.1.as_dict().ok());
+        self.forms.push(id);
+        match own {
+            Some(own) => {
+                let fonts = own
+                    .get(b"Font")
+                    .ok()
+                    .and_then(|f| document.dereference(f).ok()?.1.as_dict().ok())
+                    .map(|f| {
+                        let fonts = f.iter().filter_map(|(name, font)| {
+                            Some((name.clone(), document.dereference(font).ok()?.1.as_dict().ok()?))
+                        });
+                        self.fonts(document, fonts.collect())
+                    })
+                    .unwrap_or_default();
+                self.run(document, &operations, (&fonts, &[own]), matrix.then(ctm), state);
+            }
+            None => self.run(document, &operations, (fonts, resources), matrix.then(ctm), state),
+        }
+        self.forms.pop();
+    }
+
+    /// `fonts` with their encodings and widths; an encoding that cannot be read is noted.
+    fn fonts<'a>(
+        &mut self,
+        document: &'a Document,
+        fonts: BTreeMap<Vec<u8>, &'a Dictionary>,
+    ) -> BTreeMap<Vec<u8>, Font<'a>> {
+        fonts
+            .into_iter()
+            .map(|(name, font)| {
+                let encoding = font.get_font_encoding_with_limit(document, self.limit).map_err(|e| e.to_string());
+                let encoding = encoding.map_err(|e| self.failure.get_or_insert(e).clone()).ok();
+                (name, Font { encoding, widths: Widths::of(document, font) })
+            })
+            .collect()
+    }
+
     /// Shows one string: places it after the last one, writes its text, moves the pen.
     fn show(&mut self, font: Option<&Font>, state: &State, tm: &mut Matrix, ctm: Matrix, string: Option<&Object>) {
         let (Some(font), Some(Object::String(bytes, _))) = (font, string) else { return };
@@ -276,7 +414,16 @@ mod tests {
     /// A one-page PDF drawing `content` with `/F1`: a font whose every glyph is half an em
     /// wide, or Helvetica named without widths when `widths` is false.
     fn page(content: &str, widths: bool) -> String {
+        let (text, failure) = page_with_form(content, widths, None);
+        assert_eq!(failure, None);
+        text
+    }
+
+    /// [`page`], with `/Fm1` a form XObject drawing `form` (in the page's fonts, through
+    /// the matrix `[1 0 0 1 0 -100]`).
+    fn page_with_form(content: &str, widths: bool, form: Option<&str>) -> (String, Option<String>) {
         let mut document = Document::with_version("1.7");
+        let form_id = document.new_object_id();
         let mut font = dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica" };
         if widths {
             font.set("FirstChar", 32);
@@ -285,7 +432,15 @@ mod tests {
         let font = document.add_object(font);
         let content = document.add_object(Stream::new(dictionary! {}, content.as_bytes().to_vec()));
         let pages = document.new_object_id();
-        let resources = dictionary! { "Font" => dictionary! { "F1" => font } };
+        let mut resources = dictionary! { "Font" => dictionary! { "F1" => font } };
+        if let Some(form) = form {
+            let dict = dictionary! {
+                "Type" => "XObject", "Subtype" => "Form",
+                "Matrix" => vec![1.into(), 0.into(), 0.into(), 1.into(), 0.into(), (-100).into()],
+            };
+            document.objects.insert(form_id, Object::Stream(Stream::new(dict, form.as_bytes().to_vec())));
+            resources.set("XObject", dictionary! { "Fm1" => form_id });
+        }
         let page = document.add_object(dictionary! {
             "Type" => "Page", "Parent" => pages, "Contents" => content, "Resources" => resources,
             "MediaBox" => vec![0.into(), 0.into(), 600.into(), 800.into()],
@@ -294,9 +449,17 @@ mod tests {
             pages,
             Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 }),
         );
-        let (text, failure) = page_text(&document, page, 1 << 20);
-        assert_eq!(failure, None);
-        text
+        page_text(&document, page, 1 << 20)
+    }
+
+    #[test]
+    fn a_form_draws_its_text_where_its_matrix_puts_it() {
+        let form = "BT /F1 10 Tf 100 700 Td (below) Tj ET";
+        let (text, failure) = page_with_form("BT /F1 10 Tf 100 700 Td (above) Tj ET /Fm1 Do", true, Some(form));
+        assert_eq!((text.as_str(), failure), ("above\nbelow", None));
+        let (text, failure) = page_with_form("/Fm1 Do", true, Some("BT /F1 10 Tf 100 700 Td (again) Tj ET /Fm1 Do"));
+        assert_eq!(text, "again", "a form drawing itself is drawn once");
+        assert!(failure.is_some_and(|f| f.contains("in itself")));
     }
 
     #[test]
