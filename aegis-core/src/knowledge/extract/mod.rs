@@ -19,6 +19,8 @@ mod encoding;
 mod extracted;
 mod format;
 mod html;
+#[cfg(feature = "office-docs")]
+mod hyphenation;
 pub mod isolate;
 mod layout;
 #[cfg(feature = "office-docs")]
@@ -77,7 +79,7 @@ use serde::{Deserialize, Serialize};
 /// extractor alters its output, so that re-ingesting unchanged files re-extracts them
 /// (the integration test `a_change_to_what_the_extractors_make_bumps_their_version`
 /// holds a digest of the corpus's extraction at this version, and fails until both move).
-pub const EXTRACTOR_VERSION: u32 = 8;
+pub const EXTRACTOR_VERSION: u32 = 9;
 
 /// Why a file could not be extracted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]

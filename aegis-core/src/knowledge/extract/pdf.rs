@@ -175,6 +175,7 @@ pub(super) fn assemble(pages: impl Iterator<Item = (u32, Result<String, String>)
             notes.push(format!("pages without a text layer (image-only?): {list}"));
         }
     }
+    super::hyphenation::join_broken_words(&mut sections);
     Extracted { sections, notes }
 }
 
