@@ -34,6 +34,9 @@ const LINE_EM: f64 = 0.6;
 /// is a superscript or a subscript: written apart from the word before it.
 const RAISED_EM: f64 = 0.25;
 
+/// Graphics states saved (`q`) and not yet restored, at most.
+const MAX_SAVED_STATES: usize = 1024;
+
 /// Forms drawn inside forms, at most.
 const MAX_FORM_DEPTH: usize = 12;
 
@@ -180,7 +183,9 @@ impl Walk {
         for op in operations {
             let num = |i: usize| op.operands.get(i).and_then(|o| o.as_float().ok()).map_or(0.0, f64::from);
             match op.operator.as_str() {
-                "q" => saved.push((ctm, state, font)),
+                // Deeper nesting than any renderer allows is not kept (a hostile stream
+                // of `q`s would otherwise grow the stack with the content).
+                "q" if saved.len() < MAX_SAVED_STATES => saved.push((ctm, state, font)),
                 "Q" => (ctm, state, font) = saved.pop().unwrap_or((ctm, state, font)),
                 "cm" => ctm = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]).then(ctm),
                 "BT" => (tm, line) = (Matrix::IDENTITY, Matrix::IDENTITY),
