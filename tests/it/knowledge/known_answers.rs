@@ -51,6 +51,7 @@ async fn the_shared_corpus_answers_known_questions() {
         stage(&corpus().join(part), &dir.join(part));
     }
     ingest_dir(&aegis, &scope, &dir).await;
+    std::fs::remove_dir_all(&dir).unwrap();
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/known-answers.json");
     let known: Vec<KnownAnswer> = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
     let options = SearchOptions { k: 5, mode: SearchMode::Hybrid, documents: None };
@@ -70,5 +71,4 @@ async fn the_shared_corpus_answers_known_questions() {
     // 129 of 131 first when the set was made (2026-12-07).
     assert!(first * 100 >= n * 95, "{first}/{n} first; misses:\n{}", misses.join("\n"));
     assert!(top5 * 100 >= n * 97, "{top5}/{n} in the top 5; misses:\n{}", misses.join("\n"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

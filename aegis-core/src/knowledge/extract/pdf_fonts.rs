@@ -33,12 +33,13 @@ pub(super) enum Widths {
     Unknown,
 }
 
-/// The pen's advance for showing `bytes`, in units of font size, before character and
-/// word spacing: the advance, the number of codes, and how many are the single-byte space
-/// (which word spacing widens). None when the font's widths are unknown.
+/// The pen's advance for showing a string, before character and word spacing.
 pub(super) struct Advance {
+    /// The glyphs' widths, in units of font size.
     pub glyphs: f64,
+    /// The codes shown (character spacing widens each).
     pub codes: usize,
+    /// The single-byte spaces among them (word spacing widens each).
     pub spaces: usize,
 }
 
@@ -153,7 +154,7 @@ fn composite(document: &Document, font: &Dictionary) -> Option<Widths> {
 }
 
 /// `object`, or what it refers to.
-fn resolve<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Object> {
+pub(super) fn resolve<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Object> {
     document.dereference(object).ok().map(|(_, o)| o)
 }
 

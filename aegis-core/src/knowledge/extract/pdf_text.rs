@@ -20,7 +20,7 @@ use lopdf::{
     content::{Content, Operation},
 };
 
-use super::pdf_fonts::Widths;
+use super::pdf_fonts::{Widths, resolve};
 
 /// A gap along the line wider than this share of the font size is a space. A word space
 /// is a quarter to a third of an em; kerning and glyph positioning stay well under.
@@ -158,7 +158,7 @@ type Resources<'r, 'a> = (&'r BTreeMap<Vec<u8>, Font<'a>>, &'r [&'a Dictionary])
 /// The form XObject `name` of `resources`, if it is one.
 fn find_form<'a>(document: &'a Document, resources: &[&'a Dictionary], name: &[u8]) -> Option<(ObjectId, &'a Stream)> {
     resources.iter().find_map(|r| {
-        let xobjects = document.dereference(r.get(b"XObject").ok()?).ok()?.1.as_dict().ok()?;
+        let xobjects = resolve(document, r.get(b"XObject").ok()?)?.as_dict().ok()?;
         let (id, object) = document.dereference(xobjects.get(name).ok()?).ok()?;
         let stream = object.as_stream().ok()?;
         let form = stream.dict.get(b"Subtype").and_then(Object::as_name).is_ok_and(|s| s == b"Form");
@@ -182,12 +182,13 @@ impl Walk {
         let mut font: Option<&Font> = None;
         for op in operations {
             let num = |i: usize| op.operands.get(i).and_then(|o| o.as_float().ok()).map_or(0.0, f64::from);
+            let six = || Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]);
             match op.operator.as_str() {
                 // Deeper nesting than any renderer allows is not kept (a hostile stream
                 // of `q`s would otherwise grow the stack with the content).
                 "q" if saved.len() < MAX_SAVED_STATES => saved.push((ctm, state, font)),
                 "Q" => (ctm, state, font) = saved.pop().unwrap_or((ctm, state, font)),
-                "cm" => ctm = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]).then(ctm),
+                "cm" => ctm = six().then(ctm),
                 "BT" => (tm, line) = (Matrix::IDENTITY, Matrix::IDENTITY),
                 "ET" => self.break_pending = true,
                 "Tf" => {
@@ -206,7 +207,7 @@ impl Walk {
                     tm = line;
                 }
                 "Tm" => {
-                    line = Matrix([num(0), num(1), num(2), num(3), num(4), num(5)]);
+                    line = six();
                     tm = line;
                 }
                 "T*" | "'" | "\"" => {
@@ -265,10 +266,7 @@ impl Walk {
             self.failure.get_or_insert_with(|| format!("form {} {} is nested too deep or in itself", id.0, id.1));
             return;
         }
-        let content = form
-            .decompressed_content_with_limit(self.limit)
-            .or_else(|e| if form.dict.get(b"Filter").is_err() { Ok(form.content.clone()) } else { Err(e) });
-        let operations = match content.and_then(|data| Content::decode(&data)) {
+        let operations = match form.get_plain_content_with_limit(self.limit).and_then(|data| Content::decode(&data)) {
             Ok(content) if content.operations.len() <= self.budget => content.operations,
             Ok(_) => {
                 self.failure.get_or_insert_with(|| "the page's forms draw more than it may read".into());
@@ -280,27 +278,27 @@ impl Walk {
             }
         };
         self.budget -= operations.len();
-        let number = |o: &Object| document.dereference(o).ok().and_then(|(_, o)| o.as_float().ok()).map(f64::from);
+        let number = |o: &Object| resolve(document, o).and_then(|o| o.as_float().ok()).map(f64::from);
         let matrix = form
             .dict
             .get(b"Matrix")
             .ok()
-            .and_then(|m| document.dereference(m).ok()?.1.as_array().ok())
+            .and_then(|m| resolve(document, m)?.as_array().ok())
             .map(|m| m.iter().filter_map(number).collect::<Vec<_>>())
             .and_then(|m| <[f64; 6]>::try_from(m).ok())
             .map_or(Matrix::IDENTITY, Matrix);
-        let own = form.dict.get(b"Resources").ok().and_then(|r| document.dereference(r).ok()?.1.as_dict().ok());
+        let own = form.dict.get(b"Resources").ok().and_then(|r| resolve(document, r)?.as_dict().ok());
         self.forms.push(id);
         match own {
             Some(own) => {
                 let fonts = own
                     .get(b"Font")
                     .ok()
-                    .and_then(|f| document.dereference(f).ok()?.1.as_dict().ok())
+                    .and_then(|f| resolve(document, f)?.as_dict().ok())
                     .map(|f| {
-                        let fonts = f.iter().filter_map(|(name, font)| {
-                            Some((name.clone(), document.dereference(font).ok()?.1.as_dict().ok()?))
-                        });
+                        let fonts = f
+                            .iter()
+                            .filter_map(|(name, font)| Some((name.clone(), resolve(document, font)?.as_dict().ok()?)));
                         self.fonts(document, fonts.collect())
                     })
                     .unwrap_or_default();
