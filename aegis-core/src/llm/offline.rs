@@ -10,12 +10,16 @@
 
 use async_trait::async_trait;
 
-use super::{Embedder, Embeddings, LlmError};
+use super::{Embedder, Embeddings, ErrorClass, LlmError};
 
 /// The offline model's id (recorded beside every vector it makes).
 pub const OFFLINE_MODEL_ID: &str = "aegis-offline-hash-768-v1";
 /// Its dimensions.
 pub const OFFLINE_DIMENSIONS: usize = 768;
+
+/// Texts of at most this many bytes in all are embedded on the calling task (a query);
+/// more go to the blocking pool.
+const INLINE_BYTES: usize = 4096;
 
 const WORD_WEIGHT: f32 = 1.0;
 const PAIR_WEIGHT: f32 = 0.7;
@@ -85,7 +89,22 @@ impl Embedder for OfflineEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Embeddings, LlmError> {
-        let vectors = texts.iter().map(|t| Self::embed_one(t)).collect();
+        let embed_all = |texts: &[String]| texts.iter().map(|t| Self::embed_one(t)).collect::<Vec<_>>();
+        // A query is embedded in place; a batch of chunks (milliseconds of CPU) on the
+        // blocking pool, so that it never holds up the runtime's few threads.
+        let vectors = if texts.iter().map(String::len).sum::<usize>() <= INLINE_BYTES {
+            embed_all(texts)
+        } else {
+            let texts = texts.to_vec();
+            tokio::task::spawn_blocking(move || embed_all(&texts)).await.map_err(|e| {
+                LlmError::new(
+                    ErrorClass::ServerError,
+                    "offline",
+                    OFFLINE_MODEL_ID,
+                    format!("the embedding task failed: {e}"),
+                )
+            })?
+        };
         Ok(Embeddings { vectors, model: OFFLINE_MODEL_ID.into(), usage: None })
     }
 }
