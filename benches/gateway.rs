@@ -134,6 +134,8 @@ fn tree_usage(pid: u32) -> (f64, f64) {
 
 struct Run {
     latencies: Vec<Duration>,
+    /// (start since the run began, latency) of each answered request, in answer order.
+    timeline: Vec<(Duration, Duration)>,
     errors: usize,
 }
 
@@ -141,7 +143,8 @@ struct Run {
 async fn load(http: &reqwest::Client, url: &str, key: &str, model: &str, rps: u64, seconds: u64) -> Run {
     let body =
         json!({ "model": model, "messages": [{ "role": "user", "content": "ping" }], "max_tokens": 8 }).to_string();
-    let results = Arc::new(Mutex::new(Run { latencies: Vec::new(), errors: 0 }));
+    let results = Arc::new(Mutex::new(Run { latencies: Vec::new(), timeline: Vec::new(), errors: 0 }));
+    let begun = Instant::now();
     let total = rps * seconds;
     let period = Duration::from_nanos(1_000_000_000 / rps.max(1));
     let mut ticker = tokio::time::interval(period);
@@ -166,19 +169,34 @@ async fn load(http: &reqwest::Client, url: &str, key: &str, model: &str, rps: u6
             };
             let elapsed = t.elapsed();
             let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
-            if ok { r.latencies.push(elapsed) } else { r.errors += 1 }
+            if ok {
+                r.latencies.push(elapsed);
+                r.timeline.push((t - begun, elapsed));
+            } else {
+                r.errors += 1
+            }
         });
     }
     while tasks.join_next().await.is_some() {}
     let mut run = std::mem::replace(
         &mut *results.lock().unwrap_or_else(|e| e.into_inner()),
-        Run { latencies: Vec::new(), errors: 0 },
+        Run { latencies: Vec::new(), timeline: Vec::new(), errors: 0 },
     );
     run.latencies.sort();
     run
 }
 
+/// Prints a run's percentiles; with `BENCH_TIMELINE_DIR` set, also writes each request's
+/// start and latency (microseconds) to `<dir>/<name>.tsv`, to see when the slow ones came.
 fn report(name: &str, run: &Run) -> (Duration, Duration) {
+    if let Ok(dir) = std::env::var("BENCH_TIMELINE_DIR") {
+        let file: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        let rows: String =
+            run.timeline.iter().map(|(at, took)| format!("{}\t{}\n", at.as_micros(), took.as_micros())).collect();
+        if let Err(err) = std::fs::write(std::path::Path::new(&dir).join(format!("{file}.tsv")), rows) {
+            eprintln!("cannot write the timeline: {err}");
+        }
+    }
     let (p50, p90, p99) =
         (percentile(&run.latencies, 0.5), percentile(&run.latencies, 0.9), percentile(&run.latencies, 0.99));
     println!(
@@ -226,29 +244,31 @@ async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()>
     Ok(())
 }
 
-/// The runtime threads of `aegis serve` and of the pass-through floor: the server's default,
-/// or `AEGIS_SERVER__RUNTIME_THREADS` (which `aegis serve` reads too), so both run alike.
-fn server_threads() -> usize {
-    std::env::var("AEGIS_SERVER__RUNTIME_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| aegis_core::config::ServerConfig::default().runtime_threads())
+/// The server settings `aegis serve` runs with here (defaults and `AEGIS_SERVER__*`), which
+/// the pass-through floor copies: the same runtime threads on the same CPUs.
+fn server_config() -> aegis_core::config::ServerConfig {
+    aegis_core::config::Config::load(None, &Default::default()).map(|c| c.server).unwrap_or_default()
 }
 
 fn main() -> anyhow::Result<()> {
     let raw: Vec<String> = std::env::args().collect();
-    let runtime =
-        |threads: usize| tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build();
     if raw.get(1).map(String::as_str) == Some("--passthrough") {
         let port = |i: usize| raw.get(i).and_then(|p| p.parse::<u16>().ok());
         let (Some(upstream), Some(listen)) = (port(2), port(3)) else {
             anyhow::bail!("--passthrough <upstream-port> <listen-port>");
         };
-        return runtime(server_threads())?.block_on(passthrough(upstream, listen));
+        let server = server_config();
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(server.runtime_threads()).enable_all();
+        if let Some(split) = aegis_core::cpus::CpuSplit::for_process(server.split_cpus) {
+            aegis_core::cpus::split_runtime(&mut builder, &split);
+        }
+        return builder.build()?.block_on(passthrough(upstream, listen));
     }
     let args = parse_args()?;
-    // The load generator and the upstream keep two threads whatever the server runs on.
-    runtime(2)?.block_on(async {
+    // The load generator and the upstream keep two threads on any CPU, whatever the server
+    // runs on.
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?.block_on(async {
         let cluster = Cluster::start().await?;
         let result = run(&args, &cluster).await;
         cluster.stop().await?;
@@ -336,11 +356,16 @@ chat = ["up-premium", "up-fast"]
     load(&http, &gateway_url, &keys[0], "up-fast", 200, 1).await;
     load(&http, &gateway_url, &keys[1], "up-premium", 200, 1).await;
 
+    let settings = server_config();
     println!(
-        "\n## {} rps for {} s, open loop, non-streamed chat completions (gateway and floor on {} runtime threads)",
+        "\n## {} rps for {} s, open loop, non-streamed chat completions (gateway and floor: {} runtime threads, {})",
         args.rps,
         args.seconds,
-        server_threads()
+        settings.runtime_threads(),
+        match aegis_core::cpus::CpuSplit::for_process(settings.split_cpus) {
+            Some(split) => format!("workers on CPUs {:?}, the cluster on {:?}", split.runtime, split.database),
+            None => "CPUs not split".into(),
+        }
     );
     let direct = load(&http, &direct_url, "k", "loop-1", args.rps, args.seconds).await;
     let (d50, d99) = report("upstream directly", &direct);

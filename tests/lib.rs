@@ -211,6 +211,7 @@ pub fn test_models(provider: &provider::TestProvider) -> aegis_core::llm::config
             cooldown_secs: 30,
         },
         premium: defaults.premium,
+        log_interval_ms: defaults.log_interval_ms,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod cpus;
 pub mod db;
 pub mod definitions;
 mod error;

@@ -21,7 +21,8 @@ use aegis_core::{
 use crate::cli::{Cli, Command, ConfigAction};
 
 /// Runs the parsed command line: loads the configuration, then runs the command on an
-/// async runtime of `server.runtime_threads` threads.
+/// async runtime of `server.runtime_threads` threads, on their half of the CPUs unless
+/// `server.split_cpus` is off.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let overrides = Overrides { data_dir: cli.data_dir.clone(), database_url: cli.database_url.clone() };
     if let Command::Config { action: ConfigAction::Example } = &cli.command {
@@ -33,10 +34,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.server.runtime_threads())
-        .enable_all()
-        .build()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(config.server.runtime_threads()).enable_all();
+    if let Some(split) = aegis_core::cpus::CpuSplit::for_process(config.server.split_cpus) {
+        aegis_core::cpus::split_runtime(&mut builder, &split);
+    }
+    let runtime = builder.build()?;
     runtime.block_on(dispatch(cli.command, config))
 }
 

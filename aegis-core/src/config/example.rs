@@ -35,6 +35,9 @@ bind = "127.0.0.1:8080"
 shutdown_grace_secs = 10
 # Threads of the async runtime; unset: half the CPUs, at least one.
 # runtime_threads = 2
+# The runtime's worker threads on the first half of the CPUs, the embedded PostgreSQL on
+# the other half (with two CPUs or more); extraction and other batch work on any.
+split_cpus = true
 
 [workers]
 # Run background workers inside `aegis serve`.
@@ -63,6 +66,10 @@ parallelism = 4
 # checked at load: unknown providers, models or aliases, an embedding model that is not
 # 768-dimensional, or a free/trial/pro tier that could reach a premium model (even through
 # a fallback) are refused with a message saying which.
+
+[models]
+# Decisions and ledger rows are written in batches this often: what a crash can lose.
+log_interval_ms = 50
 
 [models.providers.groq]
 type = "openai"

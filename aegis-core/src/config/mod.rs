@@ -108,6 +108,10 @@ pub struct ServerConfig {
     /// Threads of the async runtime (requests, job workers, database I/O). Unset: half the
     /// CPUs, at least one ([`ServerConfig::runtime_threads`]).
     pub runtime_threads: Option<usize>,
+    /// Keep the runtime's worker threads and the embedded PostgreSQL on separate halves of
+    /// the CPUs (at least two), so that a database backend woken by a write never runs on
+    /// the CPU of the thread serving requests ([`crate::cpus`]).
+    pub split_cpus: bool,
 }
 
 impl ServerConfig {
@@ -209,7 +213,12 @@ impl Default for EmbeddedConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), shutdown_grace_secs: 10, runtime_threads: None }
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shutdown_grace_secs: 10,
+            runtime_threads: None,
+            split_cpus: true,
+        }
     }
 }
 

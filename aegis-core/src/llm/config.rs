@@ -169,6 +169,9 @@ pub struct ModelsConfig {
     pub router: RouterConfig,
     /// Premium budgets.
     pub premium: PremiumBudgets,
+    /// Milliseconds between the batched writes of decisions and ledger rows (decision 8):
+    /// at most this much of them is lost when AEGIS crashes.
+    pub log_interval_ms: u64,
 }
 
 /// Why a models configuration was rejected.
@@ -180,6 +183,9 @@ impl ModelsConfig {
     /// Checks references, kinds, prices, dimensions and the premium rules.
     pub fn validate(&self) -> Result<(), ModelsConfigError> {
         let fail = |msg: String| Err(ModelsConfigError(msg));
+        if self.log_interval_ms == 0 || self.log_interval_ms > 60_000 {
+            return fail(format!("log_interval_ms must be 1 to 60000, not {}", self.log_interval_ms));
+        }
         for (id, model) in &self.models {
             if !self.providers.contains_key(&model.provider) {
                 return fail(format!("model `{id}` names unknown provider `{}`", model.provider));
@@ -359,7 +365,15 @@ impl Default for ModelsConfig {
             (Tier::Business, business.clone()),
             (Tier::Enterprise, business),
         ]);
-        Self { providers, models, aliases, policy, router: RouterConfig::default(), premium: PremiumBudgets::default() }
+        Self {
+            providers,
+            models,
+            aliases,
+            policy,
+            router: RouterConfig::default(),
+            premium: PremiumBudgets::default(),
+            log_interval_ms: 50,
+        }
     }
 }
 

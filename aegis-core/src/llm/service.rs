@@ -147,8 +147,9 @@ impl Models {
     pub fn new(db: &Database, config: Arc<ModelsConfig>, clock: SharedClock) -> Self {
         // Meters and the append-only logs commit asynchronously (see Database::async_commit).
         let fast = db.async_commit(8);
-        let ledger = Ledger::spawn(fast.clone(), Duration::from_millis(50));
-        let decisions = DecisionLog::spawn(fast.clone(), Duration::from_millis(50));
+        let interval = Duration::from_millis(config.log_interval_ms);
+        let ledger = Ledger::spawn(fast.clone(), interval);
+        let decisions = DecisionLog::spawn(fast.clone(), interval);
         let http = super::openai::OpenAiClient::http_client(Duration::from_secs(10));
         let router = Router::new(&config, http, clock.clone(), ledger.clone());
         let meters = Meters::new(fast, clock);

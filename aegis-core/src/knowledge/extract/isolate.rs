@@ -114,6 +114,12 @@ async fn run_child(
         .map_err(|e| {
             ExtractError::Crashed(format!("cannot start the extraction process {}: {e}", program.display()))
         })?;
+    // Started from a runtime worker, the child inherited that worker's CPUs.
+    if let Some(pid) = child.id()
+        && let Err(error) = crate::cpus::release(pid)
+    {
+        tracing::debug!(%error, "cannot unpin the extraction process");
+    }
     let mut stdout = child.stdout.take().ok_or_else(|| ExtractError::Crashed("no stdout".into()))?;
     let work = async {
         let mut output = Vec::new();
