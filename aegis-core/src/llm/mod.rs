@@ -4,6 +4,7 @@
 
 pub mod config;
 mod error;
+mod extra_fields;
 pub mod ledger;
 pub mod offline;
 pub mod openai;

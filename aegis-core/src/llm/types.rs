@@ -177,44 +177,59 @@ pub struct StreamOptions {
 }
 
 /// A chat-completions request.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ChatRequest {
     /// The model: a provider model name upstream; an alias or `intent:<name>` at the gateway.
-    #[serde(default)]
     pub model: String,
     /// The conversation.
     pub messages: Vec<Message>,
     /// Tools the model may call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tools: Option<Vec<ToolDefinition>>,
     /// Tool selection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
     /// Answer shape.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<ResponseFormat>,
     /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
     /// Maximum tokens to generate (older name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// Maximum tokens to generate (newer name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
     /// Stop sequences (a string or a list).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop: Option<Value>,
     /// Stream the answer as server-sent events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
     /// Streaming options.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
     /// Every other field, passed through untouched.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+super::extra_fields::deserialize_keeping_extra!(ChatRequest {
+    optional {
+        model: String::new(),
+        tools: None,
+        tool_choice: None,
+        response_format: None,
+        temperature: None,
+        max_tokens: None,
+        max_completion_tokens: None,
+        stop: None,
+        stream: None,
+        stream_options: None,
+    }
+    required { messages }
+});
 
 impl ChatRequest {
     /// A request with these messages and nothing else set.
@@ -256,29 +271,36 @@ pub struct Choice {
 }
 
 /// A chat-completions response.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatResponse {
     /// Response id.
-    #[serde(default)]
     pub id: String,
     /// Always `chat.completion`.
-    #[serde(default = "completion_object")]
     pub object: String,
     /// Unix seconds.
-    #[serde(default)]
     pub created: i64,
     /// The model that answered.
-    #[serde(default)]
     pub model: String,
     /// Choices (usually one).
     pub choices: Vec<Choice>,
     /// Token usage, when the provider reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
     /// Other fields, passed through.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
+
+super::extra_fields::deserialize_keeping_extra!(ChatResponse {
+    optional {
+        id: String::new(),
+        object: completion_object(),
+        created: 0,
+        model: String::new(),
+        usage: None,
+    }
+    required { choices }
+});
 
 fn completion_object() -> String {
     "chat.completion".into()
@@ -557,6 +579,34 @@ mod tests {
         assert_eq!(req.extra.get("seed"), Some(&serde_json::json!(7)));
         assert!(matches!(req.response_format, Some(ResponseFormat::JsonSchema { .. })));
         assert_eq!(serde_json::to_value(&req).unwrap(), raw);
+    }
+
+    #[test]
+    fn absent_fields_take_their_defaults_and_bad_ones_are_refused() {
+        let req: ChatRequest =
+            serde_json::from_str(r#"{"messages":[{"role":"user","content":"x"}],"temperature":null}"#)
+                .unwrap_or_default();
+        assert_eq!((req.model.as_str(), req.temperature, req.messages.len()), ("", None, 1));
+        let missing = serde_json::from_str::<ChatRequest>(r#"{"model":"m"}"#).unwrap_err();
+        assert!(missing.to_string().contains("missing field `messages`"), "{missing}");
+        let twice = serde_json::from_str::<ChatRequest>(r#"{"messages":[],"model":"a","model":"b"}"#).unwrap_err();
+        assert!(twice.to_string().contains("duplicate field `model`"), "{twice}");
+        let wrong = serde_json::from_str::<ChatRequest>(r#"{"messages":[],"max_tokens":"ten"}"#).unwrap_err();
+        assert!(wrong.to_string().contains("invalid type"), "{wrong}");
+        assert!(serde_json::from_str::<ChatRequest>("[1]").is_err());
+
+        let raw = serde_json::json!({
+            "id": "r1", "created": 5, "model": "m", "system_fingerprint": "fp",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+        });
+        let response: ChatResponse = serde_json::from_value(raw.clone()).unwrap();
+        assert_eq!(response.object, "chat.completion", "absent, it takes its default");
+        assert_eq!(response.extra.get("system_fingerprint"), Some(&serde_json::json!("fp")));
+        let mut expected = raw;
+        expected["object"] = serde_json::json!("chat.completion");
+        assert_eq!(serde_json::to_value(&response).unwrap(), expected);
+        assert!(serde_json::from_str::<ChatResponse>(r#"{"id":"x"}"#).is_err(), "choices are required");
     }
 
     #[test]
