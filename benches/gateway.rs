@@ -363,7 +363,8 @@ chat = ["up-premium", "up-fast"]
         args.seconds,
         settings.runtime_threads(),
         match aegis_core::cpus::CpuSplit::for_process(settings.split_cpus) {
-            Some(split) => format!("workers on CPUs {:?}, the cluster on {:?}", split.runtime, split.database),
+            Some(split) =>
+                format!("workers on CPUs {:?}, the writers' backends on {:?}", split.runtime, split.database),
             None => "CPUs not split".into(),
         }
     );

@@ -1,13 +1,14 @@
-//! Which CPUs the async runtime's worker threads and the embedded PostgreSQL run on
-//! (decision 40).
+//! Which CPUs the async runtime's worker threads, and the database backends its batched
+//! writes wake, run on (decision 40).
 //!
-//! On one machine the embedded cluster's backends are woken by the runtime's own writes
-//! (the batched decision and ledger rows, the meters). Where the kernel runs a woken backend
-//! on the CPU of the runtime thread that woke it, that thread waits for it, and so do the
-//! requests it was serving. With the CPUs split, the runtime's worker threads run on the
-//! first half of the CPUs this process may use and the embedded PostgreSQL on the other
-//! half. The blocking pool and the extraction processes keep every CPU: theirs is the batch
-//! work that may use all of them.
+//! The batched decision and ledger writes wake a PostgreSQL backend every few tens of
+//! milliseconds. Where the kernel runs that backend on the CPU of the runtime thread that
+//! woke it, the thread waits for it, and so do the requests that arrive meanwhile. With the
+//! CPUs split, the runtime's worker threads run on the first half of the CPUs this process
+//! may use, and the backends of those writers' connections (when the database is on this
+//! machine) on the other half. Nothing else is pinned: other backends, the blocking pool
+//! and the extraction processes use every CPU, since theirs is the work that may need them
+//! all.
 
 use std::{io, sync::OnceLock};
 
@@ -27,17 +28,23 @@ pub fn current_thread() -> Vec<usize> {
     cpus_of(Pid::from_raw(0)).unwrap_or_default()
 }
 
+/// The CPUs process (or thread) `pid` may run on; `None` when it cannot be read.
+pub fn of_process(pid: i32) -> Option<Vec<usize>> {
+    cpus_of(Pid::from_raw(pid))
+}
+
 fn cpus_of(pid: Pid) -> Option<Vec<usize>> {
     let set = sched_getaffinity(pid).ok()?;
     Some((0..CpuSet::count()).filter(|cpu| set.is_set(*cpu).unwrap_or(false)).collect())
 }
 
-/// [`allowed`] split between the runtime and the embedded database.
+/// [`allowed`] split between the runtime's workers and the database backends of its batched
+/// writers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuSplit {
     /// The runtime's worker threads: the first half, rounded up.
     pub runtime: Vec<usize>,
-    /// The embedded PostgreSQL: the rest.
+    /// The batched writers' backends: the rest.
     pub database: Vec<usize>,
 }
 
@@ -85,21 +92,22 @@ fn pin(pid: Pid, cpus: &[usize]) -> io::Result<()> {
     sched_setaffinity(pid, &set).map_err(io::Error::from)
 }
 
-/// Runs `f` with the calling thread on `cpus`, so that the processes it starts run there,
-/// then gives the thread back the CPUs it had. An empty `cpus` runs `f` as it is.
-pub fn with_thread_on<T>(cpus: &[usize], f: impl FnOnce() -> T) -> T {
-    if cpus.is_empty() {
-        return f();
+/// The split [`split_runtime`] applied to this process's runtime, if any.
+pub fn active_split() -> Option<&'static CpuSplit> {
+    ACTIVE.get()
+}
+
+static ACTIVE: OnceLock<CpuSplit> = OnceLock::new();
+
+/// Runs the local PostgreSQL backend `pid` on `cpus`, after checking that `pid` is a
+/// PostgreSQL process (`comm` is `postgres`): the caller has it from `pg_backend_pid()`
+/// over a loopback connection. Needs the backend's user or `CAP_SYS_NICE`.
+pub fn pin_backend(pid: i32, cpus: &[usize]) -> io::Result<()> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))?;
+    if comm.trim_end() != "postgres" {
+        return Err(io::Error::other(format!("process {pid} is `{}`, not a PostgreSQL backend", comm.trim_end())));
     }
-    let before = current_thread();
-    if let Err(error) = pin_current_thread(cpus) {
-        tracing::warn!(%error, ?cpus, "cannot pin a thread to CPUs; continuing unpinned");
-    }
-    let out = f();
-    if let Err(error) = pin_current_thread(&before) {
-        tracing::warn!(%error, "cannot restore a thread's CPUs");
-    }
-    out
+    pin(Pid::from_raw(pid), cpus)
 }
 
 /// Makes a runtime's worker threads run on `split.runtime`, each pinning itself when it
@@ -109,6 +117,7 @@ pub fn split_runtime(builder: &mut tokio::runtime::Builder, split: &CpuSplit) {
     thread_local! {
         static PINNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     }
+    let _ = ACTIVE.set(split.clone());
     let cpus = split.runtime.clone();
     builder
         .on_thread_start(|| {
@@ -161,15 +170,10 @@ mod tests {
     }
 
     #[test]
-    fn a_thread_pinned_for_a_while_gets_its_cpus_back() {
-        let all = allowed().to_vec();
-        assert!(!all.is_empty());
-        let handle = std::thread::spawn(move || {
-            let during = with_thread_on(&all[..1], current_thread);
-            (during, current_thread())
-        });
-        let (during, after) = handle.join().unwrap_or_default();
-        assert_eq!(during, allowed()[..1]);
-        assert_eq!(after, allowed());
+    fn only_a_postgres_process_is_pinned_as_a_backend() {
+        let me = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+        let err = pin_backend(me, allowed()).unwrap_err();
+        assert!(err.to_string().contains("not a PostgreSQL backend"), "{err}");
+        assert!(pin_backend(i32::MAX, allowed()).is_err(), "no such process");
     }
 }

@@ -86,3 +86,62 @@ async fn the_serve_binary_answers_and_stops_on_sigterm() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains(&format!("aegis serving on http://127.0.0.1:{port}")), "says where it listens: {stderr}");
 }
+
+#[tokio::test]
+async fn the_serve_binary_keeps_its_writers_backends_off_its_workers_cpus() {
+    use aegis_core::{
+        auth::{NewApiKey, Scope, reveal},
+        cpus::{self, CpuSplit},
+        db::BATCH_WRITERS_APPLICATION,
+        tenancy::{Caller, NewTenant, TenantId, Tier},
+    };
+    let db = fresh_db().await;
+    let aegis = Aegis::builder().config(config_for(&db)).build().await.unwrap();
+    let op = Caller::system("test");
+    let tenant = TenantId::parse("cpu_t").unwrap();
+    aegis.tenants().create(&NewTenant { id: tenant.clone(), tier: Tier::Pro, name: None }, &op).await.unwrap();
+    let key = NewApiKey { tenant, name: "k".into(), scopes: vec![Scope::Gateway], expires_at: None };
+    let key = reveal(&aegis.api_keys().create(&key, &op).await.unwrap()).to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _child = tokio::process::Command::new(aegis_bin())
+        .args(["serve", "--database-url", &db.url, "--bind", &format!("127.0.0.1:{port}")])
+        .env("AEGIS_WORKERS__ENABLED", "false")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "aegis serve never became ready");
+    // A call no provider can answer still records its decision, through the writers.
+    let body = serde_json::json!({"model": "intent:chat", "messages": [{"role": "user", "content": "hi"}]});
+    let answer = http.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&body).send().await.unwrap();
+    assert!(answer.status().is_client_error() || answer.status().is_server_error(), "{}", answer.status());
+    let mut writer = None;
+    for _ in 0..100 {
+        writer = sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database() LIMIT 1",
+        )
+        .bind(BATCH_WRITERS_APPLICATION)
+        .fetch_optional(aegis.db().pool())
+        .await
+        .unwrap();
+        if writer.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let writer = writer.expect("the batched writers connected");
+    let on = cpus::of_process(writer).expect("the backend's CPUs can be read");
+    match CpuSplit::of(cpus::allowed()) {
+        Some(split) => assert_eq!(on, split.database, "the writer's backend runs on the database half"),
+        None => assert_eq!(on, cpus::allowed(), "one CPU: nothing to split"),
+    }
+}

@@ -35,8 +35,9 @@ bind = "127.0.0.1:8080"
 shutdown_grace_secs = 10
 # Threads of the async runtime; unset: half the CPUs, at least one.
 # runtime_threads = 2
-# The runtime's worker threads on the first half of the CPUs, the embedded PostgreSQL on
-# the other half (with two CPUs or more); extraction and other batch work on any.
+# The runtime's worker threads on the first half of the CPUs, the database backends of
+# the batched decision and ledger writes on the other (two CPUs or more, a database on this
+# machine); everything else on any CPU.
 split_cpus = true
 
 [workers]

@@ -108,9 +108,10 @@ pub struct ServerConfig {
     /// Threads of the async runtime (requests, job workers, database I/O). Unset: half the
     /// CPUs, at least one ([`ServerConfig::runtime_threads`]).
     pub runtime_threads: Option<usize>,
-    /// Keep the runtime's worker threads and the embedded PostgreSQL on separate halves of
-    /// the CPUs (at least two), so that a database backend woken by a write never runs on
-    /// the CPU of the thread serving requests ([`crate::cpus`]).
+    /// Keep the runtime's worker threads and the database backends of the batched writers
+    /// on separate halves of the CPUs (at least two, a database on this machine), so that
+    /// a backend woken by a batch never runs on the CPU of a thread serving requests
+    /// ([`crate::cpus`]).
     pub split_cpus: bool,
 }
 
@@ -120,7 +121,7 @@ impl ServerConfig {
     /// Half, because the runtime only moves bytes: CPU-bound work (extraction, chunking,
     /// offline embedding) runs on the blocking pool or in child processes, and PostgreSQL
     /// (the embedded cluster by default) shares the machine. A second worker on two CPUs
-    /// cost the gateway a fifth more CPU per request in wake-ups between idle threads
+    /// cost the gateway a third more CPU per request in wake-ups between idle threads
     /// (decision 40).
     pub fn runtime_threads(&self) -> usize {
         self.runtime_threads.unwrap_or_else(|| {

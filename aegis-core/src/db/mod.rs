@@ -108,6 +108,33 @@ impl Database {
         Self { pool }
     }
 
+    /// [`Database::async_commit`] for the batched append-only writers. When this process's
+    /// runtime is split ([`crate::cpus::active_split`]) and the database is on this machine
+    /// (a loopback or socket host), each connection's backend is moved to the writers' half
+    /// of the CPUs as it connects, off the CPUs of the threads serving requests.
+    pub fn batch_writers(&self, max_connections: u32) -> Self {
+        let options = (*self.pool.connect_options())
+            .clone()
+            .options([("synchronous_commit", "off")])
+            .application_name(BATCH_WRITERS_APPLICATION);
+        let local = is_local_host(options.get_host());
+        let mut pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
+        if let Some(split) = crate::cpus::active_split().filter(|_| local) {
+            let cpus = split.database.clone();
+            pool = pool.after_connect(move |conn, _| {
+                let cpus = cpus.clone();
+                Box::pin(async move {
+                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await?;
+                    if let Err(error) = crate::cpus::pin_backend(pid, &cpus) {
+                        tracing::debug!(pid, %error, "cannot move a writer's backend to its CPUs");
+                    }
+                    Ok(())
+                })
+            });
+        }
+        Self { pool: pool.connect_lazy_with(options) }
+    }
+
     /// The underlying pool, for platform queries.
     pub fn pool(&self) -> &PgPool {
         &self.pool
@@ -137,6 +164,17 @@ impl Database {
     }
 }
 
+/// The `application_name` of the batched writers' connections (in `pg_stat_activity`).
+pub const BATCH_WRITERS_APPLICATION: &str = "aegis-batch-writer";
+
+/// Whether a connection to `host` reaches this machine: a Unix socket directory, `localhost`
+/// or a loopback address.
+fn is_local_host(host: &str) -> bool {
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn redact_url_error(err: &sqlx::Error) -> String {
     match err {
         sqlx::Error::Configuration(inner) => inner.to_string(),
@@ -146,7 +184,17 @@ fn redact_url_error(err: &sqlx::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::version_at_least;
+    use super::{is_local_host, version_at_least};
+
+    #[test]
+    fn only_this_machine_is_local() {
+        for host in ["127.0.0.1", "127.0.0.53", "localhost", "::1", "[::1]", "/var/run/postgresql"] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in ["10.0.0.5", "db.example.org", "192.168.1.1", ""] {
+            assert!(!is_local_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn versions_compare() {

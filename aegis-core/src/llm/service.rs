@@ -148,8 +148,9 @@ impl Models {
         // Meters and the append-only logs commit asynchronously (see Database::async_commit).
         let fast = db.async_commit(8);
         let interval = Duration::from_millis(config.log_interval_ms);
-        let ledger = Ledger::spawn(fast.clone(), interval);
-        let decisions = DecisionLog::spawn(fast.clone(), interval);
+        let writers = db.batch_writers(4);
+        let ledger = Ledger::spawn(writers.clone(), interval);
+        let decisions = DecisionLog::spawn(writers, interval);
         let http = super::openai::OpenAiClient::http_client(Duration::from_secs(10));
         let router = Router::new(&config, http, clock.clone(), ledger.clone());
         let meters = Meters::new(fast, clock);

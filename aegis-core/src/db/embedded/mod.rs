@@ -46,8 +46,6 @@ pub struct EmbeddedPostgres {
     binaries: PgBinaries,
     run_as: RunAs,
     preferred_port: u16,
-    /// The CPUs the cluster is started on (empty: all), `server.split_cpus`.
-    cpus: Vec<usize>,
 }
 
 /// Whether the cluster runs.
@@ -108,8 +106,7 @@ impl EmbeddedPostgres {
         let binaries = locate(embedded.pg_bin.as_deref(), &cache, &wheel)?;
         run_as.check_reachable(&binaries.bin_dir)?;
         let root = absolute(&config.data_dir.join("postgres"))?;
-        let cpus = crate::cpus::CpuSplit::for_process(config.server.split_cpus).map(|s| s.database).unwrap_or_default();
-        Ok(Self { pgdata: root.join("pgdata"), root, binaries, run_as, preferred_port: embedded.port, cpus })
+        Ok(Self { pgdata: root.join("pgdata"), root, binaries, run_as, preferred_port: embedded.port })
     }
 
     /// The cluster directory.
@@ -208,9 +205,7 @@ impl EmbeddedPostgres {
                 _ => {}
             }
             let port = free_port(self.preferred_port)?;
-            // The postmaster, and every backend it forks, inherits the CPUs of the thread
-            // that starts it.
-            let out = crate::cpus::with_thread_on(&self.cpus, || self.pg_ctl_start(port))?;
+            let out = self.pg_ctl_start(port)?;
             match (out.status.success(), pidfile::read(&self.pgdata)) {
                 (true, Some(p)) => {
                     return Ok(RunningCluster {
