@@ -285,6 +285,36 @@ async fn the_tenant_api_requires_an_identity_allowed_on_the_tenant() {
     assert_eq!(r.status(), 200);
 }
 
+#[tokio::test]
+async fn a_key_records_its_use_once_a_minute_across_cache_refreshes() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let key = &gw.keys[&Tier::Pro];
+    let last_used = || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT last_used_at FROM public.api_keys WHERE tenant_id = 'pro_t' AND name = 'test'",
+        )
+        .fetch_one(gw.aegis.db().pool())
+        .await
+        .unwrap()
+    };
+    assert_eq!(gw.get(Some(key), "/v1/models").await.0, 200);
+    let mut first = None;
+    for _ in 0..100 {
+        first = last_used().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(first.is_some(), "the first use is recorded");
+    // Past the 5 s cache: the key is read again, but its use was written under a minute ago.
+    tokio::time::sleep(std::time::Duration::from_millis(5_200)).await;
+    assert_eq!(gw.get(Some(key), "/v1/models").await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(last_used().await, first, "not written again within the minute");
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).unwrap()

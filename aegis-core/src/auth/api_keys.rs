@@ -200,12 +200,14 @@ impl ApiKeys {
             .ok_or(AuthError::InvalidKey)?
             .to_owned();
         let presented_hash = hash(presented);
-        let cached =
-            self.cache.lock().ok().and_then(|c| c.get(&prefix).cloned()).filter(|c| c.fetched.elapsed() < CACHE_TTL);
-        let entry = match cached {
+        let known = self.cache.lock().ok().and_then(|c| c.get(&prefix).cloned());
+        let entry = match known.clone().filter(|c| c.fetched.elapsed() < CACHE_TTL) {
             Some(entry) => entry,
             None => {
-                let fresh = self.load(&prefix).await?.ok_or(AuthError::InvalidKey)?;
+                let mut fresh = self.load(&prefix).await?.ok_or(AuthError::InvalidKey)?;
+                // A refresh keeps when use was last written: still once a minute, not once
+                // per refresh.
+                fresh.last_used_written = known.and_then(|k| k.last_used_written);
                 if let Ok(mut cache) = self.cache.lock() {
                     if cache.len() > 100_000 {
                         cache.clear();
