@@ -63,19 +63,7 @@ async fn the_serve_binary_answers_and_stops_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let http = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    let mut ready = false;
-    for _ in 0..200 {
-        if let Ok(r) = http.get(&url).send().await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "aegis serve never became ready");
+    wait_until_ready(&reqwest::Client::new(), &format!("http://127.0.0.1:{port}")).await;
     let pid = child.id().unwrap();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
@@ -111,15 +99,7 @@ async fn the_serve_binary_keeps_its_writers_backends_off_its_workers_cpus() {
         .unwrap();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(ready, "aegis serve never became ready");
+    wait_until_ready(&http, &base).await;
     // A call no provider can answer still records its decision, through the writers.
     let body = serde_json::json!({"model": "intent:chat", "messages": [{"role": "user", "content": "hi"}]});
     let answer = http.post(format!("{base}/v1/chat/completions")).bearer_auth(&key).json(&body).send().await.unwrap();
@@ -143,4 +123,15 @@ async fn the_serve_binary_keeps_its_writers_backends_off_its_workers_cpus() {
     }
     let on = seen.expect("the batched writers connected");
     assert_eq!(on, expected, "the writer's backend runs on the database half (all CPUs when there is one)");
+}
+
+/// Polls `{base}/readyz` for up to 10 s; fails the test if it never answers 200.
+async fn wait_until_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if http.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("aegis serve never became ready");
 }
