@@ -100,12 +100,14 @@ impl Database {
     /// itself (not of AEGIS) can lose the last ~0.6 s of such commits. Used for meters and
     /// batched append-only rows.
     pub fn async_commit(&self, max_connections: u32) -> Self {
+        let (options, pool) = self.async_commit_parts(max_connections);
+        Self { pool: pool.connect_lazy_with(options) }
+    }
+
+    fn async_commit_parts(&self, max_connections: u32) -> (PgConnectOptions, PgPoolOptions) {
         let options = (*self.pool.connect_options()).clone().options([("synchronous_commit", "off")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_lazy_with(options);
-        Self { pool }
+        let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
+        (options, pool)
     }
 
     /// [`Database::async_commit`] for the batched append-only writers. When this process's
@@ -113,12 +115,9 @@ impl Database {
     /// (a loopback or socket host), each connection's backend is moved to the writers' half
     /// of the CPUs as it connects, off the CPUs of the threads serving requests.
     pub fn batch_writers(&self, max_connections: u32) -> Self {
-        let options = (*self.pool.connect_options())
-            .clone()
-            .options([("synchronous_commit", "off")])
-            .application_name(BATCH_WRITERS_APPLICATION);
+        let (options, mut pool) = self.async_commit_parts(max_connections);
+        let options = options.application_name(BATCH_WRITERS_APPLICATION);
         let local = is_local_host(options.get_host());
-        let mut pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
         if let Some(split) = crate::cpus::active_split().filter(|_| local) {
             let cpus = split.database.clone();
             pool = pool.after_connect(move |conn, _| {
