@@ -36,6 +36,7 @@ pub mod jobs;
 pub mod knowledge;
 pub mod llm;
 pub mod policy;
+pub mod single_flight;
 pub mod tenancy;
 pub mod wheel;
 

@@ -112,6 +112,7 @@ struct Cached {
 pub struct ApiKeys {
     db: Database,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
+    loads: crate::single_flight::Loads<String>,
 }
 
 fn hash(key: &str) -> Vec<u8> {
@@ -121,7 +122,7 @@ fn hash(key: &str) -> Vec<u8> {
 impl ApiKeys {
     /// The service over `db`.
     pub fn new(db: Database) -> Self {
-        Self { db, cache: Arc::new(Mutex::new(HashMap::new())) }
+        Self { db, cache: Arc::new(Mutex::new(HashMap::new())), loads: Default::default() }
     }
 
     /// Creates a key; its secret is returned once and never stored.
@@ -200,21 +201,30 @@ impl ApiKeys {
             .ok_or(AuthError::InvalidKey)?
             .to_owned();
         let presented_hash = hash(presented);
-        let known = self.cache.lock().ok().and_then(|c| c.get(&prefix).cloned());
-        let entry = match known.clone().filter(|c| c.fetched.elapsed() < CACHE_TTL) {
+        let known = || self.cache.lock().ok().and_then(|c| c.get(&prefix).cloned());
+        let fresh = |entry: &Cached| entry.fetched.elapsed() < CACHE_TTL;
+        let entry = match known().filter(fresh) {
             Some(entry) => entry,
             None => {
-                let mut fresh = self.load(&prefix).await?.ok_or(AuthError::InvalidKey)?;
-                // A refresh keeps when use was last written: still once a minute, not once
-                // per refresh.
-                fresh.last_used_written = known.and_then(|k| k.last_used_written);
-                if let Ok(mut cache) = self.cache.lock() {
-                    if cache.len() > 100_000 {
-                        cache.clear();
+                // One load per key at a time; whoever waited finds it loaded.
+                let _turn = self.loads.turn(&prefix).await;
+                let known = known();
+                match known.clone().filter(fresh) {
+                    Some(entry) => entry,
+                    None => {
+                        let mut loaded = self.load(&prefix).await?.ok_or(AuthError::InvalidKey)?;
+                        // A refresh keeps when use was last written: still once a minute,
+                        // not once per refresh.
+                        loaded.last_used_written = known.and_then(|k| k.last_used_written);
+                        if let Ok(mut cache) = self.cache.lock() {
+                            if cache.len() > 100_000 {
+                                cache.clear();
+                            }
+                            cache.insert(prefix.clone(), loaded.clone());
+                        }
+                        loaded
                     }
-                    cache.insert(prefix.clone(), fresh.clone());
                 }
-                fresh
             }
         };
         if !constant_time_eq(&entry.hash, &presented_hash) {
