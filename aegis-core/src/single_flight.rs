@@ -3,8 +3,7 @@
 //! Without it every request that misses at once does its own load: after an idle spell
 //! past the 5 s API key and tier caches, the gateway's first burst of requests with one key
 //! opened nine database connections at once and stalled for 100–250 ms (benches/README,
-//! gateway).
-//! With [`Loads`], the callers for a key take turns, and each checks the cache again when
+//! gateway). With [`Loads`], the callers for a key take turns, and each checks the cache again when
 //! its turn comes, so all but the first find what the first loaded.
 
 use std::{
