@@ -257,13 +257,7 @@ fn main() -> anyhow::Result<()> {
         let (Some(upstream), Some(listen)) = (port(2), port(3)) else {
             anyhow::bail!("--passthrough <upstream-port> <listen-port>");
         };
-        let server = server_config();
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(server.runtime_threads()).enable_all();
-        if let Some(split) = aegis_core::cpus::CpuSplit::for_process(server.split_cpus) {
-            aegis_core::cpus::split_runtime(&mut builder, &split);
-        }
-        return builder.build()?.block_on(passthrough(upstream, listen));
+        return server_config().runtime()?.block_on(passthrough(upstream, listen));
     }
     let args = parse_args()?;
     // The load generator and the upstream keep two threads on any CPU, whatever the server

@@ -34,13 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
     }
     let config = Config::load(cli.config.as_deref(), &overrides)?;
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(config.server.runtime_threads()).enable_all();
-    if let Some(split) = aegis_core::cpus::CpuSplit::for_process(config.server.split_cpus) {
-        aegis_core::cpus::split_runtime(&mut builder, &split);
-    }
-    let runtime = builder.build()?;
-    runtime.block_on(dispatch(cli.command, config))
+    config.server.runtime()?.block_on(dispatch(cli.command, config))
 }
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {

@@ -201,32 +201,7 @@ impl ApiKeys {
             .ok_or(AuthError::InvalidKey)?
             .to_owned();
         let presented_hash = hash(presented);
-        let known = || self.cache.lock().ok().and_then(|c| c.get(&prefix).cloned());
-        let fresh = |entry: &Cached| entry.fetched.elapsed() < CACHE_TTL;
-        let entry = match known().filter(fresh) {
-            Some(entry) => entry,
-            None => {
-                // One load per key at a time; whoever waited finds it loaded.
-                let _turn = self.loads.turn(&prefix).await;
-                let known = known();
-                match known.clone().filter(fresh) {
-                    Some(entry) => entry,
-                    None => {
-                        let mut loaded = self.load(&prefix).await?.ok_or(AuthError::InvalidKey)?;
-                        // A refresh keeps when use was last written: still once a minute,
-                        // not once per refresh.
-                        loaded.last_used_written = known.and_then(|k| k.last_used_written);
-                        if let Ok(mut cache) = self.cache.lock() {
-                            if cache.len() > 100_000 {
-                                cache.clear();
-                            }
-                            cache.insert(prefix.clone(), loaded.clone());
-                        }
-                        loaded
-                    }
-                }
-            }
-        };
+        let entry = self.entry(&prefix).await?;
         if !constant_time_eq(&entry.hash, &presented_hash) {
             return Err(AuthError::InvalidKey);
         }
@@ -238,6 +213,32 @@ impl ApiKeys {
         }
         self.touch(&prefix, entry.key.id);
         Ok(entry.key)
+    }
+
+    /// The cached entry of `prefix`, loaded when stale: one load per key at a time, and
+    /// whoever waited finds it loaded.
+    async fn entry(&self, prefix: &str) -> Result<Cached, AuthError> {
+        let known = || self.cache.lock().ok().and_then(|c| c.get(prefix).cloned());
+        let fresh = |entry: &Cached| entry.fetched.elapsed() < CACHE_TTL;
+        if let Some(entry) = known().filter(fresh) {
+            return Ok(entry);
+        }
+        let _turn = self.loads.turn(&prefix.to_owned()).await;
+        let known = known();
+        if let Some(entry) = known.clone().filter(fresh) {
+            return Ok(entry);
+        }
+        let mut loaded = self.load(prefix).await?.ok_or(AuthError::InvalidKey)?;
+        // A refresh keeps when use was last written: still once a minute, not once per
+        // refresh.
+        loaded.last_used_written = known.and_then(|k| k.last_used_written);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(prefix.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
     }
 
     async fn load(&self, prefix: &str) -> Result<Option<Cached>, AuthError> {

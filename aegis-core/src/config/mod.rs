@@ -129,6 +129,17 @@ impl ServerConfig {
             cpus.div_ceil(2)
         })
     }
+
+    /// The async runtime these settings describe: [`ServerConfig::runtime_threads`]
+    /// workers, on their half of the CPUs unless `split_cpus` is off.
+    pub fn runtime(&self) -> std::io::Result<tokio::runtime::Runtime> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(self.runtime_threads()).enable_all();
+        if let Some(split) = crate::cpus::CpuSplit::for_process(self.split_cpus) {
+            crate::cpus::split_runtime(&mut builder, &split);
+        }
+        builder.build()
+    }
 }
 
 /// Background worker settings.

@@ -64,7 +64,7 @@ impl Widths {
                 .as_array()
                 .ok()?
                 .iter()
-                .map(|v| resolve(document, v).and_then(|v| v.as_float().ok()).map_or(0.0, |v| f64::from(v) * scale))
+                .map(|v| number(document, v).map_or(0.0, |v| v * scale))
                 .collect();
             Some(widths)
         });
@@ -126,7 +126,7 @@ fn composite(document: &Document, font: &Dictionary) -> Option<Widths> {
     }
     let descendants = resolve(document, font.get(b"DescendantFonts").ok()?)?.as_array().ok()?;
     let descendant = resolve(document, descendants.first()?)?.as_dict().ok()?;
-    let number = |o: &Object| resolve(document, o).and_then(|o| o.as_float().ok()).map(f64::from);
+    let number = |o: &Object| number(document, o);
     let default = descendant.get(b"DW").ok().and_then(number).unwrap_or(1000.0) / 1000.0;
     let mut widths = HashMap::new();
     if let Some(list) = descendant.get(b"W").ok().and_then(|w| resolve(document, w)?.as_array().ok()) {
@@ -156,6 +156,11 @@ fn composite(document: &Document, font: &Dictionary) -> Option<Widths> {
 /// `object`, or what it refers to.
 pub(super) fn resolve<'a>(document: &'a Document, object: &'a Object) -> Option<&'a Object> {
     document.dereference(object).ok().map(|(_, o)| o)
+}
+
+/// `object`, or what it refers to, as a number.
+pub(super) fn number(document: &Document, object: &Object) -> Option<f64> {
+    resolve(document, object).and_then(|o| o.as_float().ok()).map(f64::from)
 }
 
 /// The stand-in widths of a standard font named without its own.

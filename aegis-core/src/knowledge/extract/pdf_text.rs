@@ -20,7 +20,7 @@ use lopdf::{
     content::{Content, Operation},
 };
 
-use super::pdf_fonts::{Widths, resolve};
+use super::pdf_fonts::{Widths, number, resolve};
 
 /// A gap along the line wider than this share of the font size is a space. A word space
 /// is a quarter to a third of an em; kerning and glyph positioning stay well under.
@@ -278,13 +278,12 @@ impl Walk {
             }
         };
         self.budget -= operations.len();
-        let number = |o: &Object| resolve(document, o).and_then(|o| o.as_float().ok()).map(f64::from);
         let matrix = form
             .dict
             .get(b"Matrix")
             .ok()
             .and_then(|m| resolve(document, m)?.as_array().ok())
-            .map(|m| m.iter().filter_map(number).collect::<Vec<_>>())
+            .map(|m| m.iter().filter_map(|n| number(document, n)).collect::<Vec<_>>())
             .and_then(|m| <[f64; 6]>::try_from(m).ok())
             .map_or(Matrix::IDENTITY, Matrix);
         let own = form.dict.get(b"Resources").ok().and_then(|r| resolve(document, r)?.as_dict().ok());
