@@ -32,6 +32,7 @@ pub mod cpus;
 pub mod db;
 pub mod definitions;
 mod error;
+pub mod fresh_cache;
 pub mod jobs;
 pub mod knowledge;
 pub mod llm;

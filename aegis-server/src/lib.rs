@@ -48,7 +48,7 @@ pub struct AppState {
 impl AppState {
     /// State over a platform.
     pub fn new(aegis: Aegis) -> Self {
-        Self { aegis, tiers: tiers::TierCache::default() }
+        Self { tiers: tiers::TierCache::new(aegis.clone()), aegis }
     }
 }
 

@@ -1,42 +1,51 @@
-//! A short-lived cache of tenant tiers, so the gateway's request path usually needs no
-//! database round trip. A tier change reaches a running server within the TTL.
+//! Tenant tiers, cached for the gateway and kept fresh in the background while a tenant
+//! is in use, so the request path needs no database round trip. A tier change reaches a
+//! running server within the TTL.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use aegis_core::{
     Aegis,
+    fresh_cache::{FreshCache, Reload},
     tenancy::{TenancyError, TenantId, Tier},
 };
 
 const TTL: Duration = Duration::from_secs(5);
+/// A tenant seen within this time is reloaded before its entry goes stale.
+const KEEP_FRESH_FOR: Duration = Duration::from_secs(600);
 
-/// Tenant → tier, cached.
-#[derive(Debug, Clone, Default)]
+/// Tenant → tier, cached. Cheap to clone.
+#[derive(Debug, Clone)]
 pub struct TierCache {
-    entries: Arc<Mutex<HashMap<TenantId, (Tier, Instant)>>>,
-    loads: aegis_core::single_flight::Loads<TenantId>,
+    aegis: Aegis,
+    entries: FreshCache<TenantId, Tier>,
 }
 
 impl TierCache {
+    /// The cache over `aegis`'s tenants.
+    pub fn new(aegis: Aegis) -> Self {
+        let reload: Reload<TenantId, Tier> = {
+            let aegis = aegis.clone();
+            Arc::new(move |ids: Vec<TenantId>| {
+                let aegis = aegis.clone();
+                Box::pin(async move {
+                    let found = aegis.tenants().get_many(&ids).await.ok()?;
+                    Some(found.into_iter().filter_map(|t| Some((TenantId::parse(&t.id).ok()?, t.tier.0))).collect())
+                })
+            })
+        };
+        Self { aegis, entries: FreshCache::new(TTL, KEEP_FRESH_FOR, reload) }
+    }
+
     /// The tenant's tier (from the cache when fresh; one load per tenant at a time).
-    pub async fn tier(&self, aegis: &Aegis, tenant: &TenantId) -> Result<Tier, TenancyError> {
-        let cached =
-            || self.entries.lock().ok().and_then(|e| e.get(tenant).copied()).filter(|(_, at)| at.elapsed() < TTL);
-        if let Some((tier, _)) = cached() {
-            return Ok(tier);
-        }
-        let _turn = self.loads.turn(tenant).await;
-        if let Some((tier, _)) = cached() {
-            return Ok(tier);
-        }
-        let tier = aegis.tenants().get(tenant).await?.tier.0;
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(tenant.clone(), (tier, Instant::now()));
-        }
-        Ok(tier)
+    pub async fn tier(&self, tenant: &TenantId) -> Result<Tier, TenancyError> {
+        let load = || async {
+            match self.aegis.tenants().get(tenant).await {
+                Ok(info) => Ok(Some(info.tier.0)),
+                Err(TenancyError::NotFound(_)) => Ok(None),
+                Err(err) => Err(err),
+            }
+        };
+        self.entries.get(tenant, load).await?.ok_or_else(|| TenancyError::NotFound(tenant.to_string()))
     }
 }

@@ -315,6 +315,46 @@ async fn a_key_records_its_use_once_a_minute_across_cache_refreshes() {
     assert_eq!(last_used().await, first, "not written again within the minute");
 }
 
+/// A key in steady use is reloaded in the background, not on the request path; a tier
+/// change and a revocation made by another process (straight in the database, so this
+/// process's cache is not told) still reach it within the caches' 5 s.
+#[tokio::test]
+async fn a_key_in_use_follows_a_tier_change_and_a_revocation_made_elsewhere() {
+    let provider = TestProvider::start().await;
+    let gw = Gateway::start(&provider).await;
+    let key = &gw.keys[&Tier::Free];
+    let premium = |body: &Value| body["data"].as_array().is_some_and(|m| m.iter().any(|m| m["id"] == "premium"));
+    let (status, body) = gw.get(Some(key), "/v1/models").await;
+    assert_eq!(status, 200);
+    assert!(!premium(&body));
+    let pool = gw.aegis.db().pool();
+    sqlx::query("UPDATE public.tenants SET tier = 'business' WHERE id = 'free_t'").execute(pool).await.unwrap();
+    let changed = std::time::Instant::now();
+    loop {
+        let (status, body) = gw.get(Some(key), "/v1/models").await;
+        assert_eq!(status, 200);
+        if premium(&body) {
+            break;
+        }
+        assert!(changed.elapsed().as_secs_f64() < 6.5, "the new tier is seen within the TTL");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sqlx::query("UPDATE public.api_keys SET revoked_at = now() WHERE tenant_id = 'free_t'")
+        .execute(pool)
+        .await
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    loop {
+        let (status, _) = gw.get(Some(key), "/v1/models").await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200);
+        assert!(revoked.elapsed().as_secs_f64() < 6.5, "the revocation takes effect within the TTL");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(text).unwrap()

@@ -1,5 +1,5 @@
-//! Tenant API keys: create (shown once), list, revoke, verify (cached briefly so the
-//! gateway's request path usually costs no database round trip).
+//! Tenant API keys: create (shown once), list, revoke, verify (cached, and kept fresh in
+//! the background while in use, so the gateway's request path costs no database round trip).
 
 use std::{
     collections::HashMap,
@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::{AuthError, Scope, constant_time_eq};
 use crate::{
     db::Database,
+    fresh_cache::{FreshCache, Reload},
     tenancy::{Caller, TenancyError, TenantId, record_platform_audit},
 };
 
@@ -26,6 +27,8 @@ const LOOKUP_CHARS: usize = 12;
 /// How long a verified key is trusted without asking the database again. Revocation in
 /// another process takes effect within this time; in this process, at once.
 const CACHE_TTL: Duration = Duration::from_secs(5);
+/// A key used within this time is reloaded in the background before its entry goes stale.
+const KEEP_FRESH_FOR: Duration = Duration::from_secs(600);
 /// `last_used_at` is written at most this often per key.
 const LAST_USED_EVERY: Duration = Duration::from_secs(60);
 
@@ -89,6 +92,7 @@ pub struct VerifiedKey {
 
 #[derive(sqlx::FromRow)]
 struct KeyRow {
+    prefix: String,
     id: Uuid,
     tenant_id: String,
     hash: Vec<u8>,
@@ -103,16 +107,30 @@ struct Cached {
     key: VerifiedKey,
     expires_at: Option<DateTime<Utc>>,
     revoked: bool,
-    fetched: Instant,
-    last_used_written: Option<Instant>,
+}
+
+/// The columns a [`KeyRow`] reads.
+const SELECT_KEY: &str = "SELECT prefix, id, tenant_id, hash, scopes, expires_at, revoked_at FROM public.api_keys";
+
+impl KeyRow {
+    fn cached(self) -> Result<(String, Cached), AuthError> {
+        let key = VerifiedKey {
+            id: self.id,
+            tenant: TenantId::parse(&self.tenant_id)?,
+            scopes: self.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
+        };
+        let cached = Cached { hash: self.hash, key, expires_at: self.expires_at, revoked: self.revoked_at.is_some() };
+        Ok((self.prefix, cached))
+    }
 }
 
 /// The API key service. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ApiKeys {
     db: Database,
-    cache: Arc<Mutex<HashMap<String, Cached>>>,
-    loads: crate::single_flight::Loads<String>,
+    cache: FreshCache<String, Cached>,
+    /// When each key's use was last written.
+    use_written: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 fn hash(key: &str) -> Vec<u8> {
@@ -122,7 +140,22 @@ fn hash(key: &str) -> Vec<u8> {
 impl ApiKeys {
     /// The service over `db`.
     pub fn new(db: Database) -> Self {
-        Self { db, cache: Arc::new(Mutex::new(HashMap::new())), loads: Default::default() }
+        let reload: Reload<String, Cached> = {
+            let db = db.clone();
+            Arc::new(move |prefixes: Vec<String>| {
+                let db = db.clone();
+                Box::pin(async move {
+                    let rows: Vec<KeyRow> = sqlx::query_as(&format!("{SELECT_KEY} WHERE prefix = ANY($1)"))
+                        .bind(&prefixes)
+                        .fetch_all(db.pool())
+                        .await
+                        .ok()?;
+                    Some(rows.into_iter().filter_map(|row| row.cached().ok()).collect())
+                })
+            })
+        };
+        let cache = FreshCache::new(CACHE_TTL, KEEP_FRESH_FOR, reload);
+        Self { db, cache, use_written: Arc::default() }
     }
 
     /// Creates a key; its secret is returned once and never stored.
@@ -187,9 +220,7 @@ impl ApiKeys {
         record_platform_audit(&mut tx, caller, "apikey.revoke", Some(tenant), serde_json::json!({ "key_id": key_id }))
             .await?;
         tx.commit().await.map_err(crate::db::DbError::from)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(&prefix);
-        }
+        self.cache.remove(&prefix);
         Ok(())
     }
 
@@ -215,62 +246,30 @@ impl ApiKeys {
         Ok(entry.key)
     }
 
-    /// The cached entry of `prefix`, loaded when stale: one load per key at a time, and
-    /// whoever waited finds it loaded.
+    /// The cached entry of `prefix`, loaded when missing or stale.
     async fn entry(&self, prefix: &str) -> Result<Cached, AuthError> {
-        let known = || self.cache.lock().ok().and_then(|c| c.get(prefix).cloned());
-        let fresh = |entry: &Cached| entry.fetched.elapsed() < CACHE_TTL;
-        if let Some(entry) = known().filter(fresh) {
-            return Ok(entry);
-        }
-        let _turn = self.loads.turn(&prefix.to_owned()).await;
-        let known = known();
-        if let Some(entry) = known.clone().filter(fresh) {
-            return Ok(entry);
-        }
-        let mut loaded = self.load(prefix).await?.ok_or(AuthError::InvalidKey)?;
-        // A refresh keeps when use was last written: still once a minute, not once per
-        // refresh.
-        loaded.last_used_written = known.and_then(|k| k.last_used_written);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 100_000 {
-                cache.clear();
-            }
-            cache.insert(prefix.to_owned(), loaded.clone());
-        }
-        Ok(loaded)
-    }
-
-    async fn load(&self, prefix: &str) -> Result<Option<Cached>, AuthError> {
-        let row: Option<KeyRow> = sqlx::query_as(
-            "SELECT id, tenant_id, hash, scopes, expires_at, revoked_at FROM public.api_keys WHERE prefix = $1",
-        )
-        .bind(prefix)
-        .fetch_optional(self.db.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(Cached {
-            hash: row.hash,
-            key: VerifiedKey {
-                id: row.id,
-                tenant: TenantId::parse(&row.tenant_id)?,
-                scopes: row.scopes.iter().filter_map(|s| s.parse().ok()).collect(),
-            },
-            expires_at: row.expires_at,
-            revoked: row.revoked_at.is_some(),
-            fetched: Instant::now(),
-            last_used_written: None,
-        }))
+        let prefix = prefix.to_owned();
+        let load = || async {
+            let row: Option<KeyRow> = sqlx::query_as(&format!("{SELECT_KEY} WHERE prefix = $1"))
+                .bind(&prefix)
+                .fetch_optional(self.db.pool())
+                .await?;
+            row.map(|row| row.cached().map(|(_, cached)| cached)).transpose()
+        };
+        self.cache.get(&prefix, load).await?.ok_or(AuthError::InvalidKey)
     }
 
     /// Records use, at most once a minute per key, off the request path.
     fn touch(&self, prefix: &str, id: Uuid) {
-        let due = self.cache.lock().ok().is_some_and(|mut cache| match cache.get_mut(prefix) {
-            Some(entry) if entry.last_used_written.is_none_or(|t| t.elapsed() >= LAST_USED_EVERY) => {
-                entry.last_used_written = Some(Instant::now());
-                true
+        let due = self.use_written.lock().ok().is_some_and(|mut written| {
+            if written.get(prefix).is_some_and(|t| t.elapsed() < LAST_USED_EVERY) {
+                return false;
             }
-            _ => false,
+            if written.len() > 100_000 {
+                written.retain(|_, t| t.elapsed() < LAST_USED_EVERY);
+            }
+            written.insert(prefix.to_owned(), Instant::now());
+            true
         });
         if due {
             let db = self.db.clone();

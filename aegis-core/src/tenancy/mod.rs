@@ -144,6 +144,13 @@ impl Tenants {
             .ok_or_else(|| TenancyError::NotFound(id.to_string()))
     }
 
+    /// The tenants among `ids` that exist, in no particular order.
+    pub async fn get_many(&self, ids: &[TenantId]) -> Result<Vec<TenantInfo>, TenancyError> {
+        let ids: Vec<&str> = ids.iter().map(TenantId::as_str).collect();
+        let sql = format!("{SELECT_TENANT} WHERE id = ANY($1)");
+        Ok(sqlx::query_as(&sql).bind(&ids).fetch_all(self.db.pool()).await?)
+    }
+
     /// A scope on an existing tenant for `caller`.
     pub async fn scope(&self, id: &TenantId, caller: Caller) -> Result<TenantScope, TenancyError> {
         let info = self.get(id).await?;

@@ -43,7 +43,7 @@ impl FromRequestParts<AppState> for GatewayCaller {
         if !identity.allowed_on(&tenant, Scope::Gateway) {
             return Err(ApiError::forbidden("scope", "this key may not use the gateway"));
         }
-        let tier = state.tiers.tier(&state.aegis, &tenant).await?;
+        let tier = state.tiers.tier(&tenant).await?;
         Ok(Self {
             scope: CallScope { tenant: tenant.to_string(), tier, caller: identity.caller().to_string(), run_id: None },
         })
