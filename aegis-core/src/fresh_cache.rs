@@ -23,9 +23,8 @@ use std::{
 
 use crate::single_flight::Loads;
 
-/// Reloads many keys at once: the entries found (a key left out no longer exists), or
-/// `None` when the reload failed (the entries then age out and load on the request path).
-pub type Reload<K, V> = Arc<dyn Fn(Vec<K>) -> Pin<Box<dyn Future<Output = Option<Vec<(K, V)>>> + Send>> + Send + Sync>;
+/// Reloads many keys at once (see [`FreshCache::new`]).
+type Reload<K, V> = Arc<dyn Fn(Vec<K>) -> Pin<Box<dyn Future<Output = Option<Vec<(K, V)>>> + Send>> + Send + Sync>;
 
 /// Entries past this many are dropped, oldest use first, before a new one goes in.
 const MAX_ENTRIES: usize = 100_000;
@@ -71,8 +70,15 @@ where
     V: Clone + Send + Sync + 'static,
 {
     /// A cache whose entries are fresh for `ttl`, reloaded in the background through `reload`
-    /// while used within `keep_for`.
-    pub fn new(ttl: Duration, keep_for: Duration, reload: Reload<K, V>) -> Self {
+    /// while used within `keep_for`. `reload` reads many keys at once and returns the
+    /// entries found (a key left out no longer exists), or `None` when it failed (the
+    /// entries then age out and load on the request path).
+    pub fn new<F, Fut>(ttl: Duration, keep_for: Duration, reload: F) -> Self
+    where
+        F: Fn(Vec<K>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Vec<(K, V)>>> + Send + 'static,
+    {
+        let reload: Reload<K, V> = Arc::new(move |keys| Box::pin(reload(keys)));
         Self {
             shared: Arc::new(Shared {
                 entries: Mutex::new(HashMap::new()),
@@ -221,19 +227,19 @@ mod tests {
     /// statement reads its snapshot), waiting on `gate` when one is given.
     fn cache(table: &Table, ttl: u64, keep_for: u64, gate: Option<Arc<tokio::sync::Notify>>) -> FreshCache<u32, u32> {
         let table = table.clone();
-        let reload: Reload<u32, u32> = Arc::new(move |keys: Vec<u32>| {
+        let reload = move |keys: Vec<u32>| {
             let read: Option<Vec<(u32, u32)>> = table
                 .lock()
                 .ok()
                 .map(|table| keys.into_iter().filter_map(|k| table.get(&k).map(|v| (k, *v))).collect());
             let gate = gate.clone();
-            Box::pin(async move {
+            async move {
                 if let Some(gate) = gate {
                     gate.notified().await;
                 }
                 read
-            })
-        });
+            }
+        };
         FreshCache::new(Duration::from_millis(ttl), Duration::from_millis(keep_for), reload)
     }
 

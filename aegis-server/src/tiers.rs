@@ -2,11 +2,11 @@
 //! is in use, so the request path needs no database round trip. A tier change reaches a
 //! running server within the TTL.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use aegis_core::{
     Aegis,
-    fresh_cache::{FreshCache, Reload},
+    fresh_cache::FreshCache,
     tenancy::{TenancyError, TenantId, Tier},
 };
 
@@ -24,15 +24,15 @@ pub struct TierCache {
 impl TierCache {
     /// The cache over `aegis`'s tenants.
     pub fn new(aegis: Aegis) -> Self {
-        let reload: Reload<TenantId, Tier> = {
+        let reload = {
             let aegis = aegis.clone();
-            Arc::new(move |ids: Vec<TenantId>| {
+            move |ids: Vec<TenantId>| {
                 let aegis = aegis.clone();
-                Box::pin(async move {
+                async move {
                     let found = aegis.tenants().get_many(&ids).await.ok()?;
                     Some(found.into_iter().filter_map(|t| Some((TenantId::parse(&t.id).ok()?, t.tier.0))).collect())
-                })
-            })
+                }
+            }
         };
         Self { aegis, entries: FreshCache::new(TTL, KEEP_FRESH_FOR, reload) }
     }

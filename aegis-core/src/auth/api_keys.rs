@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{AuthError, Scope, constant_time_eq};
 use crate::{
     db::Database,
-    fresh_cache::{FreshCache, Reload},
+    fresh_cache::FreshCache,
     tenancy::{Caller, TenancyError, TenantId, record_platform_audit},
 };
 
@@ -140,19 +140,19 @@ fn hash(key: &str) -> Vec<u8> {
 impl ApiKeys {
     /// The service over `db`.
     pub fn new(db: Database) -> Self {
-        let reload: Reload<String, Cached> = {
+        let reload = {
             let db = db.clone();
-            Arc::new(move |prefixes: Vec<String>| {
+            move |prefixes: Vec<String>| {
                 let db = db.clone();
-                Box::pin(async move {
+                async move {
                     let rows: Vec<KeyRow> = sqlx::query_as(&format!("{SELECT_KEY} WHERE prefix = ANY($1)"))
                         .bind(&prefixes)
                         .fetch_all(db.pool())
                         .await
                         .ok()?;
                     Some(rows.into_iter().filter_map(|row| row.cached().ok()).collect())
-                })
-            })
+                }
+            }
         };
         let cache = FreshCache::new(CACHE_TTL, KEEP_FRESH_FOR, reload);
         Self { db, cache, use_written: Arc::default() }
