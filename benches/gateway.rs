@@ -133,6 +133,7 @@ fn tree_usage(pid: u32) -> (f64, f64) {
 }
 
 struct Run {
+    /// Latencies of the answered requests, sorted.
     latencies: Vec<Duration>,
     /// (start since the run began, latency) of each answered request, in answer order.
     timeline: Vec<(Duration, Duration)>,
@@ -169,12 +170,7 @@ async fn load(http: &reqwest::Client, url: &str, key: &str, model: &str, rps: u6
             };
             let elapsed = t.elapsed();
             let mut r = results.lock().unwrap_or_else(|e| e.into_inner());
-            if ok {
-                r.latencies.push(elapsed);
-                r.timeline.push((t - begun, elapsed));
-            } else {
-                r.errors += 1
-            }
+            if ok { r.timeline.push((t - begun, elapsed)) } else { r.errors += 1 }
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -182,6 +178,7 @@ async fn load(http: &reqwest::Client, url: &str, key: &str, model: &str, rps: u6
         &mut *results.lock().unwrap_or_else(|e| e.into_inner()),
         Run { latencies: Vec::new(), timeline: Vec::new(), errors: 0 },
     );
+    run.latencies = run.timeline.iter().map(|(_, took)| *took).collect();
     run.latencies.sort();
     run
 }

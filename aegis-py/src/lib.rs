@@ -108,11 +108,8 @@ impl Platform {
         config_file: Option<String>,
     ) -> PyResult<Self> {
         let overrides = Overrides { data_dir: data_dir.map(Into::into), database_url };
-        let mut config = Config::load(config_file.as_deref().map(std::path::Path::new), &overrides)
+        let config = Config::load(config_file.as_deref().map(std::path::Path::new), &overrides)
             .map_err(|e| to_py(aegis_core::Error::from(e)))?;
-        // The host process's threads are not AEGIS's to place: no CPU split, neither for
-        // this module's runtime nor for a cluster it starts (decision 40).
-        config.server.split_cpus = false;
         let rt = runtime()?;
         let aegis = py.detach(|| rt.block_on(Aegis::builder().config(config).build())).map_err(to_py)?;
         Ok(Self { aegis: Arc::new(aegis) })

@@ -109,10 +109,18 @@ struct Cached {
     revoked: bool,
 }
 
-/// The columns a [`KeyRow`] reads.
-const SELECT_KEY: &str = "SELECT prefix, id, tenant_id, hash, scopes, expires_at, revoked_at FROM public.api_keys";
-
 impl KeyRow {
+    /// The keys with these prefixes (a cache miss asks for one, a reload for many).
+    async fn load(db: &Database, prefixes: &[String]) -> Result<Vec<KeyRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT prefix, id, tenant_id, hash, scopes, expires_at, revoked_at FROM public.api_keys \
+             WHERE prefix = ANY($1)",
+        )
+        .bind(prefixes)
+        .fetch_all(db.pool())
+        .await
+    }
+
     fn cached(self) -> Result<(String, Cached), AuthError> {
         let key = VerifiedKey {
             id: self.id,
@@ -145,11 +153,7 @@ impl ApiKeys {
             move |prefixes: Vec<String>| {
                 let db = db.clone();
                 async move {
-                    let rows: Vec<KeyRow> = sqlx::query_as(&format!("{SELECT_KEY} WHERE prefix = ANY($1)"))
-                        .bind(&prefixes)
-                        .fetch_all(db.pool())
-                        .await
-                        .ok()?;
+                    let rows = KeyRow::load(&db, &prefixes).await.ok()?;
                     Some(rows.into_iter().filter_map(|row| row.cached().ok()).collect())
                 }
             }
@@ -250,10 +254,7 @@ impl ApiKeys {
     async fn entry(&self, prefix: &str) -> Result<Cached, AuthError> {
         let prefix = prefix.to_owned();
         let load = || async {
-            let row: Option<KeyRow> = sqlx::query_as(&format!("{SELECT_KEY} WHERE prefix = $1"))
-                .bind(&prefix)
-                .fetch_optional(self.db.pool())
-                .await?;
+            let row = KeyRow::load(&self.db, std::slice::from_ref(&prefix)).await?.into_iter().next();
             row.map(|row| row.cached().map(|(_, cached)| cached)).transpose()
         };
         self.cache.get(&prefix, load).await?.ok_or(AuthError::InvalidKey)
