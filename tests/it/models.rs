@@ -408,3 +408,29 @@ async fn embeddings_default_to_the_offline_model() {
         .unwrap();
     assert_eq!(intent, "embedding");
 }
+
+/// The decision and ledger writers keep their connection between batches; when it breaks
+/// (here: its backend terminated, as a restart of PostgreSQL would), the next batch is
+/// retried on a new one and nothing is lost.
+#[tokio::test]
+async fn the_writers_survive_losing_their_connection() {
+    let provider = TestProvider::start().await;
+    let aegis = aegis_with_models(&provider, None).await;
+    provider.push("m1", [Reply::text("one", 5, 1), Reply::text("two", 5, 1)]);
+    let first = aegis.models().complete(&scope(Tier::Free), &chat(), &ask("one")).await.unwrap();
+    assert_eq!(ledger(&aegis, first.decision.id).await.len(), 1);
+    let held = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1";
+    let writers: Vec<i32> = sqlx::query_scalar(held)
+        .bind(aegis_core::db::BATCH_WRITERS_APPLICATION)
+        .fetch_all(aegis.db().pool())
+        .await
+        .unwrap();
+    assert!(!writers.is_empty(), "the writers hold their connections between batches");
+    for pid in &writers {
+        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(aegis.db().pool()).await.unwrap();
+    }
+    let second = aegis.models().complete(&scope(Tier::Free), &chat(), &ask("two")).await.unwrap();
+    assert_eq!(ledger(&aegis, second.decision.id).await.len(), 1);
+    assert_eq!(last_decision(&aegis, "free_t").await, second.decision.id);
+    assert_eq!((aegis.models().decisions_lost(), aegis.models().ledger().lost_rows()), (0, 0));
+}

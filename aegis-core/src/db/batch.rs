@@ -6,10 +6,14 @@
 //! batch is full. `flush` waits until everything sent before it is written. What a crash
 //! can lose: rows still in the channel, at most one `interval` (default 50 ms) of them.
 //! A failed insert is retried three times, then logged and counted as lost.
+//!
+//! The task keeps one pooled connection while rows keep coming and gives it back after
+//! [`IDLE_RELEASE`] without any. sqlx tests a connection with a round trip when it is taken
+//! from the pool and again when it goes back, so taking one per batch cost three round trips
+//! for each insert. A connection an insert failed on is closed, not returned, and the retry
+//! takes a new one.
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -17,13 +21,18 @@ use std::{
     time::Duration,
 };
 
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, Postgres, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Database, DbError};
 
-/// Writes a batch of rows.
+/// Writes a batch of rows on a connection of the writer's pool.
 pub type InsertBatch<R> =
-    Arc<dyn Fn(Database, Vec<R>) -> Pin<Box<dyn Future<Output = Result<(), DbError>> + Send>> + Send + Sync>;
+    Arc<dyn for<'c> Fn(&'c mut PgConnection, Vec<R>) -> BoxFuture<'c, Result<(), DbError>> + Send + Sync>;
+
+/// How long the writer keeps its connection without rows to write.
+pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
 
 enum Message<R> {
     Row(R),
@@ -60,9 +69,10 @@ impl<R: Clone + Send + 'static> BatchWriter<R> {
         tokio::spawn(async move {
             let mut rows = Vec::with_capacity(MAX_BATCH);
             let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+            let mut conn = Held { db, conn: None };
             // Wake once per batch, not once per row: after the first message, sleep through
             // the interval (unless a flush is waiting) and then drain what arrived.
-            while let Some(first) = receiver.recv().await {
+            while let Some(first) = conn.next(&mut receiver).await {
                 let mut closed = false;
                 match first {
                     Message::Row(row) => {
@@ -83,12 +93,12 @@ impl<R: Clone + Send + 'static> BatchWriter<R> {
                     }
                     if rows.len() >= MAX_BATCH {
                         let batch = std::mem::take(&mut rows);
-                        write_with_retry(&db, name, &insert, batch, &lost_in_task).await;
+                        write_with_retry(&mut conn, name, &insert, batch, &lost_in_task).await;
                     }
                 }
                 if !rows.is_empty() {
                     let batch = std::mem::take(&mut rows);
-                    write_with_retry(&db, name, &insert, batch, &lost_in_task).await;
+                    write_with_retry(&mut conn, name, &insert, batch, &lost_in_task).await;
                 }
                 for ack in acks.drain(..) {
                     let _ = ack.send(());
@@ -123,15 +133,51 @@ impl<R: Clone + Send + 'static> BatchWriter<R> {
     }
 }
 
+/// The writer's database and the connection it holds between batches.
+struct Held {
+    db: Database,
+    conn: Option<PoolConnection<Postgres>>,
+}
+
+impl Held {
+    /// The next message; a connection held through [`IDLE_RELEASE`] without one goes back
+    /// to the pool.
+    async fn next<R>(&mut self, receiver: &mut mpsc::Receiver<Message<R>>) -> Option<Message<R>> {
+        if self.conn.is_some() {
+            if let Ok(message) = tokio::time::timeout(IDLE_RELEASE, receiver.recv()).await {
+                return message;
+            }
+            self.conn = None;
+        }
+        receiver.recv().await
+    }
+
+    /// Inserts `batch` on the held connection, taking one first if none is held. On an
+    /// error the connection is closed rather than returned: it may be broken.
+    async fn insert<R>(&mut self, insert: &InsertBatch<R>, batch: Vec<R>) -> Result<(), DbError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(self.db.pool().acquire().await?),
+        };
+        let result = insert(conn, batch).await;
+        if result.is_err()
+            && let Some(mut broken) = self.conn.take()
+        {
+            broken.close_on_drop();
+        }
+        result
+    }
+}
+
 async fn write_with_retry<R: Clone + Send + 'static>(
-    db: &Database,
+    conn: &mut Held,
     name: &str,
     insert: &InsertBatch<R>,
     batch: Vec<R>,
     lost: &AtomicU64,
 ) {
     for attempt in 1..=3u32 {
-        match insert(db.clone(), batch.clone()).await {
+        match conn.insert(insert, batch.clone()).await {
             Ok(()) => return,
             Err(err) => {
                 tracing::warn!(writer = name, attempt, error = %err, "batch insert failed");

@@ -12,10 +12,14 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{config::ModelConfig, types::Usage};
-use crate::db::{Database, DbError, batch::BatchWriter};
+use crate::db::{
+    Database, DbError,
+    batch::{BatchWriter, InsertBatch},
+};
 
 /// One attempt.
 #[derive(Debug, Clone)]
@@ -92,11 +96,7 @@ pub struct Ledger {
 impl Ledger {
     /// Starts the writer.
     pub fn spawn(db: Database, interval: Duration) -> Self {
-        let insert = Arc::new(
-            |db: Database, rows: Vec<LedgerRow>| -> std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> {
-                Box::pin(async move { insert(&db, rows).await })
-            },
-        );
+        let insert: InsertBatch<LedgerRow> = Arc::new(|conn, rows| Box::pin(insert(conn, rows)));
         Self {
             writer: BatchWriter::spawn(db, "provider_ledger", interval, insert),
             unpriced: Arc::new(AtomicU64::new(0)),
@@ -130,7 +130,7 @@ impl Ledger {
 
 /// One statement whatever the batch's length (arrays bound, one per column), so
 /// PostgreSQL parses and plans it once per connection rather than once per batch.
-async fn insert(db: &Database, rows: Vec<LedgerRow>) -> Result<(), DbError> {
+async fn insert(conn: &mut PgConnection, rows: Vec<LedgerRow>) -> Result<(), DbError> {
     let column = |f: fn(&LedgerRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO public.provider_ledger (id, at, tenant_id, decision_id, run_id, alias, model, provider, provider_model, \
@@ -163,7 +163,7 @@ async fn insert(db: &Database, rows: Vec<LedgerRow>) -> Result<(), DbError> {
     .bind(rows.iter().map(|r| r.tokens_out).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.cost_micro_usd).collect::<Vec<_>>())
     .bind(rows.iter().map(|r| r.premium).collect::<Vec<_>>())
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -2,10 +2,13 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sqlx::types::Json;
+use sqlx::{PgConnection, types::Json};
 
 use super::Decision;
-use crate::db::{Database, batch::BatchWriter};
+use crate::db::{
+    Database, DbError,
+    batch::{BatchWriter, InsertBatch},
+};
 
 /// A decision with who asked for it.
 #[derive(Debug, Clone)]
@@ -25,13 +28,7 @@ pub struct DecisionLog {
 impl DecisionLog {
     /// Starts the writer.
     pub fn spawn(db: Database, interval: Duration) -> Self {
-        let insert = Arc::new(
-            |db: Database,
-             rows: Vec<DecisionRecord>|
-             -> std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>> {
-                Box::pin(async move { insert(&db, rows).await })
-            },
-        );
+        let insert: InsertBatch<DecisionRecord> = Arc::new(|conn, rows| Box::pin(insert(conn, rows)));
         Self { writer: BatchWriter::spawn(db, "ai_audit_log", interval, insert) }
     }
 
@@ -53,7 +50,7 @@ impl DecisionLog {
 
 /// One statement whatever the batch's length (arrays bound, one per column), so
 /// PostgreSQL parses and plans it once per connection rather than once per batch.
-async fn insert(db: &Database, rows: Vec<DecisionRecord>) -> Result<(), crate::db::DbError> {
+async fn insert(conn: &mut PgConnection, rows: Vec<DecisionRecord>) -> Result<(), DbError> {
     let text = |f: fn(&DecisionRecord) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let list = |f: fn(&Decision) -> &Vec<String>| rows.iter().map(|r| Json(f(&r.decision))).collect::<Vec<_>>();
     sqlx::query(
@@ -78,7 +75,7 @@ async fn insert(db: &Database, rows: Vec<DecisionRecord>) -> Result<(), crate::d
     .bind(rows.iter().map(|r| r.decision.allowed).collect::<Vec<_>>())
     .bind(text(|r| Some(r.decision.reason.as_str())))
     .bind(rows.iter().map(|r| r.decision.metered).collect::<Vec<_>>())
-    .execute(db.pool())
+    .execute(conn)
     .await?;
     Ok(())
 }
