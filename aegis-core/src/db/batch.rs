@@ -29,7 +29,7 @@ use super::{Database, DbError};
 
 /// Writes a batch of rows on a connection of the writer's pool.
 pub type InsertBatch<R> =
-    Arc<dyn for<'c> Fn(&'c mut PgConnection, Vec<R>) -> BoxFuture<'c, Result<(), DbError>> + Send + Sync>;
+    Arc<dyn for<'c> Fn(&'c mut PgConnection, &'c [R]) -> BoxFuture<'c, Result<(), DbError>> + Send + Sync>;
 
 /// How long the writer keeps its connection without rows to write.
 pub const IDLE_RELEASE: Duration = Duration::from_secs(10);
@@ -60,7 +60,7 @@ impl<R> std::fmt::Debug for BatchWriter<R> {
 
 const MAX_BATCH: usize = 500;
 
-impl<R: Clone + Send + 'static> BatchWriter<R> {
+impl<R: Send + Sync + 'static> BatchWriter<R> {
     /// Starts the background task on the current runtime.
     pub fn spawn(db: Database, name: &'static str, interval: Duration, insert: InsertBatch<R>) -> Self {
         let (sender, mut receiver) = mpsc::channel::<Message<R>>(16_384);
@@ -154,7 +154,7 @@ impl Held {
 
     /// Inserts `batch` on the held connection, taking one first if none is held. On an
     /// error the connection is closed rather than returned: it may be broken.
-    async fn insert<R>(&mut self, insert: &InsertBatch<R>, batch: Vec<R>) -> Result<(), DbError> {
+    async fn insert<R>(&mut self, insert: &InsertBatch<R>, batch: &[R]) -> Result<(), DbError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(self.db.pool().acquire().await?),
@@ -169,7 +169,7 @@ impl Held {
     }
 }
 
-async fn write_with_retry<R: Clone + Send + 'static>(
+async fn write_with_retry<R: Send + Sync + 'static>(
     conn: &mut Held,
     name: &str,
     insert: &InsertBatch<R>,
@@ -177,7 +177,7 @@ async fn write_with_retry<R: Clone + Send + 'static>(
     lost: &AtomicU64,
 ) {
     for attempt in 1..=3u32 {
-        match conn.insert(insert, batch.clone()).await {
+        match conn.insert(insert, &batch).await {
             Ok(()) => return,
             Err(err) => {
                 tracing::warn!(writer = name, attempt, error = %err, "batch insert failed");

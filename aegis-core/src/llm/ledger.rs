@@ -130,7 +130,7 @@ impl Ledger {
 
 /// One statement whatever the batch's length (arrays bound, one per column), so
 /// PostgreSQL parses and plans it once per connection rather than once per batch.
-async fn insert(conn: &mut PgConnection, rows: Vec<LedgerRow>) -> Result<(), DbError> {
+async fn insert(conn: &mut PgConnection, rows: &[LedgerRow]) -> Result<(), DbError> {
     let column = |f: fn(&LedgerRow) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO public.provider_ledger (id, at, tenant_id, decision_id, run_id, alias, model, provider, provider_model, \

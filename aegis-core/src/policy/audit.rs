@@ -50,7 +50,7 @@ impl DecisionLog {
 
 /// One statement whatever the batch's length (arrays bound, one per column), so
 /// PostgreSQL parses and plans it once per connection rather than once per batch.
-async fn insert(conn: &mut PgConnection, rows: Vec<DecisionRecord>) -> Result<(), DbError> {
+async fn insert(conn: &mut PgConnection, rows: &[DecisionRecord]) -> Result<(), DbError> {
     let text = |f: fn(&DecisionRecord) -> Option<&str>| rows.iter().map(f).collect::<Vec<_>>();
     let list = |f: fn(&Decision) -> &Vec<String>| rows.iter().map(|r| Json(f(&r.decision))).collect::<Vec<_>>();
     sqlx::query(
