@@ -111,8 +111,9 @@ pub fn pin_backend(pid: i32, cpus: &[usize]) -> io::Result<()> {
 }
 
 /// Makes a runtime's worker threads run on `split.runtime`, each pinning itself when it
-/// first goes idle (only workers park), and lets every blocking-pool thread, which inherits
-/// the CPUs of the worker that started it, run on all of them again.
+/// first goes idle (only workers park; in a current-thread runtime, the thread blocking on
+/// it), and lets every blocking-pool thread, which inherits the CPUs of the worker that
+/// started it, run on all of them again.
 pub fn split_runtime(builder: &mut tokio::runtime::Builder, split: &CpuSplit) {
     thread_local! {
         static PINNED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -167,6 +168,27 @@ mod tests {
         });
         assert_eq!(worker, split.runtime);
         assert_eq!(blocking, allowed());
+    }
+
+    #[test]
+    fn a_current_thread_runtime_pins_the_thread_blocking_on_it() {
+        let Some(split) = CpuSplit::of(allowed()) else { return };
+        let expected = split.runtime.clone();
+        // A thread of its own: the pin stays with the thread.
+        let seen = std::thread::spawn(move || {
+            let mut builder = tokio::runtime::Builder::new_current_thread();
+            builder.enable_all();
+            split_runtime(&mut builder, &split);
+            let runtime = builder.build().unwrap_or_else(|e| panic!("{e}"));
+            runtime.block_on(async {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                let blocking = tokio::task::spawn_blocking(current_thread).await.unwrap_or_default();
+                (current_thread(), blocking)
+            })
+        })
+        .join()
+        .unwrap_or_default();
+        assert_eq!(seen, (expected, allowed().to_vec()));
     }
 
     #[test]
