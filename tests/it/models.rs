@@ -427,10 +427,33 @@ async fn the_writers_survive_losing_their_connection() {
         .unwrap();
     assert!(!writers.is_empty(), "the writers hold their connections between batches");
     for pid in &writers {
-        sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(aegis.db().pool()).await.unwrap();
+        sqlx::query("SELECT pg_terminate_backend($1, 5000)").bind(pid).execute(aegis.db().pool()).await.unwrap();
     }
     let second = aegis.models().complete(&scope(Tier::Free), &chat(), &ask("two")).await.unwrap();
     assert_eq!(ledger(&aegis, second.decision.id).await.len(), 1);
     assert_eq!(last_decision(&aegis, "free_t").await, second.decision.id);
     assert_eq!((aegis.models().decisions_lost(), aegis.models().ledger().lost_rows()), (0, 0));
+}
+
+/// The meters' pool hands out connections without testing them first; when they were lost
+/// while idle (here: every backend of the database terminated, as a restart of PostgreSQL
+/// would), a metered call runs its statements again on new ones, charged once.
+#[tokio::test]
+async fn a_metered_call_survives_its_idle_connections_being_lost() {
+    let provider = TestProvider::start().await;
+    let aegis = aegis_with_models(&provider, None).await;
+    provider.push("p1", [Reply::text("one", 5, 1), Reply::text("two", 5, 1)]);
+    let first = aegis.models().complete(&scope(Tier::Enterprise), &chat(), &ask("one")).await.unwrap();
+    let terminated: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'aegis%'",
+    )
+    .fetch_all(aegis.db().pool())
+    .await
+    .unwrap();
+    assert!(terminated.len() >= 2 && terminated.iter().all(|t| *t), "{terminated:?}");
+    let second = aegis.models().complete(&scope(Tier::Enterprise), &chat(), &ask("two")).await.unwrap();
+    let usage = aegis.models().meters().usage("enterprise_t", PREMIUM_SPEND, Window::CalendarMonth).await.unwrap();
+    let charged = first.cost_micro_usd.unwrap() + second.cost_micro_usd.unwrap();
+    assert_eq!((usage.used, usage.reserved), (charged, 0));
 }

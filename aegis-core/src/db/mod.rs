@@ -99,6 +99,11 @@ impl Database {
     /// row's lock is not held through an fsync. Only a crash of the PostgreSQL server
     /// itself (not of AEGIS) can lose the last ~0.6 s of such commits. Used for meters and
     /// batched append-only rows.
+    ///
+    /// Its connections are not tested when taken from the pool: sqlx's test is a round trip
+    /// before every statement (and another when the connection goes back), on the request
+    /// path of a metered call. Its users run a statement again when its connection turns out
+    /// lost ([`connection_lost`]).
     pub fn async_commit(&self, max_connections: u32) -> Self {
         let (options, pool) = self.async_commit_parts(max_connections);
         Self { pool: pool.connect_lazy_with(options) }
@@ -106,7 +111,10 @@ impl Database {
 
     fn async_commit_parts(&self, max_connections: u32) -> (PgConnectOptions, PgPoolOptions) {
         let options = (*self.pool.connect_options()).clone().options([("synchronous_commit", "off")]);
-        let pool = PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false);
         (options, pool)
     }
 
@@ -160,6 +168,18 @@ impl Database {
     /// Closes every pooled connection.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Whether `err` says the connection itself is gone (its server process ended, or the
+/// socket broke) rather than that the statement failed, so that the statement may be run on
+/// another connection: an I/O error, or SQLSTATE class 08 (connection exception) or 57P
+/// (the server shutting down or terminating the backend).
+pub fn connection_lost(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 

@@ -101,6 +101,26 @@ impl From<sqlx::Error> for MeterError {
     }
 }
 
+/// Holds an amount against the limit (the tenant's override read in the same statement),
+/// or returns no row when the limit would be passed.
+const RESERVE: &str = "WITH lim AS (SELECT COALESCE( \
+                         (SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2), $4) AS v), \
+                       held AS ( \
+                         UPDATE public.usage_meters SET reserved = reserved + $5, limit_value = lim.v FROM lim \
+                         WHERE tenant_id = $1 AND meter = $2 AND window_start = $3 AND used + reserved + $5 <= lim.v \
+                         RETURNING tenant_id) \
+                       INSERT INTO public.usage_reservations (id, tenant_id, meter, window_start, amount, status, created_at, expires_at) \
+                       SELECT $6, $1, $2, $3, $5, 'held', $7, $8 FROM held RETURNING id";
+
+/// Frees every reservation held past its expiry; returns how many.
+const SWEEP: &str = "WITH r AS ( \
+                       UPDATE public.usage_reservations SET status = 'expired', settled_at = $1 \
+                       WHERE status = 'held' AND expires_at < $1 RETURNING tenant_id, meter, window_start, amount), \
+                     agg AS (SELECT tenant_id, meter, window_start, sum(amount) AS amount, count(*) AS n FROM r GROUP BY 1, 2, 3), \
+                     upd AS (UPDATE public.usage_meters m SET reserved = m.reserved - agg.amount FROM agg \
+                       WHERE m.tenant_id = agg.tenant_id AND m.meter = agg.meter AND m.window_start = agg.window_start RETURNING agg.n) \
+                     SELECT COALESCE(sum(n), 0)::bigint FROM upd";
+
 /// (tenant, meter, window start).
 type MeterKey = (String, String, DateTime<Utc>);
 
@@ -119,12 +139,40 @@ impl Meters {
         Self { db, clock, known: std::sync::Arc::default() }
     }
 
+    /// Runs `statement`, again while the connection it was given turns out lost. The meters'
+    /// pool hands out connections without a test round trip first ([`Database::async_commit`]),
+    /// so one that died idle (PostgreSQL restarted) fails its statement instead and is
+    /// closed; a pool holds at most its size of them. Every statement here may run twice: a
+    /// reservation's id is chosen before the first try, so a reserve that did commit fails
+    /// on that id the second time rather than holding twice (the reservation is then freed
+    /// by the sweeper), and settling or releasing changes only a reservation still held.
+    async fn on_a_live_connection<T, F>(&self, statement: impl Fn() -> F) -> Result<T, sqlx::Error>
+    where
+        F: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut lost = 0;
+        loop {
+            match statement().await {
+                Err(err)
+                    if crate::db::connection_lost(&err) && lost < self.db.pool().options().get_max_connections() =>
+                {
+                    lost += 1;
+                    tracing::debug!(error = %err, "a meter statement lost its connection; running it on another");
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The tenant's override of `meter`'s limit, if one is set.
     pub async fn limit_override(&self, tenant: &str, meter: &str) -> Result<Option<i64>, MeterError> {
-        Ok(sqlx::query_scalar("SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
-            .bind(tenant)
-            .bind(meter)
-            .fetch_optional(self.db.pool())
+        Ok(self
+            .on_a_live_connection(|| {
+                sqlx::query_scalar("SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
+                    .bind(tenant)
+                    .bind(meter)
+                    .fetch_optional(self.db.pool())
+            })
             .await?)
     }
 
@@ -132,22 +180,26 @@ impl Meters {
     pub async fn set_limit_override(&self, tenant: &str, meter: &str, limit: Option<i64>) -> Result<(), MeterError> {
         match limit {
             Some(limit) => {
-                sqlx::query(
-                    "INSERT INTO public.usage_limits (tenant_id, meter, limit_value) VALUES ($1, $2, $3) \
-                     ON CONFLICT (tenant_id, meter) DO UPDATE SET limit_value = EXCLUDED.limit_value",
-                )
-                .bind(tenant)
-                .bind(meter)
-                .bind(limit)
-                .execute(self.db.pool())
+                self.on_a_live_connection(|| {
+                    sqlx::query(
+                        "INSERT INTO public.usage_limits (tenant_id, meter, limit_value) VALUES ($1, $2, $3) \
+                         ON CONFLICT (tenant_id, meter) DO UPDATE SET limit_value = EXCLUDED.limit_value",
+                    )
+                    .bind(tenant)
+                    .bind(meter)
+                    .bind(limit)
+                    .execute(self.db.pool())
+                })
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
-                    .bind(tenant)
-                    .bind(meter)
-                    .execute(self.db.pool())
-                    .await?;
+                self.on_a_live_connection(|| {
+                    sqlx::query("DELETE FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2")
+                        .bind(tenant)
+                        .bind(meter)
+                        .execute(self.db.pool())
+                })
+                .await?;
             }
         }
         Ok(())
@@ -170,16 +222,18 @@ impl Meters {
         let (start, end) = window.bounds(now);
         let key = (tenant.to_owned(), meter.to_owned(), start);
         if !self.known.lock().is_ok_and(|known| known.contains(&key)) {
-            sqlx::query(
-                "INSERT INTO public.usage_meters (tenant_id, meter, window_start, window_end, limit_value) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, meter, window_start) DO NOTHING",
-            )
-            .bind(tenant)
-            .bind(meter)
-            .bind(start)
-            .bind(end)
-            .bind(default_limit)
-            .execute(self.db.pool())
+            self.on_a_live_connection(|| {
+                sqlx::query(
+                    "INSERT INTO public.usage_meters (tenant_id, meter, window_start, window_end, limit_value) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, meter, window_start) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(meter)
+                .bind(start)
+                .bind(end)
+                .bind(default_limit)
+                .execute(self.db.pool())
+            })
             .await?;
             if let Ok(mut known) = self.known.lock() {
                 if known.len() > 100_000 {
@@ -190,26 +244,20 @@ impl Meters {
         }
         let id = Uuid::now_v7();
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
-        let reserved: Option<Uuid> = sqlx::query_scalar(
-            "WITH lim AS (SELECT COALESCE( \
-               (SELECT limit_value FROM public.usage_limits WHERE tenant_id = $1 AND meter = $2), $4) AS v), \
-             held AS ( \
-               UPDATE public.usage_meters SET reserved = reserved + $5, limit_value = lim.v FROM lim \
-               WHERE tenant_id = $1 AND meter = $2 AND window_start = $3 AND used + reserved + $5 <= lim.v \
-               RETURNING tenant_id) \
-             INSERT INTO public.usage_reservations (id, tenant_id, meter, window_start, amount, status, created_at, expires_at) \
-             SELECT $6, $1, $2, $3, $5, 'held', $7, $8 FROM held RETURNING id",
-        )
-        .bind(tenant)
-        .bind(meter)
-        .bind(start)
-        .bind(default_limit)
-        .bind(amount)
-        .bind(id)
-        .bind(now)
-        .bind(expires)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let reserved: Option<Uuid> = self
+            .on_a_live_connection(|| {
+                sqlx::query_scalar(RESERVE)
+                    .bind(tenant)
+                    .bind(meter)
+                    .bind(start)
+                    .bind(default_limit)
+                    .bind(amount)
+                    .bind(id)
+                    .bind(now)
+                    .bind(expires)
+                    .fetch_optional(self.db.pool())
+            })
+            .await?;
         if reserved.is_some() {
             return Ok(Reservation { id, amount });
         }
@@ -236,55 +284,52 @@ impl Meters {
     /// it stays charged at its reservation and is counted as unpriced. Returns false if the
     /// reservation was no longer held (already settled, or freed by the sweeper).
     pub async fn settle(&self, reservation: &Reservation, actual: Option<i64>) -> Result<bool, MeterError> {
-        let settled = sqlx::query(
-            "WITH r AS ( \
-               UPDATE public.usage_reservations SET status = 'settled', actual = COALESCE($2, amount), \
-                 unpriced = ($2 IS NULL), settled_at = $3 \
-               WHERE id = $1 AND status = 'held' \
-               RETURNING tenant_id, meter, window_start, amount, actual, unpriced) \
-             UPDATE public.usage_meters m SET reserved = m.reserved - r.amount, used = m.used + r.actual, \
-               unpriced_calls = m.unpriced_calls + CASE WHEN r.unpriced THEN 1 ELSE 0 END \
-             FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
-        )
-        .bind(reservation.id)
-        .bind(actual)
-        .bind(self.clock.now())
-        .execute(self.db.pool())
-        .await?;
+        let settled = self
+            .on_a_live_connection(|| {
+                sqlx::query(
+                    "WITH r AS ( \
+                       UPDATE public.usage_reservations SET status = 'settled', actual = COALESCE($2, amount), \
+                         unpriced = ($2 IS NULL), settled_at = $3 \
+                       WHERE id = $1 AND status = 'held' \
+                       RETURNING tenant_id, meter, window_start, amount, actual, unpriced) \
+                     UPDATE public.usage_meters m SET reserved = m.reserved - r.amount, used = m.used + r.actual, \
+                       unpriced_calls = m.unpriced_calls + CASE WHEN r.unpriced THEN 1 ELSE 0 END \
+                     FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
+                )
+                .bind(reservation.id)
+                .bind(actual)
+                .bind(self.clock.now())
+                .execute(self.db.pool())
+            })
+            .await?;
         Ok(settled.rows_affected() == 1)
     }
 
     /// Frees a reservation whose call spent nothing (it failed before reaching a model).
     pub async fn release(&self, reservation: &Reservation) -> Result<bool, MeterError> {
-        let released = sqlx::query(
-            "WITH r AS ( \
-               UPDATE public.usage_reservations SET status = 'released', actual = 0, settled_at = $2 \
-               WHERE id = $1 AND status = 'held' RETURNING tenant_id, meter, window_start, amount) \
-             UPDATE public.usage_meters m SET reserved = m.reserved - r.amount \
-             FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
-        )
-        .bind(reservation.id)
-        .bind(self.clock.now())
-        .execute(self.db.pool())
-        .await?;
+        let released = self
+            .on_a_live_connection(|| {
+                sqlx::query(
+                    "WITH r AS ( \
+                       UPDATE public.usage_reservations SET status = 'released', actual = 0, settled_at = $2 \
+                       WHERE id = $1 AND status = 'held' RETURNING tenant_id, meter, window_start, amount) \
+                     UPDATE public.usage_meters m SET reserved = m.reserved - r.amount \
+                     FROM r WHERE m.tenant_id = r.tenant_id AND m.meter = r.meter AND m.window_start = r.window_start",
+                )
+                .bind(reservation.id)
+                .bind(self.clock.now())
+                .execute(self.db.pool())
+            })
+            .await?;
         Ok(released.rows_affected() == 1)
     }
 
     /// Frees every reservation held past its expiry (its process died before settling).
     /// Returns how many were freed.
     pub async fn sweep_expired(&self) -> Result<u64, MeterError> {
-        let freed: Option<i64> = sqlx::query_scalar(
-            "WITH r AS ( \
-               UPDATE public.usage_reservations SET status = 'expired', settled_at = $1 \
-               WHERE status = 'held' AND expires_at < $1 RETURNING tenant_id, meter, window_start, amount), \
-             agg AS (SELECT tenant_id, meter, window_start, sum(amount) AS amount, count(*) AS n FROM r GROUP BY 1, 2, 3), \
-             upd AS (UPDATE public.usage_meters m SET reserved = m.reserved - agg.amount FROM agg \
-               WHERE m.tenant_id = agg.tenant_id AND m.meter = agg.meter AND m.window_start = agg.window_start RETURNING agg.n) \
-             SELECT COALESCE(sum(n), 0)::bigint FROM upd",
-        )
-        .bind(self.clock.now())
-        .fetch_one(self.db.pool())
-        .await?;
+        let freed: Option<i64> = self
+            .on_a_live_connection(|| sqlx::query_scalar(SWEEP).bind(self.clock.now()).fetch_one(self.db.pool()))
+            .await?;
         let freed = u64::try_from(freed.unwrap_or(0)).unwrap_or(0);
         if freed > 0 {
             tracing::warn!(freed, "freed reservations that were never settled");
@@ -295,15 +340,18 @@ impl Meters {
     /// The meter's current window.
     pub async fn usage(&self, tenant: &str, meter: &str, window: Window) -> Result<MeterUsage, MeterError> {
         let (start, _) = window.bounds(self.clock.now());
-        let usage: Option<MeterUsage> = sqlx::query_as(
-            "SELECT used, reserved, limit_value, unpriced_calls FROM public.usage_meters \
-             WHERE tenant_id = $1 AND meter = $2 AND window_start = $3",
-        )
-        .bind(tenant)
-        .bind(meter)
-        .bind(start)
-        .fetch_optional(self.db.pool())
-        .await?;
+        let usage: Option<MeterUsage> = self
+            .on_a_live_connection(|| {
+                sqlx::query_as(
+                    "SELECT used, reserved, limit_value, unpriced_calls FROM public.usage_meters \
+                     WHERE tenant_id = $1 AND meter = $2 AND window_start = $3",
+                )
+                .bind(tenant)
+                .bind(meter)
+                .bind(start)
+                .fetch_optional(self.db.pool())
+            })
+            .await?;
         Ok(usage.unwrap_or(MeterUsage { used: 0, reserved: 0, limit_value: 0, unpriced_calls: 0 }))
     }
 }
