@@ -291,3 +291,45 @@ async fn a_cli_chat_against_a_provider_is_audited_as_the_provider_saw_it() {
     assert!(run(&["audit", "show", "acme", &run_id]).contains("tool_call"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `aegis chat` without a message reads one line per turn from standard input (without
+/// holding the runtime's one thread while it waits) and ends at the end of input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interactive_cli_chat_answers_each_line_until_the_input_ends() {
+    use std::io::Write;
+    let provider = TestProvider::start().await;
+    let db = aegis_it::fresh_db().await;
+    let url = db.url.as_str();
+    let envs = [("AEGIS_MODELS__PROVIDERS__GROQ__BASE_URL", provider.base_url.as_str()), ("GROQ_API_KEY", "test-key")];
+    aegis_it::aegis_ok(url, &envs, &["tenant", "create", "acme", "--tier", "free"]);
+    provider.push("llama-3.3-70b-versatile", [Reply::text("Hello there.", 5, 2), Reply::text("Hello again.", 7, 2)]);
+    let mut child = std::process::Command::new(aegis_it::aegis_bin())
+        .arg("--database-url")
+        .arg(url)
+        .args(["chat", "acme", "--agent", "kai", "--thread", "t1"])
+        .envs(envs)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\nand again\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (first, second) = (stdout.find("Hello there."), stdout.find("Hello again."));
+    assert!(first.is_some() && second.is_some() && first < second, "{stdout}");
+    let asked: Vec<String> = provider
+        .received_for("llama-3.3-70b-versatile")
+        .iter()
+        .map(|r| r.body["messages"].as_array().unwrap().last().unwrap()["content"].to_string())
+        .collect();
+    assert_eq!(asked, ["\"hello\"", "\"and again\""]);
+    let db = aegis_it::pool(&db, 1).await;
+    let decisions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM public.ai_audit_log WHERE tenant_id = 'acme' AND intent = 'chat'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(decisions, 2, "one chat decision per turn, written before the process ended");
+}

@@ -1,10 +1,9 @@
 //! `aegis agents …`, `aegis chat`, `aegis conversations …`.
 
 use crate::output::{out, outln};
-use std::{
-    io::{BufRead, Write},
-    process::ExitCode,
-};
+use std::{io::Write, process::ExitCode};
+
+use tokio::io::AsyncBufReadExt;
 
 use aegis_core::{
     Aegis,
@@ -211,12 +210,14 @@ pub async fn chat(config: Config, args: ChatArgs) -> anyhow::Result<ExitCode> {
         return Ok(if reply.outcome == "error" { ExitCode::FAILURE } else { ExitCode::SUCCESS });
     }
     eprintln!("chatting with {} (thread {thread}); /help for commands, an empty line or Ctrl-D to leave", args.tenant);
-    let stdin = std::io::stdin();
+    // Read without blocking the runtime's thread: with one thread (decision 42) the batched
+    // decision and ledger writes would otherwise wait for the next line.
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         eprint!("> ");
         let _ = std::io::stderr().flush();
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 || line.trim().is_empty() {
+        let Some(line) = lines.next_line().await? else { break };
+        if line.trim().is_empty() {
             break;
         }
         if let Err(err) = send(&aegis, &scope, &args, line.trim(), &thread).await {
