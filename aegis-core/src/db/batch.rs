@@ -69,10 +69,10 @@ impl<R: Send + Sync + 'static> BatchWriter<R> {
         tokio::spawn(async move {
             let mut rows = Vec::with_capacity(MAX_BATCH);
             let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-            let mut conn = Held { db, conn: None };
+            let mut held = Held { db, conn: None };
             // Wake once per batch, not once per row: after the first message, sleep through
             // the interval (unless a flush is waiting) and then drain what arrived.
-            while let Some(first) = conn.next(&mut receiver).await {
+            while let Some(first) = held.next(&mut receiver).await {
                 let mut closed = false;
                 match first {
                     Message::Row(row) => {
@@ -93,12 +93,12 @@ impl<R: Send + Sync + 'static> BatchWriter<R> {
                     }
                     if rows.len() >= MAX_BATCH {
                         let batch = std::mem::take(&mut rows);
-                        write_with_retry(&mut conn, name, &insert, batch, &lost_in_task).await;
+                        write_with_retry(&mut held, name, &insert, batch, &lost_in_task).await;
                     }
                 }
                 if !rows.is_empty() {
                     let batch = std::mem::take(&mut rows);
-                    write_with_retry(&mut conn, name, &insert, batch, &lost_in_task).await;
+                    write_with_retry(&mut held, name, &insert, batch, &lost_in_task).await;
                 }
                 for ack in acks.drain(..) {
                     let _ = ack.send(());
@@ -170,14 +170,14 @@ impl Held {
 }
 
 async fn write_with_retry<R: Send + Sync + 'static>(
-    conn: &mut Held,
+    held: &mut Held,
     name: &str,
     insert: &InsertBatch<R>,
     batch: Vec<R>,
     lost: &AtomicU64,
 ) {
     for attempt in 1..=3u32 {
-        match conn.insert(insert, &batch).await {
+        match held.insert(insert, &batch).await {
             Ok(()) => return,
             Err(err) => {
                 tracing::warn!(writer = name, attempt, error = %err, "batch insert failed");
