@@ -39,12 +39,10 @@ impl TierCache {
 
     /// The tenant's tier (from the cache when fresh; one load per tenant at a time).
     pub async fn tier(&self, tenant: &TenantId) -> Result<Tier, TenancyError> {
+        // The reload's query, for one tenant.
         let load = || async {
-            match self.aegis.tenants().get(tenant).await {
-                Ok(info) => Ok(Some(info.tier.0)),
-                Err(TenancyError::NotFound(_)) => Ok(None),
-                Err(err) => Err(err),
-            }
+            let found = self.aegis.tenants().get_many(std::slice::from_ref(tenant)).await?;
+            Ok::<_, TenancyError>(found.first().map(|t| t.tier.0))
         };
         self.entries.get(tenant, load).await?.ok_or_else(|| TenancyError::NotFound(tenant.to_string()))
     }

@@ -409,6 +409,19 @@ async fn embeddings_default_to_the_offline_model() {
     assert_eq!(intent, "embedding");
 }
 
+/// Ends the other backends of the test's database whose `application_name` is `LIKE
+/// application`, waiting for each to exit (as a restart of PostgreSQL would end them).
+async fn terminate_backends(aegis: &Aegis, application: &str) -> Vec<bool> {
+    sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE $1",
+    )
+    .bind(application)
+    .fetch_all(aegis.db().pool())
+    .await
+    .unwrap()
+}
+
 /// The decision and ledger writers keep their connection between batches; when it breaks
 /// (here: its backend terminated, as a restart of PostgreSQL would), the next batch is
 /// retried on a new one and nothing is lost.
@@ -419,16 +432,8 @@ async fn the_writers_survive_losing_their_connection() {
     provider.push("m1", [Reply::text("one", 5, 1), Reply::text("two", 5, 1)]);
     let first = aegis.models().complete(&scope(Tier::Free), &chat(), &ask("one")).await.unwrap();
     assert_eq!(ledger(&aegis, first.decision.id).await.len(), 1);
-    let held = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1";
-    let writers: Vec<i32> = sqlx::query_scalar(held)
-        .bind(aegis_core::db::BATCH_WRITERS_APPLICATION)
-        .fetch_all(aegis.db().pool())
-        .await
-        .unwrap();
+    let writers = terminate_backends(&aegis, aegis_core::db::BATCH_WRITERS_APPLICATION).await;
     assert!(!writers.is_empty(), "the writers hold their connections between batches");
-    for pid in &writers {
-        sqlx::query("SELECT pg_terminate_backend($1, 5000)").bind(pid).execute(aegis.db().pool()).await.unwrap();
-    }
     let second = aegis.models().complete(&scope(Tier::Free), &chat(), &ask("two")).await.unwrap();
     assert_eq!(ledger(&aegis, second.decision.id).await.len(), 1);
     assert_eq!(last_decision(&aegis, "free_t").await, second.decision.id);
@@ -444,13 +449,7 @@ async fn a_metered_call_survives_its_idle_connections_being_lost() {
     let aegis = aegis_with_models(&provider, None).await;
     provider.push("p1", [Reply::text("one", 5, 1), Reply::text("two", 5, 1)]);
     let first = aegis.models().complete(&scope(Tier::Enterprise), &chat(), &ask("one")).await.unwrap();
-    let terminated: Vec<bool> = sqlx::query_scalar(
-        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'aegis%'",
-    )
-    .fetch_all(aegis.db().pool())
-    .await
-    .unwrap();
+    let terminated = terminate_backends(&aegis, "aegis%").await;
     assert!(terminated.len() >= 2 && terminated.iter().all(|t| *t), "{terminated:?}");
     let second = aegis.models().complete(&scope(Tier::Enterprise), &chat(), &ask("two")).await.unwrap();
     let usage = aegis.models().meters().usage("enterprise_t", PREMIUM_SPEND, Window::CalendarMonth).await.unwrap();
