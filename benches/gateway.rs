@@ -12,9 +12,10 @@
 //! `--other-rps` drives it, and the upstream again as its baseline, at another rate).
 //! `benches/litellm.sh` runs it against LiteLLM's proxy.
 //!
-//! The floor: a pass-through proxy on the same HTTP stack (axum server, reqwest client,
-//! two tokio workers, in a process of its own) that forwards each request's bytes to the
-//! upstream and the answer's bytes back — no key, no policy, no JSON, no logs. Whatever
+//! The floor: a pass-through proxy on the same HTTP stack (an axum server, the provider
+//! clients' hyper transport `aegis_core::llm::openai::ProviderHttp`, the gateway's runtime
+//! threads on the same CPUs, in a process of its own) that forwards each request's bytes to
+//! the upstream and the answer's bytes back — no key, no policy, no JSON, no logs. Whatever
 //! CPU and latency it adds, any proxy on this machine adds at least; AEGIS's own cost is
 //! what it adds above that.
 
@@ -27,10 +28,12 @@ use std::{
 use aegis_core::{
     Aegis,
     auth::{NewApiKey, Scope, reveal},
+    llm::openai::ProviderHttp,
     tenancy::{Caller, NewTenant, TenantId, Tier},
 };
 use axum::{Json, Router, routing::post};
 use common::{Cluster, ms, percentile};
+use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 // Shared by the bench binaries; each uses part of it.
@@ -211,25 +214,31 @@ fn report(name: &str, run: &Run) -> (Duration, Duration) {
 /// The pass-through proxy (run as `bench-gateway --passthrough <upstream-port>
 /// <listen-port>`): forwards bytes both ways, nothing else.
 async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let url = format!("http://127.0.0.1:{upstream_port}/v1/chat/completions");
+    let uri: http::Uri = format!("http://127.0.0.1:{upstream_port}/v1/chat/completions").parse()?;
+    let transport = ProviderHttp::new(Duration::from_secs(10)).transport(&uri);
     let app = Router::new().route(
         "/v1/chat/completions",
         post(move |body: axum::body::Bytes| {
-            let (http, url) = (http.clone(), url.clone());
+            let (transport, uri) = (transport.clone(), uri.clone());
             async move {
-                let answer = http.post(&url).header("content-type", "application/json").body(body).send().await;
-                match answer {
+                let mut request = http::Request::new(Full::new(body));
+                *request.method_mut() = http::Method::POST;
+                *request.uri_mut() = uri;
+                request.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+                let answer = match transport.send(request).await {
                     Ok(r) => {
                         let status = r.status().as_u16();
-                        let bytes = r.bytes().await.unwrap_or_default();
-                        axum::http::Response::builder()
-                            .status(status)
-                            .header("content-type", "application/json")
-                            .body(axum::body::Body::from(bytes))
-                            .unwrap_or_default()
+                        r.into_body().collect().await.map(|body| (status, body.to_bytes())).map_err(|_| ())
                     }
-                    Err(_) => {
+                    Err(_) => Err(()),
+                };
+                match answer {
+                    Ok((status, bytes)) => axum::http::Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(axum::body::Body::from(bytes))
+                        .unwrap_or_default(),
+                    Err(()) => {
                         axum::http::Response::builder().status(502).body(axum::body::Body::empty()).unwrap_or_default()
                     }
                 }

@@ -25,6 +25,7 @@ use super::{
     Embeddings, ErrorClass, LlmError,
     config::{ModelsConfig, RouterConfig},
     ledger::{Ledger, LedgerRow, millis, price},
+    openai::ProviderHttp,
     types::{ChatRequest, ChatResponse, Usage},
 };
 use crate::clock::SharedClock;
@@ -160,8 +161,8 @@ pub struct Router {
 
 impl Router {
     /// Builds every configured model's backend.
-    pub fn new(config: &ModelsConfig, http: reqwest::Client, clock: SharedClock, ledger: Ledger) -> Self {
-        let models = backends::build(config, &http);
+    pub fn new(config: &ModelsConfig, http: &ProviderHttp, clock: SharedClock, ledger: Ledger) -> Self {
+        let models = backends::build(config, http);
         Self { models, config: config.router.clone(), clock, health: Mutex::new(HashMap::new()), ledger }
     }
 

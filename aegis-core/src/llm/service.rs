@@ -151,8 +151,8 @@ impl Models {
         let writers = db.batch_writers(4);
         let ledger = Ledger::spawn(writers.clone(), interval);
         let decisions = DecisionLog::spawn(writers, interval);
-        let http = super::openai::OpenAiClient::http_client(Duration::from_secs(10));
-        let router = Router::new(&config, http, clock.clone(), ledger.clone());
+        let http = super::openai::ProviderHttp::new(Duration::from_secs(10));
+        let router = Router::new(&config, &http, clock.clone(), ledger.clone());
         let meters = Meters::new(fast, clock);
         Self { inner: Arc::new(Inner { resolver: PolicyResolver::new(config), router, meters, decisions, ledger }) }
     }

@@ -2,29 +2,43 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use super::transport::describe;
 use crate::llm::{ErrorClass, LlmError};
 
-/// Classifies a transport failure (no HTTP status).
-pub fn transport(provider: &str, model: &str, err: &reqwest::Error) -> LlmError {
-    let class = if err.is_timeout() {
-        ErrorClass::Timeout
-    } else if err.is_connect() || err.is_request() || err.is_body() {
-        ErrorClass::Connection
-    } else if err.is_decode() {
-        ErrorClass::Malformed
-    } else {
-        ErrorClass::Connection
-    };
-    // reqwest's Display includes the URL but never the key.
-    LlmError::new(class, provider, model, err.to_string())
+/// Reads a whole body, at most `limit` bytes: a body that breaks off is a connection error,
+/// a longer one is malformed.
+pub async fn read_body(provider: &str, model: &str, body: Incoming, limit: usize) -> Result<Bytes, LlmError> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(LlmError::new(
+            ErrorClass::Malformed,
+            provider,
+            model,
+            format!("the response is longer than {limit} bytes"),
+        )),
+        Err(e) => Err(LlmError::new(
+            ErrorClass::Connection,
+            provider,
+            model,
+            format!("the response broke off: {}", describe(e.as_ref())),
+        )),
+    }
 }
+
+/// The most of an error response's body read for its message.
+const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
 /// Passes a 2xx response through; turns anything else into a classified error.
 pub async fn check_status(
     provider: &str,
     model: &str,
-    response: reqwest::Response,
-) -> Result<reqwest::Response, LlmError> {
+    response: Response<Incoming>,
+) -> Result<Response<Incoming>, LlmError> {
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -36,7 +50,8 @@ pub async fn check_status(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s.min(300.0)));
-    let body = response.text().await.unwrap_or_default();
+    let body = read_body(provider, model, response.into_body(), MAX_ERROR_BODY_BYTES).await.unwrap_or_default();
+    let body = String::from_utf8_lossy(&body);
     let mut err = LlmError::new(from_status(status.as_u16(), &body), provider, model, error_message(&body))
         .with_status(status.as_u16());
     err.retry_after = retry_after;

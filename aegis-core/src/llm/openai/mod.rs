@@ -5,12 +5,21 @@
 mod classify;
 mod sse;
 mod stream;
+mod transport;
 
 pub use sse::{SseEvent, SseParser};
+pub use transport::{ProviderHttp, Transport};
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::{
+    HeaderValue, Method, Request, Response, Uri,
+    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
+};
+use http_body_util::Full;
+use hyper::body::Incoming;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -42,40 +51,46 @@ impl Default for Timeouts {
 /// A client for one provider's OpenAI-compatible API.
 #[derive(Debug, Clone)]
 pub struct OpenAiClient {
-    http: reqwest::Client,
+    transport: Transport,
     provider: String,
-    base_url: String,
-    /// Parsed once: URL parsing (with IDNA) showed up in the gateway's profile.
-    chat_url: Option<reqwest::Url>,
-    embeddings_url: Option<reqwest::Url>,
-    api_key: Option<SecretString>,
+    /// `{base}/chat/completions` and `{base}/embeddings`, parsed once.
+    chat_uri: Uri,
+    embeddings_uri: Uri,
+    /// `Bearer <key>`, marked sensitive so it is never logged.
+    authorization: Option<HeaderValue>,
     timeouts: Timeouts,
 }
 
 impl OpenAiClient {
     /// A client for `provider` at `base_url` (which includes the version path, e.g.
-    /// `https://api.openai.com/v1`). `http` is shared so connections are pooled.
+    /// `https://api.openai.com/v1`). `http` is shared so connections are pooled. A base
+    /// URL that is not a valid URL, or a key a header cannot carry, is the error.
     pub fn new(
-        http: reqwest::Client,
+        http: &ProviderHttp,
         provider: impl Into<String>,
         base_url: &str,
         api_key: Option<SecretString>,
         timeouts: Timeouts,
-    ) -> Self {
-        let base_url = base_url.trim_end_matches('/').to_owned();
-        let chat_url = reqwest::Url::parse(&format!("{base_url}/chat/completions")).ok();
-        let embeddings_url = reqwest::Url::parse(&format!("{base_url}/embeddings")).ok();
-        Self { http, provider: provider.into(), base_url, chat_url, embeddings_url, api_key, timeouts }
-    }
-
-    /// A plain HTTP client suitable for sharing between providers.
-    pub fn http_client(connect_timeout: Duration) -> reqwest::Client {
-        reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default()
+    ) -> Result<Self, String> {
+        let base_url = base_url.trim_end_matches('/');
+        let uri = |path: &str| {
+            format!("{base_url}{path}")
+                .parse::<Uri>()
+                .map_err(|e| format!("the base URL `{base_url}` is not a valid URL: {e}"))
+        };
+        let chat_uri = uri("/chat/completions")?;
+        let embeddings_uri = uri("/embeddings")?;
+        let transport = http.transport(&chat_uri);
+        let authorization = match api_key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                    .map_err(|_| "the API key has characters a header cannot carry".to_owned())?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(Self { transport, provider: provider.into(), chat_uri, embeddings_uri, authorization, timeouts })
     }
 
     /// The provider's name.
@@ -83,51 +98,60 @@ impl OpenAiClient {
         &self.provider
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let parsed = match path {
-            "/chat/completions" => self.chat_url.clone(),
-            "/embeddings" => self.embeddings_url.clone(),
-            _ => None,
-        };
-        // An unparsable base URL still goes through reqwest, which reports the error.
-        let request = match parsed {
-            Some(url) => self.http.post(url),
-            None => self.http.post(format!("{}{path}", self.base_url)),
-        };
-        match &self.api_key {
-            Some(key) => request.bearer_auth(key.expose_secret()),
-            None => request,
+    fn error(&self, class: ErrorClass, model: &str, message: impl Into<String>) -> LlmError {
+        LlmError::new(class, &self.provider, model, message)
+    }
+
+    /// Sends `body` as JSON to `uri` and returns the 2xx response (anything else is its
+    /// classified error).
+    async fn post(
+        &self,
+        uri: &Uri,
+        model: &str,
+        body: &impl serde::Serialize,
+        accept: &'static str,
+    ) -> Result<Response<Incoming>, LlmError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| self.error(ErrorClass::BadRequest, model, format!("the request is not JSON: {e}")))?;
+        let mut request = Request::new(Full::new(Bytes::from(body)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        if let Some(authorization) = &self.authorization {
+            headers.insert(AUTHORIZATION, authorization.clone());
         }
+        let response = self.transport.send(request).await.map_err(|e| self.error(ErrorClass::Connection, model, e))?;
+        classify::check_status(&self.provider, model, response).await
+    }
+
+    /// Posts and reads the whole JSON answer within the request timeout.
+    async fn post_for<T: serde::de::DeserializeOwned>(
+        &self,
+        uri: &Uri,
+        model: &str,
+        body: &impl serde::Serialize,
+        what: &str,
+    ) -> Result<T, LlmError> {
+        let exchange = async {
+            let response = self.post(uri, model, body, "application/json").await?;
+            classify::read_body(&self.provider, model, response.into_body(), MAX_RESPONSE_BYTES).await
+        };
+        let bytes = tokio::time::timeout(self.timeouts.request, exchange)
+            .await
+            .map_err(|_| self.error(ErrorClass::Timeout, model, "no complete response in time"))??;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.error(ErrorClass::Malformed, model, format!("response is not {what}: {e}")))
     }
 
     /// `POST /chat/completions` without streaming.
     pub async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse, LlmError> {
         request.stream = None;
         request.stream_options = None;
-        let response = self
-            .post("/chat/completions")
-            .timeout(self.timeouts.request)
-            .json(&request)
-            .send()
-            .await
-            .map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
-        let response = classify::check_status(&self.provider, &request.model, response).await?;
-        let bytes = response.bytes().await.map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
-        let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
-            LlmError::new(
-                ErrorClass::Malformed,
-                &self.provider,
-                &request.model,
-                format!("response is not a chat completion: {e}"),
-            )
-        })?;
+        let parsed: ChatResponse = self.post_for(&self.chat_uri, &request.model, &request, "a chat completion").await?;
         if parsed.choices.is_empty() {
-            return Err(LlmError::new(
-                ErrorClass::Malformed,
-                &self.provider,
-                &request.model,
-                "response has no choices",
-            ));
+            return Err(self.error(ErrorClass::Malformed, &request.model, "response has no choices"));
         }
         Ok(parsed)
     }
@@ -136,38 +160,21 @@ impl OpenAiClient {
     pub async fn chat_stream(&self, mut request: ChatRequest) -> Result<ChatStream, LlmError> {
         request.stream = Some(true);
         request.stream_options = Some(StreamOptions { include_usage: true });
-        let send = self.post("/chat/completions").header("accept", "text/event-stream").json(&request).send();
+        let send = self.post(&self.chat_uri, &request.model, &request, "text/event-stream");
         let response = tokio::time::timeout(self.timeouts.request, send)
             .await
-            .map_err(|_| {
-                LlmError::new(ErrorClass::Timeout, &self.provider, &request.model, "no response headers in time")
-            })?
-            .map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
-        let response = classify::check_status(&self.provider, &request.model, response).await?;
-        Ok(stream::chunks(response, self.provider.clone(), request.model.clone(), self.timeouts))
+            .map_err(|_| self.error(ErrorClass::Timeout, &request.model, "no response headers in time"))??;
+        Ok(stream::chunks(response.into_body(), self.provider.clone(), request.model.clone(), self.timeouts))
     }
 
     /// `POST /embeddings`.
     pub async fn embeddings(&self, request: &EmbeddingRequest) -> Result<EmbeddingResponse, LlmError> {
-        let response = self
-            .post("/embeddings")
-            .timeout(self.timeouts.request)
-            .json(request)
-            .send()
-            .await
-            .map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
-        let response = classify::check_status(&self.provider, &request.model, response).await?;
-        let bytes = response.bytes().await.map_err(|e| classify::transport(&self.provider, &request.model, &e))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
-            LlmError::new(
-                ErrorClass::Malformed,
-                &self.provider,
-                &request.model,
-                format!("response is not an embedding list: {e}"),
-            )
-        })
+        self.post_for(&self.embeddings_uri, &request.model, request, "an embedding list").await
     }
 }
+
+/// The largest successful response body read (a chat completion or an embedding list).
+const MAX_RESPONSE_BYTES: usize = 256 << 20;
 
 /// One model of a provider, as a [`ChatModel`].
 #[derive(Debug, Clone)]

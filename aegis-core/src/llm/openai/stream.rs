@@ -5,12 +5,14 @@
 use std::collections::VecDeque;
 
 use futures::{StreamExt, stream::BoxStream};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 
-use super::{SseParser, Timeouts, classify};
+use super::{SseParser, Timeouts, classify, transport::describe};
 use crate::llm::{ChatStream, ErrorClass, LlmError, types::ChatChunk};
 
 struct State {
-    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    body: BoxStream<'static, Result<bytes::Bytes, hyper::Error>>,
     parser: SseParser,
     ready: VecDeque<Result<ChatChunk, LlmError>>,
     provider: String,
@@ -63,9 +65,9 @@ impl State {
 }
 
 /// Turns a 2xx `text/event-stream` response into chunks.
-pub fn chunks(response: reqwest::Response, provider: String, model: String, timeouts: Timeouts) -> ChatStream {
+pub fn chunks(body: Incoming, provider: String, model: String, timeouts: Timeouts) -> ChatStream {
     let state = State {
-        body: response.bytes_stream().boxed(),
+        body: body.into_data_stream().boxed(),
         parser: SseParser::default(),
         ready: VecDeque::new(),
         provider,
@@ -105,8 +107,8 @@ pub fn chunks(response: reqwest::Response, provider: String, model: String, time
                 },
                 Ok(Some(Err(e))) => {
                     state.finished = true;
-                    let err = classify::transport(&state.provider, &state.model, &e);
-                    state.ready.push_back(Err(LlmError { class: ErrorClass::Connection, ..err }));
+                    let err = state.err(ErrorClass::Connection, format!("the stream broke off: {}", describe(&e)));
+                    state.ready.push_back(Err(err));
                 }
                 Ok(None) => {
                     state.finished = true;

@@ -10,7 +10,7 @@ use crate::llm::{
     ChatModel, Embedder, Embeddings, ErrorClass, LlmError,
     config::{ModelConfig, ModelKind, ModelsConfig, ProviderConfig},
     offline::OfflineEmbedder,
-    openai::{OpenAiClient, ProviderModel, Timeouts},
+    openai::{OpenAiClient, ProviderHttp, ProviderModel, Timeouts},
     types::{EmbeddingInput, EmbeddingRequest},
 };
 
@@ -53,7 +53,7 @@ impl RoutedModel {
     }
 }
 
-pub(super) fn build(config: &ModelsConfig, http: &reqwest::Client) -> HashMap<String, RoutedModel> {
+pub(super) fn build(config: &ModelsConfig, http: &ProviderHttp) -> HashMap<String, RoutedModel> {
     let mut clients: HashMap<String, Result<OpenAiClient, String>> = HashMap::new();
     for (name, provider) in &config.providers {
         if let ProviderConfig::Openai { base_url, api_key_env, api_key, enabled, timeout_secs } = provider {
@@ -69,7 +69,10 @@ pub(super) fn build(config: &ModelsConfig, http: &reqwest::Client) -> HashMap<St
                     (None, None) => Ok(None),
                 };
                 let timeouts = Timeouts { request: Duration::from_secs(*timeout_secs), ..Timeouts::default() };
-                key.map(|key| OpenAiClient::new(http.clone(), name.clone(), base_url, key, timeouts))
+                key.and_then(|key| {
+                    OpenAiClient::new(http, name.clone(), base_url, key, timeouts)
+                        .map_err(|e| format!("provider `{name}`: {e}"))
+                })
             };
             clients.insert(name.clone(), client);
         }
