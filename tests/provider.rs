@@ -60,6 +60,8 @@ pub struct Received {
     pub body: Value,
     /// The bearer token.
     pub auth: Option<String>,
+    /// The `user-agent` header.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Default)]
@@ -112,7 +114,8 @@ fn record(script: &Shared, path: &str, headers: &HeaderMap, body: &Bytes) -> Val
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let auth =
         headers.get("authorization").and_then(|v| v.to_str().ok()).map(|v| v.trim_start_matches("Bearer ").to_owned());
-    script.lock().unwrap().received.push(Received { path: path.into(), body: value.clone(), auth });
+    let user_agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    script.lock().unwrap().received.push(Received { path: path.into(), body: value.clone(), auth, user_agent });
     value
 }
 

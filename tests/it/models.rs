@@ -89,9 +89,10 @@ async fn falls_back_in_order_and_records_every_attempt() {
             .unwrap();
     assert_eq!((alias.as_str(), reason.as_str(), allowed), ("fast", "intent_default", true));
     assert_eq!(chain, serde_json::json!(["alpha/m1", "beta/m2"]));
-    // The provider got the upstream model name and the provider's key.
+    // The provider got the upstream model name, the provider's key and AEGIS's user agent.
     let sent = provider.received_for("m2");
     assert_eq!(sent[0].auth.as_deref(), Some("beta-key"));
+    assert_eq!(sent[0].user_agent, Some(format!("aegis/{}", env!("CARGO_PKG_VERSION"))));
     assert_eq!(sent[0].body["messages"][0]["content"], "hi");
 }
 

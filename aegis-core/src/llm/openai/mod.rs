@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{
     HeaderValue, Method, Request, Response, Uri,
-    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE},
+    header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT},
 };
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -119,6 +119,7 @@ impl OpenAiClient {
         let headers = request.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static(accept));
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
         if let Some(authorization) = &self.authorization {
             headers.insert(AUTHORIZATION, authorization.clone());
         }
@@ -172,6 +173,9 @@ impl OpenAiClient {
         self.post_for(&self.embeddings_uri, &request.model, request, "an embedding list").await
     }
 }
+
+/// What provider calls name themselves: some API front ends turn away requests without one.
+const USER_AGENT_VALUE: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));
 
 /// The largest successful response body read (a chat completion or an embedding list).
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
