@@ -74,9 +74,13 @@ impl OpenAiClient {
     ) -> Result<Self, String> {
         let base_url = base_url.trim_end_matches('/');
         let uri = |path: &str| {
-            format!("{base_url}{path}")
+            let uri = format!("{base_url}{path}")
                 .parse::<Uri>()
-                .map_err(|e| format!("the base URL `{base_url}` is not a valid URL: {e}"))
+                .map_err(|e| format!("the base URL `{base_url}` is not a valid URL: {e}"))?;
+            match (uri.scheme_str(), uri.host()) {
+                (Some("http" | "https"), Some(_)) => Ok(uri),
+                _ => Err(format!("the base URL `{base_url}` is not an http:// or https:// URL with a host")),
+            }
         };
         let chat_uri = uri("/chat/completions")?;
         let embeddings_uri = uri("/embeddings")?;
@@ -208,5 +212,29 @@ impl ChatModel for ProviderModel {
 
     async fn stream(&self, request: &ChatRequest) -> Result<ChatStream, LlmError> {
         self.client.chat_stream(self.request_for(request)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_base_url_must_be_http_or_https_with_a_host_and_a_key_must_fit_a_header() {
+        let http = ProviderHttp::new(Duration::from_secs(1));
+        let client = |base: &str, key: Option<&str>| {
+            OpenAiClient::new(&http, "p", base, key.map(SecretString::from), Timeouts::default()).map(|c| c.chat_uri)
+        };
+        assert_eq!(client("https://api.example.com/v1/", None).unwrap(), "https://api.example.com/v1/chat/completions");
+        assert_eq!(
+            client("http://127.0.0.1:11434/v1", Some("k")).unwrap(),
+            "http://127.0.0.1:11434/v1/chat/completions"
+        );
+        for bad in ["localhost:11434/v1", "ftp://example.com/v1", "/v1", "http://exa mple.com"] {
+            let err = client(bad, None).unwrap_err();
+            assert!(err.contains(bad.trim_end_matches('/')), "{bad}: {err}");
+        }
+        let err = client("https://api.example.com/v1", Some("line\nbreak")).unwrap_err();
+        assert!(err.contains("API key"), "{err}");
     }
 }
