@@ -221,10 +221,13 @@ async fn passthrough(upstream_port: u16, listen_port: u16) -> anyhow::Result<()>
         post(move |body: axum::body::Bytes| {
             let (transport, uri) = (transport.clone(), uri.clone());
             async move {
-                let mut request = http::Request::new(Full::new(body));
-                *request.method_mut() = http::Method::POST;
-                *request.uri_mut() = uri;
-                request.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+                let request = || {
+                    let mut request = http::Request::new(Full::new(body.clone()));
+                    *request.method_mut() = http::Method::POST;
+                    *request.uri_mut() = uri.clone();
+                    request.headers_mut().insert("content-type", http::HeaderValue::from_static("application/json"));
+                    request
+                };
                 let answer = match transport.send(request).await {
                     Ok(r) => {
                         let status = r.status().as_u16();

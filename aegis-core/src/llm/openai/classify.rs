@@ -30,6 +30,19 @@ pub async fn read_body(provider: &str, model: &str, body: Incoming, limit: usize
     }
 }
 
+/// The first `limit` bytes of a body (all of a shorter one, what came of one that broke off).
+async fn read_prefix(mut body: Incoming, limit: usize) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit
+        && let Some(Ok(frame)) = body.frame().await
+    {
+        if let Ok(data) = frame.into_data() {
+            bytes.extend_from_slice(&data[..data.len().min(limit - bytes.len())]);
+        }
+    }
+    bytes
+}
+
 /// The most of an error response's body read for its message.
 const MAX_ERROR_BODY_BYTES: usize = 64 << 10;
 
@@ -50,7 +63,15 @@ pub async fn check_status(
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| Duration::from_secs_f64(s.min(300.0)));
-    let body = read_body(provider, model, response.into_body(), MAX_ERROR_BODY_BYTES).await.unwrap_or_default();
+    // Providers do not redirect API calls: a redirect means the base URL is not the
+    // provider's (http:// for https://, a moved path). Not followed; the next model is tried.
+    if status.is_redirection() {
+        let to = response.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("elsewhere");
+        let message =
+            format!("the provider redirected the call ({status}) to {to}: set its base URL to where it points");
+        return Err(LlmError::new(ErrorClass::NotConfigured, provider, model, message).with_status(status.as_u16()));
+    }
+    let body = read_prefix(response.into_body(), MAX_ERROR_BODY_BYTES).await;
     let body = String::from_utf8_lossy(&body);
     let mut err = LlmError::new(from_status(status.as_u16(), &body), provider, model, error_message(&body))
         .with_status(status.as_u16());

@@ -78,7 +78,7 @@ impl OpenAiClient {
                 .parse::<Uri>()
                 .map_err(|e| format!("the base URL `{base_url}` is not a valid URL: {e}"))?;
             match (uri.scheme_str(), uri.host()) {
-                (Some("http" | "https"), Some(_)) => Ok(uri),
+                (Some("http" | "https"), Some(_)) => Ok(with_port(uri)),
                 _ => Err(format!("the base URL `{base_url}` is not an http:// or https:// URL with a host")),
             }
         };
@@ -115,19 +115,24 @@ impl OpenAiClient {
         body: &impl serde::Serialize,
         accept: &'static str,
     ) -> Result<Response<Incoming>, LlmError> {
-        let body = serde_json::to_vec(body)
-            .map_err(|e| self.error(ErrorClass::BadRequest, model, format!("the request is not JSON: {e}")))?;
-        let mut request = Request::new(Full::new(Bytes::from(body)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = uri.clone();
-        let headers = request.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(ACCEPT, HeaderValue::from_static(accept));
-        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        if let Some(authorization) = &self.authorization {
-            headers.insert(AUTHORIZATION, authorization.clone());
-        }
-        let response = self.transport.send(request).await.map_err(|e| self.error(ErrorClass::Connection, model, e))?;
+        let body = Bytes::from(
+            serde_json::to_vec(body)
+                .map_err(|e| self.error(ErrorClass::BadRequest, model, format!("the request is not JSON: {e}")))?,
+        );
+        let build = || {
+            let mut request = Request::new(Full::new(body.clone()));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = uri.clone();
+            let headers = request.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(ACCEPT, HeaderValue::from_static(accept));
+            headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+            if let Some(authorization) = &self.authorization {
+                headers.insert(AUTHORIZATION, authorization.clone());
+            }
+            request
+        };
+        let response = self.transport.send(build).await.map_err(|e| self.error(ErrorClass::Connection, model, e))?;
         classify::check_status(&self.provider, model, response).await
     }
 
@@ -178,6 +183,22 @@ impl OpenAiClient {
     }
 }
 
+/// `uri` with its scheme's port written out: a proxy's `CONNECT` names a port, and
+/// hyper-util's tunnel assumes 443 when there is none. The `Host` header still leaves a
+/// default port out.
+fn with_port(uri: Uri) -> Uri {
+    let (Some(authority), None) = (uri.authority(), uri.port_u16()) else { return uri };
+    let port = if uri.scheme_str() == Some("http") { 80 } else { 443 };
+    let mut parts = uri.clone().into_parts();
+    match format!("{authority}:{port}").parse() {
+        Ok(authority) => {
+            parts.authority = Some(authority);
+            Uri::from_parts(parts).unwrap_or(uri)
+        }
+        Err(_) => uri,
+    }
+}
+
 /// What provider calls name themselves: some API front ends turn away requests without one.
 const USER_AGENT_VALUE: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));
 
@@ -225,7 +246,11 @@ mod tests {
         let client = |base: &str, key: Option<&str>| {
             OpenAiClient::new(&http, "p", base, key.map(SecretString::from), Timeouts::default()).map(|c| c.chat_uri)
         };
-        assert_eq!(client("https://api.example.com/v1/", None).unwrap(), "https://api.example.com/v1/chat/completions");
+        assert_eq!(
+            client("https://api.example.com/v1/", None).unwrap(),
+            "https://api.example.com:443/v1/chat/completions"
+        );
+        assert_eq!(client("http://llm-box/v1", None).unwrap(), "http://llm-box:80/v1/chat/completions");
         assert_eq!(
             client("http://127.0.0.1:11434/v1", Some("k")).unwrap(),
             "http://127.0.0.1:11434/v1/chat/completions"
@@ -236,5 +261,20 @@ mod tests {
         }
         let err = client("https://api.example.com/v1", Some("line\nbreak")).unwrap_err();
         assert!(err.contains("API key"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_a_configuration_error_naming_where_it_points() {
+        let reply = "HTTP/1.1 308 Permanent Redirect\r\nlocation: https://api.example.com/v2/chat/completions\r\ncontent-length: 0\r\n\r\n";
+        let port = transport::tests::upstream_replying(reply).await;
+        let http = ProviderHttp::new(Duration::from_secs(5));
+        let client =
+            OpenAiClient::new(&http, "p", &format!("http://127.0.0.1:{port}/v1"), None, Timeouts::default()).unwrap();
+        let request: ChatRequest =
+            serde_json::from_value(serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+                .unwrap();
+        let err = client.chat(request).await.unwrap_err();
+        assert_eq!((err.class, err.status), (ErrorClass::NotConfigured, Some(308)), "{err}");
+        assert!(err.to_string().contains("https://api.example.com/v2/chat/completions"), "{err}");
     }
 }

@@ -12,7 +12,14 @@
 //! included (reqwest would have forwarded those in absolute form instead); the proxy itself
 //! must be an `http://` proxy.
 
-use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
+use std::{
+    error::Error as StdError,
+    fmt, io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -30,8 +37,9 @@ use hyper_util::{
     rt::{TokioExecutor, TokioTimer},
 };
 
-type DirectClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
-type TunnelClient = Client<HttpsConnector<Tunnel<HttpConnector>>, Full<Bytes>>;
+type DirectClient = Client<Bounded<HttpsConnector<HttpConnector>>, Full<Bytes>>;
+type TunnelClient = Client<Bounded<HttpsConnector<Tunnel<HttpConnector>>>, Full<Bytes>>;
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Makes each provider's [`Transport`]. Clones share the direct connection pool.
 #[derive(Clone)]
@@ -68,7 +76,7 @@ impl ProviderHttp {
                 config.with_root_certificates(roots).with_no_client_auth()
             })
             .map_err(|e| Arc::from(format!("TLS could not be set up: {e}")));
-        let direct = tls.as_ref().ok().map(|tls| pooled(tls.clone(), tcp(connect_timeout)));
+        let direct = tls.as_ref().ok().map(|tls| pooled(tls.clone(), tcp(), connect_timeout));
         Self { tls, direct, proxies: Arc::new(proxies), connect_timeout }
     }
 
@@ -86,25 +94,28 @@ impl ProviderHttp {
             let message = format!("the proxy for {base} is {}: only http:// proxies are supported", proxy.uri());
             return Transport(Kind::Unusable(Arc::from(message)));
         }
-        let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp(self.connect_timeout));
+        let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp());
         if let Some(auth) = proxy.basic_auth() {
             tunnel = tunnel.with_auth(auth.clone());
         }
-        Transport(Kind::Tunnel(pooled(tls.clone(), tunnel)))
+        Transport(Kind::Tunnel(pooled(tls.clone(), tunnel, self.connect_timeout)))
     }
 }
 
-fn tcp(connect_timeout: Duration) -> HttpConnector {
+fn tcp() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     http
 }
 
-fn pooled<C>(tls: rustls::ClientConfig, connector: C) -> Client<HttpsConnector<C>, Full<Bytes>>
+fn pooled<C>(
+    tls: rustls::ClientConfig,
+    connector: C,
+    connect_timeout: Duration,
+) -> Client<Bounded<HttpsConnector<C>>, Full<Bytes>>
 where
-    HttpsConnector<C>: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+    Bounded<HttpsConnector<C>>: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
 {
     let https = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
@@ -116,7 +127,43 @@ where
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https)
+        .build(Bounded { inner: https, timeout: connect_timeout })
+}
+
+/// A connector whose whole connect — TCP, a proxy's `CONNECT`, the TLS handshake — ends
+/// within `timeout`.
+#[derive(Clone, Debug)]
+pub struct Bounded<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for Bounded<C>
+where
+    C: tower_service::Service<Uri>,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let timeout = self.timeout;
+        let connecting = self.inner.call(dst);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(connected) => connected.map_err(Into::into),
+                Err(_) => {
+                    Err(io::Error::new(io::ErrorKind::TimedOut, format!("no connection within {timeout:?}")).into())
+                }
+            }
+        })
+    }
 }
 
 /// One provider's way out: direct, through a proxy's tunnel, or an error every call reports.
@@ -131,15 +178,41 @@ enum Kind {
 }
 
 impl Transport {
-    /// Sends `request`; a failure before a response is the error's description, with its causes.
-    pub async fn send(&self, request: Request<Full<Bytes>>) -> Result<Response<Incoming>, String> {
-        let pending: ResponseFuture = match &self.0 {
-            Kind::Direct(client) => client.request(request),
-            Kind::Tunnel(client) => client.request(request),
-            Kind::Unusable(message) => return Err(message.to_string()),
-        };
-        pending.await.map_err(|e| describe(&e))
+    /// Sends the request `build` makes; a failure before a response is the error's
+    /// description, with its causes. A request an HTTP/2 server refused unprocessed (a
+    /// graceful `GOAWAY`, `REFUSED_STREAM`) is built and sent again, up to twice, as reqwest
+    /// did.
+    pub async fn send(&self, build: impl Fn() -> Request<Full<Bytes>>) -> Result<Response<Incoming>, String> {
+        let mut refused = 0;
+        loop {
+            let pending: ResponseFuture = match &self.0 {
+                Kind::Direct(client) => client.request(build()),
+                Kind::Tunnel(client) => client.request(build()),
+                Kind::Unusable(message) => return Err(message.to_string()),
+            };
+            match pending.await {
+                Ok(response) => return Ok(response),
+                Err(e) if refused < 2 && refused_unprocessed(&e) => refused += 1,
+                Err(e) => return Err(describe(&e)),
+            }
+        }
     }
+}
+
+/// Whether an HTTP/2 server said it did not process the request: a graceful shutdown
+/// (`GOAWAY` with `NO_ERROR`) or `REFUSED_STREAM` (RFC 9113, section 8.7), so that sending
+/// it again on a new stream or connection cannot run it twice.
+fn refused_unprocessed(err: &(dyn StdError + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(h2) = cause.downcast_ref::<h2::Error>() {
+            return h2.is_remote()
+                && ((h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR))
+                    || (h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)));
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// An error and its causes, outermost first ("client error (Connect): tcp connect error: …").
@@ -158,7 +231,7 @@ pub fn describe(err: &dyn StdError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Mutex;
 
     use tokio::{
@@ -180,6 +253,11 @@ mod tests {
 
     /// An upstream answering every request on one connection with `{}`.
     async fn upstream() -> u16 {
+        upstream_replying("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}").await
+    }
+
+    /// An upstream answering every request with `reply`, a whole HTTP/1.1 response.
+    pub(in crate::llm::openai) async fn upstream_replying(reply: &'static str) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         tokio::spawn(async move {
@@ -192,7 +270,6 @@ mod tests {
                     .unwrap_or(0);
                 let mut body = vec![0u8; length];
                 let _ = stream.read_exact(&mut body).await;
-                let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
                 let _ = stream.write_all(reply.as_bytes()).await;
             }
         });
@@ -219,11 +296,13 @@ mod tests {
         port
     }
 
-    fn post(port: u16) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = format!("http://127.0.0.1:{port}/v1/chat/completions").parse().unwrap_or_default();
-        request
+    fn post(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
+        move || {
+            let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
+            *request.method_mut() = http::Method::POST;
+            *request.uri_mut() = format!("http://127.0.0.1:{port}/v1/chat/completions").parse().unwrap_or_default();
+            request
+        }
     }
 
     #[tokio::test]
@@ -234,7 +313,7 @@ mod tests {
         let proxies = Matcher::builder().all(format!("http://127.0.0.1:{proxy}")).build();
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
         let request = post(upstream);
-        let transport = http.transport(request.uri());
+        let transport = http.transport(request().uri());
         let response = transport.send(request).await.unwrap_or_else(|e| panic!("send: {e}"));
         assert_eq!(response.status(), 200);
         let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -246,15 +325,44 @@ mod tests {
         let upstream = upstream().await;
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), Matcher::builder().build());
         let request = post(upstream);
-        let response = http.transport(request.uri()).send(request).await.unwrap_or_else(|e| panic!("send: {e}"));
+        let response = http.transport(request().uri()).send(request).await.unwrap_or_else(|e| panic!("send: {e}"));
         assert_eq!(response.status(), 200);
 
         let closed = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = closed.local_addr().map(|a| a.port()).unwrap_or_default();
         drop(closed);
         let request = post(port);
-        let err = http.transport(request.uri()).send(request).await.err().unwrap_or_default();
+        let err = http.transport(request().uri()).send(request).await.err().unwrap_or_default();
         assert!(err.contains("onnect"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_tls_handshake_that_never_ends_is_bounded_by_the_connect_timeout() {
+        // A server that accepts connections and never says a word.
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = silent.local_addr().map(|a| a.port()).unwrap_or_default();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                held.push(stream);
+            }
+        });
+        let http = ProviderHttp::with_proxies(Duration::from_millis(300), Matcher::builder().build());
+        let build = move || {
+            let mut request = post(port)();
+            *request.uri_mut() = format!("https://127.0.0.1:{port}/v1/chat/completions").parse().unwrap_or_default();
+            request
+        };
+        let sent = tokio::time::timeout(Duration::from_secs(5), http.transport(build().uri()).send(build)).await;
+        let err = sent.unwrap_or_else(|_| panic!("the handshake was not bounded")).err().unwrap_or_default();
+        assert!(err.contains("no connection within"), "{err}");
+    }
+
+    #[test]
+    fn only_a_server_s_refusal_is_sent_again() {
+        let local: h2::Error = h2::Reason::REFUSED_STREAM.into();
+        assert!(!refused_unprocessed(&local), "a reason of our own is not the server's refusal");
+        assert!(!refused_unprocessed(&io::Error::other("connection reset")));
     }
 
     #[tokio::test]
@@ -262,7 +370,7 @@ mod tests {
         let proxies = Matcher::builder().all("socks5://127.0.0.1:1080").build();
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
         let request = post(9);
-        let err = http.transport(request.uri()).send(request).await.err().unwrap_or_default();
+        let err = http.transport(request().uri()).send(request).await.err().unwrap_or_default();
         assert!(err.contains("only http:// proxies are supported"), "{err}");
     }
 }
