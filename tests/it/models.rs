@@ -273,6 +273,52 @@ async fn an_unsettled_reservation_is_freed_after_its_ttl() {
 }
 
 #[tokio::test]
+async fn finished_reservations_are_deleted_once_kept_long_enough_and_held_ones_never() {
+    let provider = TestProvider::start().await;
+    let clock = ManualClock::new();
+    let aegis = aegis_with_models(&provider, Some(Arc::new(clock.clone()))).await;
+    let meters = aegis.models().meters();
+    let reserve = |ttl_days: u64| {
+        meters.reserve(
+            "business_t",
+            PREMIUM_SPEND,
+            Window::CalendarMonth,
+            1_000,
+            100,
+            Duration::from_secs(ttl_days * 86_400),
+        )
+    };
+    let settled = reserve(1).await.unwrap();
+    assert!(meters.settle(&settled, Some(40)).await.unwrap());
+    let released = reserve(1).await.unwrap();
+    assert!(meters.release(&released).await.unwrap());
+    let _held = reserve(100).await.unwrap();
+    let rows = || async {
+        let statuses: Vec<String> = sqlx::query_scalar(
+            "SELECT status FROM public.usage_reservations WHERE tenant_id = 'business_t' ORDER BY status",
+        )
+        .fetch_all(aegis.db().pool())
+        .await
+        .unwrap();
+        let spent: (i64, i64) = sqlx::query_as(
+            "SELECT sum(used)::bigint, sum(reserved)::bigint FROM public.usage_meters WHERE tenant_id = 'business_t'",
+        )
+        .fetch_one(aegis.db().pool())
+        .await
+        .unwrap();
+        (statuses, spent)
+    };
+    let kept = Duration::from_secs(35 * 86_400);
+    clock.advance(chrono::Duration::days(34));
+    assert_eq!(meters.prune_finished(kept).await.unwrap(), 0, "not kept long enough yet");
+    assert_eq!(rows().await.0, ["held", "released", "settled"]);
+    clock.advance(chrono::Duration::days(2));
+    assert_eq!(meters.prune_finished(kept).await.unwrap(), 2);
+    assert_eq!(rows().await, (vec!["held".to_owned()], (40, 100)), "the meter keeps the spend and the hold");
+    assert_eq!(meters.prune_finished(kept).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn a_tenants_limit_override_wins_over_the_default_at_once() {
     let provider = TestProvider::start().await;
     let aegis = aegis_with_models(&provider, None).await;

@@ -150,6 +150,7 @@ cooldown_secs = 30                # ... for this long
 business = 50000000               # $50
 enterprise = 500000000            # $500
 reservation_ttl_secs = 900        # an unsettled reservation is freed after this
+finished_reservations_kept_days = 35 # then deleted (0: kept for ever)
 default_max_output_tokens = 4096  # assumed when a request sets no limit
 
 [knowledge]

@@ -138,6 +138,9 @@ pub struct PremiumBudgets {
     pub enterprise: i64,
     /// Seconds after which an unsettled reservation is freed by the sweeper.
     pub reservation_ttl_secs: u64,
+    /// Days a finished (settled, released, expired) reservation is kept before the sweeper
+    /// deletes it; 0 keeps them for ever. The spend itself is in the meters and the ledger.
+    pub finished_reservations_kept_days: u32,
     /// Output tokens assumed when a request sets no limit.
     pub default_max_output_tokens: u32,
 }
@@ -148,6 +151,7 @@ impl Default for PremiumBudgets {
             business: 50_000_000,
             enterprise: 500_000_000,
             reservation_ttl_secs: 900,
+            finished_reservations_kept_days: 35,
             default_max_output_tokens: 4096,
         }
     }

@@ -121,6 +121,15 @@ const SWEEP: &str = "WITH r AS ( \
                        WHERE m.tenant_id = agg.tenant_id AND m.meter = agg.meter AND m.window_start = agg.window_start RETURNING agg.n) \
                      SELECT COALESCE(sum(n), 0)::bigint FROM upd";
 
+/// Deletes finished (settled, released, expired) reservations whose ids — UUIDv7, so their
+/// time — are below `$1`, oldest first, at most `$2` of them. Held ones are never deleted.
+const PRUNE: &str = "DELETE FROM public.usage_reservations WHERE id IN ( \
+                       SELECT id FROM public.usage_reservations WHERE id < $1 AND status <> 'held' ORDER BY id LIMIT $2)";
+
+/// Reservations deleted per pruning statement, and statements per sweep.
+const PRUNE_BATCH: i64 = 10_000;
+const PRUNE_BATCHES: usize = 10;
+
 /// (tenant, meter, window start).
 type MeterKey = (String, String, DateTime<Utc>);
 
@@ -242,7 +251,12 @@ impl Meters {
                 known.insert(key.clone());
             }
         }
-        let id = Uuid::now_v7();
+        // Time-ordered by the meters' clock, so finished reservations are pruned by id.
+        let id = Uuid::new_v7(uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            u64::try_from(now.timestamp()).unwrap_or(0),
+            now.timestamp_subsec_nanos(),
+        ));
         let expires = now + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
         let reserved: Option<Uuid> = self
             .on_a_live_connection(|| {
@@ -337,6 +351,32 @@ impl Meters {
         Ok(freed)
     }
 
+    /// Deletes the finished reservations (settled, released, expired) made more than `kept`
+    /// ago by the meters' clock; returns how many. Held reservations stay until settled or
+    /// freed. Each statement deletes at most 10,000, oldest first, and a call at most ten of
+    /// them, so a long backlog goes over several sweeps without one long lock.
+    pub async fn prune_finished(&self, kept: Duration) -> Result<u64, MeterError> {
+        let Some(cutoff) =
+            chrono::Duration::from_std(kept).ok().and_then(|kept| self.clock.now().checked_sub_signed(kept))
+        else {
+            return Ok(0);
+        };
+        let millis = u64::try_from(cutoff.timestamp_millis()).unwrap_or(0);
+        let below = uuid::Builder::from_unix_timestamp_millis(millis, &[0; 10]).into_uuid();
+        let mut pruned = 0;
+        for _ in 0..PRUNE_BATCHES {
+            let done = self
+                .on_a_live_connection(|| sqlx::query(PRUNE).bind(below).bind(PRUNE_BATCH).execute(self.db.pool()))
+                .await?
+                .rows_affected();
+            pruned += done;
+            if done < PRUNE_BATCH.unsigned_abs() {
+                break;
+            }
+        }
+        Ok(pruned)
+    }
+
     /// The meter's current window.
     pub async fn usage(&self, tenant: &str, meter: &str, window: Window) -> Result<MeterUsage, MeterError> {
         let (start, _) = window.bounds(self.clock.now());
@@ -356,9 +396,16 @@ impl Meters {
     }
 }
 
-/// Frees expired reservations; run periodically by the server's worker.
+/// Frees expired reservations and deletes finished ones kept long enough; run periodically
+/// by the server's worker.
 #[derive(Debug, Clone)]
-pub struct ReservationSweeper(pub Meters);
+pub struct ReservationSweeper {
+    /// The meters.
+    pub meters: Meters,
+    /// How long finished reservations are kept ([`Meters::prune_finished`]); `None` keeps
+    /// them for ever.
+    pub keep_finished: Option<Duration>,
+}
 
 #[async_trait::async_trait]
 impl crate::jobs::PeriodicTask for ReservationSweeper {
@@ -367,8 +414,15 @@ impl crate::jobs::PeriodicTask for ReservationSweeper {
     }
 
     async fn run(&self) {
-        if let Err(err) = self.0.sweep_expired().await {
+        if let Err(err) = self.meters.sweep_expired().await {
             tracing::error!(error = %err, "sweeping reservations failed");
+        }
+        if let Some(kept) = self.keep_finished {
+            match self.meters.prune_finished(kept).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "deleted finished reservations"),
+                Err(err) => tracing::error!(error = %err, "pruning finished reservations failed"),
+            }
         }
     }
 }
