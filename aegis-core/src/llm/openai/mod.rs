@@ -183,12 +183,15 @@ impl OpenAiClient {
     }
 }
 
-/// `uri` with its scheme's port written out: a proxy's `CONNECT` names a port, and
-/// hyper-util's tunnel assumes 443 when there is none. The `Host` header still leaves a
-/// default port out.
+/// An `http://` `uri` with its port written out: a proxy's `CONNECT` names a port, and
+/// hyper-util's tunnel assumes 443 when there is none. (Plain HTTP is HTTP/1.1 here, whose
+/// `Host` header still leaves the default port out; an `https://` URI is left as it is, so
+/// HTTP/2's `:authority` carries no port.)
 fn with_port(uri: Uri) -> Uri {
-    let (Some(authority), None) = (uri.authority(), uri.port_u16()) else { return uri };
-    let port = if uri.scheme_str() == Some("http") { 80 } else { 443 };
+    let (Some(authority), None, Some("http")) = (uri.authority(), uri.port_u16(), uri.scheme_str()) else {
+        return uri;
+    };
+    let port = 80;
     let mut parts = uri.clone().into_parts();
     match format!("{authority}:{port}").parse() {
         Ok(authority) => {
@@ -246,10 +249,7 @@ mod tests {
         let client = |base: &str, key: Option<&str>| {
             OpenAiClient::new(&http, "p", base, key.map(SecretString::from), Timeouts::default()).map(|c| c.chat_uri)
         };
-        assert_eq!(
-            client("https://api.example.com/v1/", None).unwrap(),
-            "https://api.example.com:443/v1/chat/completions"
-        );
+        assert_eq!(client("https://api.example.com/v1/", None).unwrap(), "https://api.example.com/v1/chat/completions");
         assert_eq!(client("http://llm-box/v1", None).unwrap(), "http://llm-box:80/v1/chat/completions");
         assert_eq!(
             client("http://127.0.0.1:11434/v1", Some("k")).unwrap(),
