@@ -191,9 +191,8 @@ fn with_port(uri: Uri) -> Uri {
     let (Some(authority), None, Some("http")) = (uri.authority(), uri.port_u16(), uri.scheme_str()) else {
         return uri;
     };
-    let port = 80;
     let mut parts = uri.clone().into_parts();
-    match format!("{authority}:{port}").parse() {
+    match format!("{authority}:80").parse() {
         Ok(authority) => {
             parts.authority = Some(authority);
             Uri::from_parts(parts).unwrap_or(uri)

@@ -44,8 +44,9 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 /// Makes each provider's [`Transport`]. Clones share the direct connection pool.
 #[derive(Clone)]
 pub struct ProviderHttp {
-    tls: Result<rustls::ClientConfig, Arc<str>>,
-    direct: Option<DirectClient>,
+    /// The TLS settings every client is made with, and the direct client; or why TLS could
+    /// not be set up.
+    clients: Result<(rustls::ClientConfig, DirectClient), Arc<str>>,
     proxies: Arc<Matcher>,
     connect_timeout: Duration,
 }
@@ -76,16 +77,18 @@ impl ProviderHttp {
                 config.with_root_certificates(roots).with_no_client_auth()
             })
             .map_err(|e| Arc::from(format!("TLS could not be set up: {e}")));
-        let direct = tls.as_ref().ok().map(|tls| pooled(tls.clone(), tcp(), connect_timeout));
-        Self { tls, direct, proxies: Arc::new(proxies), connect_timeout }
+        let clients = tls.map(|tls| {
+            let direct = pooled(tls.clone(), tcp(), connect_timeout);
+            (tls, direct)
+        });
+        Self { clients, proxies: Arc::new(proxies), connect_timeout }
     }
 
     /// The transport to `base`, a provider's base URL.
     pub fn transport(&self, base: &Uri) -> Transport {
-        let (tls, direct) = match (&self.tls, &self.direct) {
-            (Ok(tls), Some(direct)) => (tls, direct),
-            (Err(e), _) => return Transport(Kind::Unusable(e.clone())),
-            (Ok(_), None) => return Transport(Kind::Unusable(Arc::from("TLS could not be set up"))),
+        let (tls, direct) = match &self.clients {
+            Ok((tls, direct)) => (tls, direct),
+            Err(e) => return Transport(Kind::Unusable(e.clone())),
         };
         let Some(proxy) = self.proxies.intercept(base) else {
             return Transport(Kind::Direct(direct.clone()));
@@ -133,7 +136,7 @@ where
 /// A connector whose whole connect — TCP, a proxy's `CONNECT`, the TLS handshake — ends
 /// within `timeout`.
 #[derive(Clone, Debug)]
-pub struct Bounded<C> {
+struct Bounded<C> {
     inner: C,
     timeout: Duration,
 }
