@@ -87,6 +87,7 @@ impl MigrationSet {
                 migration!(8, "document_recipe", "../../../migrations/tenant/0008_document_recipe.sql"),
                 migration!(9, "inbound_history", "../../../migrations/tenant/0009_inbound_history.sql"),
                 migration!(10, "folded_keywords", "../../../migrations/tenant/0010_folded_keywords.sql"),
+                migration!(11, "cjk_bigrams", "../../../migrations/tenant/0011_cjk_bigrams.sql"),
             ]),
         }
     }

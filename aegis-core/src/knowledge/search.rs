@@ -177,12 +177,18 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        -- of the query's (`Zürich` for `zurich`), from the lexemes of the chunk's words that
        -- are not ASCII alone (the others fold to themselves). Those words are picked out by
        -- a pattern and tokenised alone, which costs a tenth of tokenising the whole chunk.
+       -- A run of CJK text is one word as written and several character pairs folded
+       -- (tenant migration 11): it is marked whole when one of its pairs is the query's.
        ts_headline(cfg.cfg, c.text,
                    CASE WHEN f.phrase THEN words.phrase || phraseto_tsquery(cfg.cfg, $10) ELSE q.tq END
                    || COALESCE((SELECT string_agg(quote_literal(l.lexeme), ' | ')::tsquery
                                 FROM unnest(to_tsvector(cfg.cfg, array_to_string(ARRAY(
-                                       SELECT (regexp_matches(c.text, '\\S*[^\\x01-\\x7f]\\S*', 'g'))[1]), ' '))) l
-                                WHERE l.lexeme <> kb_fold(l.lexeme) AND kb_fold(l.lexeme) = ANY (words.folded)),
+                                       SELECT (regexp_matches(c.text, '\\S*[^\\x01-\\x7f]\\S*', 'g'))[1]), ' '))) l,
+                                     LATERAL (SELECT kb_fold(l.lexeme) AS folded) lf
+                                WHERE l.lexeme <> lf.folded
+                                  AND (lf.folded = ANY (words.folded)
+                                       OR (strpos(lf.folded, ' ') > 0
+                                           AND tsvector_to_array(to_tsvector(cfg.cfg, lf.folded)) && words.folded))),
                                CASE WHEN f.phrase THEN words.phrase ELSE q.tq END),
                    'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found

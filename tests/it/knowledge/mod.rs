@@ -10,6 +10,7 @@ use aegis_core::{
     tenancy::{Caller, NewTenant, TenantId, TenantScope, Tier},
 };
 
+mod cjk;
 mod end_to_end;
 mod formats;
 mod known_answers;
