@@ -142,6 +142,11 @@ struct Inner {
     ledger: Ledger,
 }
 
+/// How long connecting to a provider may take (TCP, a proxy's `CONNECT`, TLS), for every
+/// provider: a connection that cannot be made in this long fails that attempt, and the
+/// chain goes on.
+const PROVIDER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Models {
     /// Builds the service. `config` must have passed [`ModelsConfig::validate`].
     pub fn new(db: &Database, config: Arc<ModelsConfig>, clock: SharedClock) -> Self {
@@ -151,7 +156,7 @@ impl Models {
         let writers = db.batch_writers(4);
         let ledger = Ledger::spawn(writers.clone(), interval);
         let decisions = DecisionLog::spawn(writers, interval);
-        let http = super::openai::ProviderHttp::new(Duration::from_secs(10));
+        let http = super::openai::ProviderHttp::new(PROVIDER_CONNECT_TIMEOUT);
         let router = Router::new(&config, &http, clock.clone(), ledger.clone());
         let meters = Meters::new(fast, clock);
         Self { inner: Arc::new(Inner { resolver: PolicyResolver::new(config), router, meters, decisions, ledger }) }

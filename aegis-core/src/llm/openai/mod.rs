@@ -27,11 +27,10 @@ use super::{
     types::{ChatRequest, ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamOptions},
 };
 
-/// Timeouts of one provider.
+/// Timeouts of one provider. Connecting (TCP, a proxy's `CONNECT`, TLS) is bounded by the
+/// [`ProviderHttp`] its client was made with, shared by every provider.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// Connecting.
-    pub connect: Duration,
     /// A whole non-streamed request, and a stream's first chunk.
     pub request: Duration,
     /// The longest silence between two chunks of a stream.
@@ -40,11 +39,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            request: Duration::from_secs(120),
-            stream_idle: Duration::from_secs(60),
-        }
+        Self { request: Duration::from_secs(120), stream_idle: Duration::from_secs(60) }
     }
 }
 
