@@ -73,7 +73,7 @@ impl OpenAiClient {
                 .parse::<Uri>()
                 .map_err(|e| format!("the base URL `{base_url}` is not a valid URL: {e}"))?;
             match (uri.scheme_str(), uri.host()) {
-                (Some("http" | "https"), Some(_)) => Ok(with_port(uri)),
+                (Some("http" | "https"), Some(_)) => Ok(uri),
                 _ => Err(format!("the base URL `{base_url}` is not an http:// or https:// URL with a host")),
             }
         };
@@ -178,24 +178,6 @@ impl OpenAiClient {
     }
 }
 
-/// An `http://` `uri` with its port written out: a proxy's `CONNECT` names a port, and
-/// hyper-util's tunnel assumes 443 when there is none. (Plain HTTP is HTTP/1.1 here, whose
-/// `Host` header still leaves the default port out; an `https://` URI is left as it is, so
-/// HTTP/2's `:authority` carries no port.)
-fn with_port(uri: Uri) -> Uri {
-    let (Some(authority), None, Some("http")) = (uri.authority(), uri.port_u16(), uri.scheme_str()) else {
-        return uri;
-    };
-    let mut parts = uri.clone().into_parts();
-    match format!("{authority}:80").parse() {
-        Ok(authority) => {
-            parts.authority = Some(authority);
-            Uri::from_parts(parts).unwrap_or(uri)
-        }
-        Err(_) => uri,
-    }
-}
-
 /// What provider calls name themselves: some API front ends turn away requests without one.
 const USER_AGENT_VALUE: &str = concat!("aegis/", env!("CARGO_PKG_VERSION"));
 
@@ -244,7 +226,7 @@ mod tests {
             OpenAiClient::new(&http, "p", base, key.map(SecretString::from), Timeouts::default()).map(|c| c.chat_uri)
         };
         assert_eq!(client("https://api.example.com/v1/", None).unwrap(), "https://api.example.com/v1/chat/completions");
-        assert_eq!(client("http://llm-box/v1", None).unwrap(), "http://llm-box:80/v1/chat/completions");
+        assert_eq!(client("http://llm-box/v1", None).unwrap(), "http://llm-box/v1/chat/completions");
         assert_eq!(
             client("http://127.0.0.1:11434/v1", Some("k")).unwrap(),
             "http://127.0.0.1:11434/v1/chat/completions"

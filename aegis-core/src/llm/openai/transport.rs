@@ -8,9 +8,10 @@
 //! process's CPU. Here a provider's proxy is decided once, when its client is made, and a
 //! request is one `http::Request` handed to the pool.
 //!
-//! A proxied provider is reached through an HTTP `CONNECT` tunnel, `http://` base URLs
-//! included (reqwest would have forwarded those in absolute form instead); the proxy itself
-//! must be an `http://` proxy.
+//! A proxied `https://` provider is reached through an HTTP `CONNECT` tunnel; a proxied
+//! `http://` one gets its requests forwarded, written in absolute form (as reqwest did, and
+//! as proxies expect: many allow `CONNECT` to port 443 only). The proxy itself must be an
+//! `http://` proxy.
 
 use std::{
     error::Error as StdError,
@@ -22,7 +23,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{HeaderValue, Request, Response, Uri, header::PROXY_AUTHORIZATION};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
@@ -30,15 +31,16 @@ use hyper_util::{
     client::{
         legacy::{
             Client, ResponseFuture,
-            connect::{HttpConnector, proxy::Tunnel},
+            connect::{Connected, Connection, HttpConnector, proxy::Tunnel},
         },
         proxy::matcher::Matcher,
     },
-    rt::{TokioExecutor, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
 };
 
 type DirectClient = Client<Bounded<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 type TunnelClient = Client<Bounded<HttpsConnector<Tunnel<HttpConnector>>>, Full<Bytes>>;
+type ForwardClient = Client<Bounded<Forward>, Full<Bytes>>;
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Makes each provider's [`Transport`]. Clones share the direct connection pool.
@@ -97,9 +99,19 @@ impl ProviderHttp {
             let message = format!("the proxy for {base} is {}: only http:// proxies are supported", proxy.uri());
             return Transport(Kind::Unusable(Arc::from(message)));
         }
+        let auth = proxy.basic_auth().map(|auth| {
+            let mut auth = auth.clone();
+            auth.set_sensitive(true);
+            auth
+        });
+        if base.scheme_str() == Some("http") {
+            let forward = Forward { proxy: proxy.uri().clone(), tcp: tcp() };
+            let client = builder().build(Bounded { inner: forward, timeout: self.connect_timeout });
+            return Transport(Kind::Forward(client, auth));
+        }
         let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp());
-        if let Some(auth) = proxy.basic_auth() {
-            tunnel = tunnel.with_auth(auth.clone());
+        if let Some(auth) = auth {
+            tunnel = tunnel.with_auth(auth);
         }
         Transport(Kind::Tunnel(pooled(tls.clone(), tunnel, self.connect_timeout)))
     }
@@ -126,11 +138,83 @@ where
         .enable_http1()
         .enable_http2()
         .wrap_connector(connector);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(Bounded { inner: https, timeout: connect_timeout })
+    builder().build(Bounded { inner: https, timeout: connect_timeout })
+}
+
+/// The settings every pool is made with.
+fn builder() -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder.pool_idle_timeout(Duration::from_secs(90)).pool_timer(TokioTimer::new()).timer(TokioTimer::new());
+    builder
+}
+
+/// A connector to an HTTP proxy, whatever the destination, whose connections say they are
+/// proxied: on them the client writes each request's URI in absolute form
+/// (`POST http://host:port/path`), for the proxy to forward (RFC 9112, section 3.2.2).
+#[derive(Clone, Debug)]
+struct Forward {
+    proxy: Uri,
+    tcp: HttpConnector,
+}
+
+impl tower_service::Service<Uri> for Forward {
+    type Response = Proxied;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Proxied, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, _destination: Uri) -> Self::Future {
+        let connecting = self.tcp.call(self.proxy.clone());
+        Box::pin(async move { Ok(Proxied(connecting.await?)) })
+    }
+}
+
+/// A TCP connection to a forwarding proxy.
+struct Proxied(TokioIo<tokio::net::TcpStream>);
+
+impl Connection for Proxied {
+    fn connected(&self) -> Connected {
+        self.0.connected().proxy(true)
+    }
+}
+
+impl hyper::rt::Read for Proxied {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for Proxied {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
 }
 
 /// A connector whose whole connect — TCP, a proxy's `CONNECT`, the TLS handshake — ends
@@ -169,7 +253,8 @@ where
     }
 }
 
-/// One provider's way out: direct, through a proxy's tunnel, or an error every call reports.
+/// One provider's way out: direct, through a proxy (tunnelled or forwarded), or an error
+/// every call reports.
 #[derive(Clone, Debug)]
 pub struct Transport(Kind);
 
@@ -177,6 +262,8 @@ pub struct Transport(Kind);
 enum Kind {
     Direct(DirectClient),
     Tunnel(TunnelClient),
+    /// With the proxy's credentials, sent on every request.
+    Forward(ForwardClient, Option<HeaderValue>),
     Unusable(Arc<str>),
 }
 
@@ -191,6 +278,13 @@ impl Transport {
             let pending: ResponseFuture = match &self.0 {
                 Kind::Direct(client) => client.request(build()),
                 Kind::Tunnel(client) => client.request(build()),
+                Kind::Forward(client, auth) => {
+                    let mut request = build();
+                    if let Some(auth) = auth {
+                        request.headers_mut().insert(PROXY_AUTHORIZATION, auth.clone());
+                    }
+                    client.request(request)
+                }
                 Kind::Unusable(message) => return Err(message.to_string()),
             };
             match pending.await {
@@ -259,38 +353,68 @@ pub(super) mod tests {
         upstream_replying("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}").await
     }
 
-    /// An upstream answering every request with `reply`, a whole HTTP/1.1 response.
+    /// An upstream answering every request with `reply`, a whole HTTP/1.1 response, as many
+    /// on one connection as it is sent.
     pub(in crate::llm::openai) async fn upstream_replying(reply: &'static str) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         tokio::spawn(async move {
             while let Ok((mut stream, _)) = listener.accept().await {
-                let request = head(&mut stream).await;
-                let length = request
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0);
-                let mut body = vec![0u8; length];
-                let _ = stream.read_exact(&mut body).await;
-                let _ = stream.write_all(reply.as_bytes()).await;
+                tokio::spawn(async move {
+                    loop {
+                        let request = head(&mut stream).await;
+                        if request.is_empty() {
+                            break;
+                        }
+                        let length = request
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        let mut body = vec![0u8; length];
+                        let _ = stream.read_exact(&mut body).await;
+                        if stream.write_all(reply.as_bytes()).await.is_err() {
+                            break;
+                        }
+                    }
+                });
             }
         });
         port
     }
 
-    /// An HTTP CONNECT proxy that records each request line.
+    /// An HTTP proxy that records the head of each request it is sent: it tunnels a
+    /// `CONNECT`, and forwards a request in absolute form in origin form.
     async fn proxy(seen: Arc<Mutex<Vec<String>>>) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let request = head(&mut client).await;
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
                 let line = request.lines().next().unwrap_or_default().to_owned();
-                seen.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
-                let target = line.split(' ').nth(1).unwrap_or_default().to_owned();
-                let Ok(mut server) = TcpStream::connect(target).await else { continue };
-                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
+                let mut parts = line.split(' ');
+                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                let (address, forwarded) = if method == "CONNECT" {
+                    (target.to_owned(), None)
+                } else {
+                    let uri: Uri = target.parse().unwrap_or_default();
+                    let origin = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let rest = request.split_once("\r\n").map(|(_, rest)| rest).unwrap_or_default();
+                    let address = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+                    (address, Some(format!("{method} {origin} HTTP/1.1\r\n{rest}")))
+                };
+                let Ok(mut server) = TcpStream::connect(address).await else { continue };
+                match forwarded {
+                    Some(head) => {
+                        let _ = server.write_all(head.as_bytes()).await;
+                    }
+                    None => {
+                        let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
+                    }
+                }
                 tokio::spawn(async move {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
                 });
@@ -298,6 +422,14 @@ pub(super) mod tests {
         });
         port
     }
+
+    /// The proxies of a proxy at `port` with the credentials `user:secret`.
+    fn proxies(port: u16) -> Matcher {
+        Matcher::builder().all(format!("http://user:secret@127.0.0.1:{port}")).build()
+    }
+
+    /// `Basic base64(user:secret)`.
+    const CREDENTIALS: &str = "proxy-authorization: Basic dXNlcjpzZWNyZXQ=";
 
     fn post(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
         move || {
@@ -309,18 +441,43 @@ pub(super) mod tests {
     }
 
     #[tokio::test]
-    async fn a_proxied_provider_is_reached_through_a_connect_tunnel() {
+    async fn a_proxied_https_provider_is_reached_through_a_connect_tunnel() {
         let upstream = upstream().await;
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let proxy = proxy(seen.clone()).await;
-        let proxies = Matcher::builder().all(format!("http://127.0.0.1:{proxy}")).build();
-        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone()).await));
+        let build = move || {
+            let mut request = post(upstream)();
+            *request.uri_mut() =
+                format!("https://127.0.0.1:{upstream}/v1/chat/completions").parse().unwrap_or_default();
+            request
+        };
+        // The upstream speaks plain HTTP, so the TLS handshake through the tunnel fails.
+        let err = http.transport(build().uri()).send(build).await.err().unwrap_or_default();
+        assert!(!err.is_empty(), "a TLS handshake with a plain HTTP server cannot succeed");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with(&format!("CONNECT 127.0.0.1:{upstream} HTTP/1.1\r\n")), "{seen:?}");
+        assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_proxied_plain_http_provider_has_its_requests_forwarded_in_absolute_form() {
+        let upstream = upstream().await;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone()).await));
         let request = post(upstream);
         let transport = http.transport(request().uri());
-        let response = transport.send(request).await.unwrap_or_else(|e| panic!("send: {e}"));
-        assert_eq!(response.status(), 200);
+        for _ in 0..2 {
+            let response = transport.send(&request).await.unwrap_or_else(|e| panic!("send: {e}"));
+            assert_eq!(response.status(), 200);
+            let body = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes());
+            assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
+        }
         let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(seen, [format!("CONNECT 127.0.0.1:{upstream} HTTP/1.1")]);
+        assert_eq!(seen.len(), 1, "the connection to the proxy is reused: {seen:?}");
+        let line = format!("POST http://127.0.0.1:{upstream}/v1/chat/completions HTTP/1.1\r\n");
+        assert!(seen[0].starts_with(&line), "{seen:?}");
+        assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
     }
 
     #[tokio::test]
