@@ -12,6 +12,7 @@ pub mod extract;
 mod ingest;
 pub mod queue;
 mod search;
+mod span;
 mod store;
 mod text_search;
 

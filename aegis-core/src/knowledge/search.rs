@@ -470,7 +470,7 @@ impl Knowledge {
                 title: r.title,
                 anchor: serde_json::from_value(r.anchor).unwrap_or_default(),
                 text: r.text,
-                span: r.span,
+                span: super::span::narrow(&r.span, query),
                 score: r.score,
                 vector_rank: r.vector_rank,
                 keyword_rank: r.keyword_rank,

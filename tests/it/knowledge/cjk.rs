@@ -24,7 +24,7 @@ fn keys(hits: &[Hit]) -> Vec<&str> {
 }
 
 /// A word of two characters or more is found inside a longer run, in every mode that
-/// reads full text; the run holding it is marked in the span; Latin letters written
+/// reads full text, and marked there in the span; Latin letters written
 /// against CJK ones are a word of their own.
 #[tokio::test]
 async fn a_cjk_word_is_found_inside_the_run_that_holds_it() {
@@ -51,7 +51,10 @@ async fn a_cjk_word_is_found_inside_the_run_that_holds_it() {
         assert_eq!(hybrid[0].keyword_rank, Some(1), "{query}: found by its words, not only by the vector");
     }
     let hits = search(&aegis, &scope, "退款", SearchMode::Keyword).await;
-    assert!(hits[0].span.contains("**本公司的退款政策规定**"), "the run as written: {}", hits[0].span);
+    assert!(hits[0].span.contains("本公司的**退款**政策规定"), "the word within its run: {}", hits[0].span);
+    assert!(hits[0].span.contains("全额**退款**"), "every run holding it: {}", hits[0].span);
+    let hits = search(&aegis, &scope, "東京都", SearchMode::Hybrid).await;
+    assert!(hits[0].span.contains("明日は**東京都**庁舎に行きます"), "{}", hits[0].span);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
