@@ -3,6 +3,7 @@
 //! base URL and key differ.
 
 mod classify;
+mod forward;
 mod sse;
 mod stream;
 mod transport;

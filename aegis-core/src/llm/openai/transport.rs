@@ -31,12 +31,14 @@ use hyper_util::{
     client::{
         legacy::{
             Client, ResponseFuture,
-            connect::{Connected, Connection, HttpConnector, proxy::Tunnel},
+            connect::{HttpConnector, proxy::Tunnel},
         },
         proxy::matcher::Matcher,
     },
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioTimer},
 };
+
+use super::forward::Forward;
 
 type DirectClient = Client<Bounded<HttpsConnector<HttpConnector>>, Full<Bytes>>;
 type TunnelClient = Client<Bounded<HttpsConnector<Tunnel<HttpConnector>>>, Full<Bytes>>;
@@ -146,75 +148,6 @@ fn builder() -> hyper_util::client::legacy::Builder {
     let mut builder = Client::builder(TokioExecutor::new());
     builder.pool_idle_timeout(Duration::from_secs(90)).pool_timer(TokioTimer::new()).timer(TokioTimer::new());
     builder
-}
-
-/// A connector to an HTTP proxy, whatever the destination, whose connections say they are
-/// proxied: on them the client writes each request's URI in absolute form
-/// (`POST http://host:port/path`), for the proxy to forward (RFC 9112, section 3.2.2).
-#[derive(Clone, Debug)]
-struct Forward {
-    proxy: Uri,
-    tcp: HttpConnector,
-}
-
-impl tower_service::Service<Uri> for Forward {
-    type Response = Proxied;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Proxied, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.tcp.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, _destination: Uri) -> Self::Future {
-        let connecting = self.tcp.call(self.proxy.clone());
-        Box::pin(async move { Ok(Proxied(connecting.await?)) })
-    }
-}
-
-/// A TCP connection to a forwarding proxy.
-struct Proxied(TokioIo<tokio::net::TcpStream>);
-
-impl Connection for Proxied {
-    fn connected(&self) -> Connected {
-        self.0.connected().proxy(true)
-    }
-}
-
-impl hyper::rt::Read for Proxied {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for Proxied {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
 }
 
 /// A connector whose whole connect — TCP, a proxy's `CONNECT`, the TLS handshake — ends
