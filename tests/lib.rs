@@ -145,6 +145,7 @@ pub fn test_models(provider: &provider::TestProvider) -> aegis_core::llm::config
         api_key: Some(key.to_owned().into()),
         enabled: true,
         timeout_secs: 1,
+        ca_file: None,
     };
     let model = |provider: &str, name: &str, premium: bool, input: f64, output: f64| ModelConfig {
         provider: provider.into(),

@@ -93,6 +93,9 @@ api_key_env = "OPENROUTER_API_KEY"
 type = "openai"
 base_url = "http://127.0.0.1:11434/v1"
 enabled = false                   # enable when an Ollama server runs here
+# A server with a certificate of an internal CA: trust that CA's PEM file for this provider
+# (besides the public roots; a relative path is from the working directory).
+# ca_file = "/etc/aegis/internal-ca.pem"
 
 [models.providers.offline]
 type = "offline"                  # the built-in deterministic embedder, no network

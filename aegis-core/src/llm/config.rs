@@ -32,6 +32,10 @@ pub enum ProviderConfig {
         /// Seconds for a whole request (and a stream's first chunk).
         #[serde(default = "default_timeout")]
         timeout_secs: u64,
+        /// A PEM file of CA certificates trusted for this provider besides the public roots
+        /// (a server on a private network with an internal CA's certificate).
+        #[serde(default)]
+        ca_file: Option<std::path::PathBuf>,
     },
     /// The built-in offline embedder.
     Offline,
@@ -281,6 +285,7 @@ fn openai(base_url: &str, key: Option<&str>, enabled: bool) -> ProviderConfig {
         api_key: None,
         enabled,
         timeout_secs: 120,
+        ca_file: None,
     }
 }
 

@@ -16,6 +16,7 @@
 use std::{
     error::Error as StdError,
     fmt, io,
+    path::Path,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
@@ -37,6 +38,7 @@ use hyper_util::{
     },
     rt::{TokioExecutor, TokioTimer},
 };
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 use super::forward::Forward;
 
@@ -73,19 +75,29 @@ impl ProviderHttp {
     /// Connects within `connect_timeout`, through `proxies` (e.g.
     /// `Matcher::builder().all("http://proxy:3128").build()`).
     pub fn with_proxies(connect_timeout: Duration, proxies: Matcher) -> Self {
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map(|config| {
-                let mut roots = rustls::RootCertStore::empty();
-                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-                config.with_root_certificates(roots).with_no_client_auth()
-            })
-            .map_err(|e| Arc::from(format!("TLS could not be set up: {e}")));
-        let clients = tls.map(|tls| {
+        let clients = tls_config(&[]).map(|tls| {
             let direct = pooled(tls.clone(), tcp(), connect_timeout);
             (tls, direct)
         });
-        Self { clients, proxies: Arc::new(proxies), connect_timeout }
+        Self { clients: clients.map_err(Arc::from), proxies: Arc::new(proxies), connect_timeout }
+    }
+
+    /// The same proxies and connect bound, trusting the CA certificates of the PEM file at
+    /// `path` besides the public roots (a provider on a private network, whose certificate
+    /// an internal CA signed), with a connection pool of its own. An unreadable file, or
+    /// one without a certificate, is the error.
+    pub fn trusting(&self, path: &Path) -> Result<Self, String> {
+        let shown = path.display();
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read the CA file {shown}: {e}"))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("the CA file {shown} cannot be read as PEM: {e}"))?;
+        if certificates.is_empty() {
+            return Err(format!("the CA file {shown} holds no PEM certificate"));
+        }
+        let tls = tls_config(&certificates).map_err(|e| format!("the CA file {shown}: {e}"))?;
+        let direct = pooled(tls.clone(), tcp(), self.connect_timeout);
+        Ok(Self { clients: Ok((tls, direct)), proxies: self.proxies.clone(), connect_timeout: self.connect_timeout })
     }
 
     /// The transport to `base`, a provider's base URL.
@@ -117,6 +129,19 @@ impl ProviderHttp {
         }
         Transport(Kind::Tunnel(pooled(tls.clone(), tunnel, self.connect_timeout)))
     }
+}
+
+/// TLS by rustls (ring) trusting the Mozilla roots and `extra`.
+fn tls_config(extra: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for certificate in extra {
+        roots.add(certificate.clone()).map_err(|e| format!("a certificate cannot be a trust anchor: {e}"))?;
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|config| config.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| format!("TLS could not be set up: {e}"))
 }
 
 fn tcp() -> HttpConnector {
@@ -364,6 +389,66 @@ pub(super) mod tests {
     /// `Basic base64(user:secret)`.
     const CREDENTIALS: &str = "proxy-authorization: Basic dXNlcjpzZWNyZXQ=";
 
+    /// The test CA, which signed [`tls_upstream`]'s certificate (for `localhost` and
+    /// 127.0.0.1; `testdata/README.md` says how they were made).
+    fn test_ca() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/llm/openai/testdata/ca.pem")
+    }
+
+    /// An HTTPS upstream (HTTP/1.1) answering every request with `{}`, its certificate
+    /// signed by [`test_ca`].
+    fn tls_upstream() -> u16 {
+        use rustls::pki_types::PrivateKeyDer;
+        let certificates = CertificateDer::pem_slice_iter(include_bytes!("testdata/server.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(include_bytes!("testdata/server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .unwrap();
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let (Ok(stream), Ok(connection)) = (stream, rustls::ServerConnection::new(config.clone())) else {
+                    break;
+                };
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut tls = rustls::StreamOwned::new(connection, stream);
+                    let mut bytes = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while tls.read(&mut byte).unwrap_or(0) == 1 {
+                        bytes.push(byte[0]);
+                        if bytes.ends_with(b"\r\n\r\n") {
+                            // The requests here send `{}`.
+                            let mut body = [0u8; 2];
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+                            if tls.read_exact(&mut body).and_then(|()| tls.write_all(reply)).is_err() {
+                                break;
+                            }
+                            bytes.clear();
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// A request to `https://localhost:{port}`.
+    fn post_https(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
+        move || {
+            let mut request = post(port)();
+            *request.uri_mut() = format!("https://localhost:{port}/v1/chat/completions").parse().unwrap();
+            request
+        }
+    }
+
     fn post(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
         move || {
             let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
@@ -375,22 +460,42 @@ pub(super) mod tests {
 
     #[tokio::test]
     async fn a_proxied_https_provider_is_reached_through_a_connect_tunnel() {
-        let upstream = upstream().await;
+        let upstream = tls_upstream();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone()).await));
-        let build = move || {
-            let mut request = post(upstream)();
-            *request.uri_mut() =
-                format!("https://127.0.0.1:{upstream}/v1/chat/completions").parse().unwrap_or_default();
-            request
-        };
-        // The upstream speaks plain HTTP, so the TLS handshake through the tunnel fails.
-        let err = http.transport(build().uri()).send(build).await.err().unwrap_or_default();
-        assert!(!err.is_empty(), "a TLS handshake with a plain HTTP server cannot succeed");
+        let http = http.trusting(&test_ca()).unwrap();
+        let request = post_https(upstream);
+        let response = http.transport(request().uri()).send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
         let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
         assert_eq!(seen.len(), 1, "{seen:?}");
-        assert!(seen[0].starts_with(&format!("CONNECT 127.0.0.1:{upstream} HTTP/1.1\r\n")), "{seen:?}");
+        assert!(seen[0].starts_with(&format!("CONNECT localhost:{upstream} HTTP/1.1\r\n")), "{seen:?}");
         assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_with_a_private_ca_s_certificate_is_trusted_only_with_that_ca() {
+        let upstream = tls_upstream();
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), Matcher::builder().build());
+        let request = post_https(upstream);
+        let err = http.transport(request().uri()).send(&request).await.err().unwrap_or_default();
+        assert!(err.contains("certificate"), "the public roots do not know the test CA: {err}");
+        let trusting = http.trusting(&test_ca()).unwrap();
+        let response = trusting.transport(request().uri()).send(&request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes());
+        assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_is_refused_with_the_reason() {
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), Matcher::builder().build());
+        let missing = std::env::temp_dir().join(format!("aegis-no-ca-{}.pem", std::process::id()));
+        let err = http.trusting(&missing).err().unwrap_or_default();
+        assert!(err.contains("cannot read the CA file") && err.contains("aegis-no-ca"), "{err}");
+        let key = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/llm/openai/testdata/server.key");
+        let err = http.trusting(&key).err().unwrap_or_default();
+        assert!(err.contains("holds no PEM certificate"), "a key is not a certificate: {err}");
     }
 
     #[tokio::test]

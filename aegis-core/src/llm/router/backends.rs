@@ -56,7 +56,7 @@ impl RoutedModel {
 pub(super) fn build(config: &ModelsConfig, http: &ProviderHttp) -> HashMap<String, RoutedModel> {
     let mut clients: HashMap<String, Result<OpenAiClient, String>> = HashMap::new();
     for (name, provider) in &config.providers {
-        if let ProviderConfig::Openai { base_url, api_key_env, api_key, enabled, timeout_secs } = provider {
+        if let ProviderConfig::Openai { base_url, api_key_env, api_key, enabled, timeout_secs, ca_file } = provider {
             let client = if !enabled {
                 Err(format!("provider `{name}` is disabled"))
             } else {
@@ -70,7 +70,11 @@ pub(super) fn build(config: &ModelsConfig, http: &ProviderHttp) -> HashMap<Strin
                 };
                 let timeouts = Timeouts { request: Duration::from_secs(*timeout_secs), ..Timeouts::default() };
                 key.and_then(|key| {
-                    OpenAiClient::new(http, name.clone(), base_url, key, timeouts)
+                    let trusting = ca_file.as_deref().map(|path| http.trusting(path)).transpose();
+                    trusting
+                        .and_then(|trusting| {
+                            OpenAiClient::new(trusting.as_ref().unwrap_or(http), name.clone(), base_url, key, timeouts)
+                        })
                         .map_err(|e| format!("provider `{name}`: {e}"))
                 })
             };
@@ -148,5 +152,50 @@ impl Embedder for RemoteEmbedder {
             model: self.model.clone(),
             usage: response.usage,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    /// The shipped configuration with Ollama enabled, trusting `ca_file`.
+    fn ollama_trusting(ca_file: PathBuf) -> ModelsConfig {
+        let mut config = ModelsConfig::default();
+        config.providers.insert(
+            "ollama".into(),
+            ProviderConfig::Openai {
+                base_url: "https://llm.internal:11434/v1".into(),
+                api_key_env: None,
+                api_key: None,
+                enabled: true,
+                timeout_secs: 120,
+                ca_file: Some(ca_file),
+            },
+        );
+        config
+    }
+
+    #[test]
+    fn a_provider_s_ca_file_is_trusted_and_one_that_cannot_be_read_makes_its_models_unavailable() {
+        let http = ProviderHttp::new(Duration::from_secs(5));
+        let ca = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/llm/openai/testdata/ca.pem");
+        let models = build(&ollama_trusting(ca), &http);
+        assert!(models["ollama/llama3.1"].available(), "{:?}", models["ollama/llama3.1"].backend);
+
+        let models = build(&ollama_trusting(PathBuf::from("/nonexistent/internal-ca.pem")), &http);
+        let Backend::Unavailable(reason) = &models["ollama/llama3.1"].backend else {
+            panic!("available with a CA file that does not exist");
+        };
+        assert!(
+            reason.starts_with("provider `ollama`: cannot read the CA file /nonexistent/internal-ca.pem"),
+            "{reason}"
+        );
+        assert!(models["offline/hash-768"].available(), "the other providers' models are unaffected");
+        if let Backend::Unavailable(reason) = &models["groq/llama-3.3-70b"].backend {
+            assert!(!reason.contains("CA file"), "{reason}");
+        }
     }
 }
