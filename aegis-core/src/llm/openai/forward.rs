@@ -11,6 +11,7 @@ use std::{
 };
 
 use http::Uri;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::{
     client::legacy::connect::{Connected, Connection, HttpConnector},
     rt::TokioIo,
@@ -25,8 +26,8 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 pub(super) struct Forward {
     /// The proxy.
     pub(super) proxy: Uri,
-    /// How to reach it.
-    pub(super) tcp: HttpConnector,
+    /// How to reach it (TLS to an `https://` proxy).
+    pub(super) connector: HttpsConnector<HttpConnector>,
 }
 
 impl tower_service::Service<Uri> for Forward {
@@ -35,17 +36,17 @@ impl tower_service::Service<Uri> for Forward {
     type Future = Pin<Box<dyn Future<Output = Result<Proxied, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.tcp.poll_ready(cx).map_err(Into::into)
+        self.connector.poll_ready(cx)
     }
 
     fn call(&mut self, _destination: Uri) -> Self::Future {
-        let connecting = self.tcp.call(self.proxy.clone());
+        let connecting = self.connector.call(self.proxy.clone());
         Box::pin(async move { Ok(Proxied(connecting.await?)) })
     }
 }
 
-/// A TCP connection to a forwarding proxy.
-pub(super) struct Proxied(TokioIo<tokio::net::TcpStream>);
+/// A connection to a forwarding proxy.
+pub(super) struct Proxied(MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>);
 
 impl Connection for Proxied {
     fn connected(&self) -> Connected {

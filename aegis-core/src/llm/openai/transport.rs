@@ -10,8 +10,8 @@
 //!
 //! A proxied `https://` provider is reached through an HTTP `CONNECT` tunnel; a proxied
 //! `http://` one gets its requests forwarded, written in absolute form (as reqwest did, and
-//! as proxies expect: many allow `CONNECT` to port 443 only). The proxy itself must be an
-//! `http://` proxy.
+//! as proxies expect: many allow `CONNECT` to port 443 only). The proxy is reached over
+//! TLS when its URL is `https://`.
 
 use std::{
     error::Error as StdError,
@@ -43,7 +43,7 @@ use rustls::pki_types::{CertificateDer, pem::PemObject};
 use super::forward::Forward;
 
 type DirectClient = Client<Bounded<HttpsConnector<HttpConnector>>, Full<Bytes>>;
-type TunnelClient = Client<Bounded<HttpsConnector<Tunnel<HttpConnector>>>, Full<Bytes>>;
+type TunnelClient = Client<Bounded<HttpsConnector<Tunnel<HttpsConnector<HttpConnector>>>>, Full<Bytes>>;
 type ForwardClient = Client<Bounded<Forward>, Full<Bytes>>;
 type BoxError = Box<dyn StdError + Send + Sync>;
 
@@ -109,8 +109,9 @@ impl ProviderHttp {
         let Some(proxy) = self.proxies.intercept(base) else {
             return Transport(Kind::Direct(direct.clone()));
         };
-        if proxy.uri().scheme_str() != Some("http") {
-            let message = format!("the proxy for {base} is {}: only http:// proxies are supported", proxy.uri());
+        if !matches!(proxy.uri().scheme_str(), Some("http" | "https")) {
+            let message =
+                format!("the proxy for {base} is {}: only http:// and https:// proxies are supported", proxy.uri());
             return Transport(Kind::Unusable(Arc::from(message)));
         }
         let auth = proxy.basic_auth().map(|auth| {
@@ -119,11 +120,11 @@ impl ProviderHttp {
             auth
         });
         if base.scheme_str() == Some("http") {
-            let forward = Forward { proxy: proxy.uri().clone(), tcp: tcp() };
+            let forward = Forward { proxy: proxy.uri().clone(), connector: to_proxy(tls.clone()) };
             let client = builder().build(Bounded { inner: forward, timeout: self.connect_timeout });
             return Transport(Kind::Forward(client, auth));
         }
-        let mut tunnel = Tunnel::new(proxy.uri().clone(), tcp());
+        let mut tunnel = Tunnel::new(proxy.uri().clone(), to_proxy(tls.clone()));
         if let Some(auth) = auth {
             tunnel = tunnel.with_auth(auth);
         }
@@ -142,6 +143,12 @@ fn tls_config(extra: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig,
         .with_safe_default_protocol_versions()
         .map(|config| config.with_root_certificates(roots).with_no_client_auth())
         .map_err(|e| format!("TLS could not be set up: {e}"))
+}
+
+/// A connector to a proxy: TLS to an `https://` one, HTTP/1.1 only (a tunnel's `CONNECT`,
+/// forwarded requests).
+fn to_proxy(tls: rustls::ClientConfig) -> HttpsConnector<HttpConnector> {
+    HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(tcp())
 }
 
 fn tcp() -> HttpConnector {
@@ -290,14 +297,14 @@ pub(super) mod tests {
     use std::sync::Mutex;
 
     use tokio::{
-        io::{AsyncReadExt, AsyncWriteExt},
+        io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
         net::{TcpListener, TcpStream},
     };
 
     use super::*;
 
     /// Reads up to the end of a request or response head.
-    async fn head(stream: &mut TcpStream) -> String {
+    async fn head<S: AsyncRead + Unpin>(stream: &mut S) -> String {
         let mut bytes = Vec::new();
         let mut byte = [0u8; 1];
         while !bytes.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
@@ -306,9 +313,31 @@ pub(super) mod tests {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
-    /// An upstream answering every request on one connection with `{}`.
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+
+    /// Answers every request on `stream` with `reply`, a whole HTTP/1.1 response.
+    async fn answer<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, reply: &'static str) {
+        loop {
+            let request = head(&mut stream).await;
+            if request.is_empty() {
+                break;
+            }
+            let length = request
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            let _ = stream.read_exact(&mut body).await;
+            if stream.write_all(reply.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    /// An upstream answering every request with `{}`.
     async fn upstream() -> u16 {
-        upstream_replying("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}").await
+        upstream_replying(OK).await
     }
 
     /// An upstream answering every request with `reply`, a whole HTTP/1.1 response, as many
@@ -317,87 +346,21 @@ pub(super) mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    loop {
-                        let request = head(&mut stream).await;
-                        if request.is_empty() {
-                            break;
-                        }
-                        let length = request
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
-                            })
-                            .and_then(|v| v.parse::<usize>().ok())
-                            .unwrap_or(0);
-                        let mut body = vec![0u8; length];
-                        let _ = stream.read_exact(&mut body).await;
-                        if stream.write_all(reply.as_bytes()).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(answer(stream, reply));
             }
         });
         port
     }
 
-    /// An HTTP proxy that records the head of each request it is sent: it tunnels a
-    /// `CONNECT`, and forwards a request in absolute form in origin form.
-    async fn proxy(seen: Arc<Mutex<Vec<String>>>) -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
-        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let request = head(&mut client).await;
-                seen.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
-                let line = request.lines().next().unwrap_or_default().to_owned();
-                let mut parts = line.split(' ');
-                let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-                let (address, forwarded) = if method == "CONNECT" {
-                    (target.to_owned(), None)
-                } else {
-                    let uri: Uri = target.parse().unwrap_or_default();
-                    let origin = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-                    let rest = request.split_once("\r\n").map(|(_, rest)| rest).unwrap_or_default();
-                    let address = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-                    (address, Some(format!("{method} {origin} HTTP/1.1\r\n{rest}")))
-                };
-                let Ok(mut server) = TcpStream::connect(address).await else { continue };
-                match forwarded {
-                    Some(head) => {
-                        let _ = server.write_all(head.as_bytes()).await;
-                    }
-                    None => {
-                        let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
-                    }
-                }
-                tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-            }
-        });
-        port
-    }
-
-    /// The proxies of a proxy at `port` with the credentials `user:secret`.
-    fn proxies(port: u16) -> Matcher {
-        Matcher::builder().all(format!("http://user:secret@127.0.0.1:{port}")).build()
-    }
-
-    /// `Basic base64(user:secret)`.
-    const CREDENTIALS: &str = "proxy-authorization: Basic dXNlcjpzZWNyZXQ=";
-
-    /// The test CA, which signed [`tls_upstream`]'s certificate (for `localhost` and
+    /// The test CA, which signed [`tls_acceptor`]'s certificate (for `localhost` and
     /// 127.0.0.1; `testdata/README.md` says how they were made).
     fn test_ca() -> std::path::PathBuf {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/llm/openai/testdata/ca.pem")
     }
 
-    /// An HTTPS upstream (HTTP/1.1) answering every request with `{}`, its certificate
-    /// signed by [`test_ca`].
-    fn tls_upstream() -> u16 {
+    /// TLS (HTTP/1.1) with the test certificate.
+    fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
         use rustls::pki_types::PrivateKeyDer;
         let certificates = CertificateDer::pem_slice_iter(include_bytes!("testdata/server.pem"))
             .collect::<Result<Vec<_>, _>>()
@@ -409,36 +372,89 @@ pub(super) mod tests {
             .with_no_client_auth()
             .with_single_cert(certificates, key)
             .unwrap();
-        let config = Arc::new(config);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(config))
+    }
+
+    /// An HTTPS upstream answering every request with `{}`.
+    async fn tls_upstream() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let (Ok(stream), Ok(connection)) = (stream, rustls::ServerConnection::new(config.clone())) else {
-                    break;
-                };
-                std::thread::spawn(move || {
-                    use std::io::{Read, Write};
-                    let mut tls = rustls::StreamOwned::new(connection, stream);
-                    let mut bytes = Vec::new();
-                    let mut byte = [0u8; 1];
-                    while tls.read(&mut byte).unwrap_or(0) == 1 {
-                        bytes.push(byte[0]);
-                        if bytes.ends_with(b"\r\n\r\n") {
-                            // The requests here send `{}`.
-                            let mut body = [0u8; 2];
-                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
-                            if tls.read_exact(&mut body).and_then(|()| tls.write_all(reply)).is_err() {
-                                break;
-                            }
-                            bytes.clear();
-                        }
+        let acceptor = tls_acceptor();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        answer(tls, OK).await;
                     }
                 });
             }
         });
         port
     }
+
+    /// An HTTP proxy (over TLS when `tls`) that records the head of each request it is
+    /// sent: it tunnels a `CONNECT`, and forwards a request in absolute form in origin form.
+    async fn proxy(seen: Arc<Mutex<Vec<String>>>, tls: bool) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let acceptor = tls_acceptor();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (seen, acceptor) = (seen.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    if !tls {
+                        relay(client, seen).await;
+                    } else if let Ok(client) = acceptor.accept(client).await {
+                        relay(client, seen).await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// The proxy's side of one client connection.
+    async fn relay<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, seen: Arc<Mutex<Vec<String>>>) {
+        let request = head(&mut client).await;
+        seen.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
+        let line = request.lines().next().unwrap_or_default().to_owned();
+        let mut parts = line.split(' ');
+        let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let (address, forwarded) = if method == "CONNECT" {
+            (target.to_owned(), None)
+        } else {
+            let uri: Uri = target.parse().unwrap_or_default();
+            let origin = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let rest = request.split_once("\r\n").map(|(_, rest)| rest).unwrap_or_default();
+            let address = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+            (address, Some(format!("{method} {origin} HTTP/1.1\r\n{rest}")))
+        };
+        let Ok(mut server) = TcpStream::connect(address).await else { return };
+        match forwarded {
+            Some(head) => {
+                let _ = server.write_all(head.as_bytes()).await;
+            }
+            None => {
+                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
+            }
+        }
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    }
+
+    /// The proxies of a proxy at `port` with the credentials `user:secret`, reached over
+    /// TLS when `tls`.
+    fn proxies(port: u16, tls: bool) -> Matcher {
+        let url = if tls {
+            format!("https://user:secret@localhost:{port}")
+        } else {
+            format!("http://user:secret@127.0.0.1:{port}")
+        };
+        Matcher::builder().all(url).build()
+    }
+
+    /// `Basic base64(user:secret)`.
+    const CREDENTIALS: &str = "proxy-authorization: Basic dXNlcjpzZWNyZXQ=";
 
     /// A request to `https://localhost:{port}`.
     fn post_https(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
@@ -458,24 +474,28 @@ pub(super) mod tests {
         }
     }
 
+    /// Through an `http://` proxy and an `https://` one (TLS to the proxy, and TLS to the
+    /// provider inside it).
     #[tokio::test]
     async fn a_proxied_https_provider_is_reached_through_a_connect_tunnel() {
-        let upstream = tls_upstream();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone()).await));
-        let http = http.trusting(&test_ca()).unwrap();
-        let request = post_https(upstream);
-        let response = http.transport(request().uri()).send(request).await.unwrap();
-        assert_eq!(response.status(), 200);
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(seen.len(), 1, "{seen:?}");
-        assert!(seen[0].starts_with(&format!("CONNECT localhost:{upstream} HTTP/1.1\r\n")), "{seen:?}");
-        assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+        for tls in [false, true] {
+            let upstream = tls_upstream().await;
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone(), tls).await, tls));
+            let http = http.trusting(&test_ca()).unwrap();
+            let request = post_https(upstream);
+            let response = http.transport(request().uri()).send(request).await.unwrap();
+            assert_eq!(response.status(), 200, "proxy over TLS: {tls}");
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            assert_eq!(seen.len(), 1, "{seen:?}");
+            assert!(seen[0].starts_with(&format!("CONNECT localhost:{upstream} HTTP/1.1\r\n")), "{seen:?}");
+            assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+        }
     }
 
     #[tokio::test]
     async fn a_server_with_a_private_ca_s_certificate_is_trusted_only_with_that_ca() {
-        let upstream = tls_upstream();
+        let upstream = tls_upstream().await;
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), Matcher::builder().build());
         let request = post_https(upstream);
         let err = http.transport(request().uri()).send(&request).await.err().unwrap_or_default();
@@ -498,24 +518,28 @@ pub(super) mod tests {
         assert!(err.contains("holds no PEM certificate"), "a key is not a certificate: {err}");
     }
 
+    /// Through an `http://` proxy and an `https://` one.
     #[tokio::test]
     async fn a_proxied_plain_http_provider_has_its_requests_forwarded_in_absolute_form() {
-        let upstream = upstream().await;
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone()).await));
-        let request = post(upstream);
-        let transport = http.transport(request().uri());
-        for _ in 0..2 {
-            let response = transport.send(&request).await.unwrap_or_else(|e| panic!("send: {e}"));
-            assert_eq!(response.status(), 200);
-            let body = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes());
-            assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
+        for tls in [false, true] {
+            let upstream = upstream().await;
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone(), tls).await, tls));
+            let http = http.trusting(&test_ca()).unwrap();
+            let request = post(upstream);
+            let transport = http.transport(request().uri());
+            for _ in 0..2 {
+                let response = transport.send(&request).await.unwrap_or_else(|e| panic!("send: {e}"));
+                assert_eq!(response.status(), 200, "proxy over TLS: {tls}");
+                let body = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes());
+                assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
+            }
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            assert_eq!(seen.len(), 1, "the connection to the proxy is reused: {seen:?}");
+            let line = format!("POST http://127.0.0.1:{upstream}/v1/chat/completions HTTP/1.1\r\n");
+            assert!(seen[0].starts_with(&line), "{seen:?}");
+            assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
         }
-        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        assert_eq!(seen.len(), 1, "the connection to the proxy is reused: {seen:?}");
-        let line = format!("POST http://127.0.0.1:{upstream}/v1/chat/completions HTTP/1.1\r\n");
-        assert!(seen[0].starts_with(&line), "{seen:?}");
-        assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
     }
 
     #[tokio::test]
@@ -569,6 +593,6 @@ pub(super) mod tests {
         let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
         let request = post(9);
         let err = http.transport(request().uri()).send(request).await.err().unwrap_or_default();
-        assert!(err.contains("only http:// proxies are supported"), "{err}");
+        assert!(err.contains("only http:// and https:// proxies are supported"), "{err}");
     }
 }
