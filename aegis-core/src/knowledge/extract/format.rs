@@ -96,8 +96,8 @@ impl Format {
     /// OOXML package (a compound file) and the rest go by the name, so that their
     /// extractor gives the error. A file without an extension (`README`, `NOTICE`, a
     /// download saved without one) whose bytes are text is read as text, or as HTML if it
-    /// starts like a page; so is a page saved under an Office name (`report.xls`, a web
-    /// application's "export to Excel").
+    /// starts like a page; so is text under a binary format's name (`notes.doc`; a page
+    /// saved as `report.xls`, a web application's "export to Excel").
     pub fn detect(name: &str, bytes: &[u8]) -> Option<Format> {
         let by_name = Self::from_extension(name);
         let head = &bytes[..bytes.len().min(1024)];
@@ -158,7 +158,10 @@ impl Format {
             if looks_like_html(head) {
                 return Some(Format::Html);
             }
-            if by_name.is_none() {
+            // Plain text under a binary format's name (a manual's `pdb.doc`, a message
+            // catalogue's `it.msg`), as Word opens it; an email or a web archive is text
+            // by nature, and its own reader says what is wrong with it.
+            if !matches!(by_name, Some(Format::Email | Format::Mhtml)) {
                 return Some(Format::Text);
             }
         }
@@ -304,7 +307,17 @@ mod tests {
         let export =
             b"<html xmlns:o=\"urn:schemas-microsoft-com:office:office\"><body><table><tr><td>1</td></tr></table>";
         assert_eq!(Format::detect("report.xls", export), Some(Format::Html), "a web page saved as .xls");
-        assert_eq!(Format::detect("letter.doc", b"Dear Sir,\n"), Some(Format::Doc), "text named .doc goes by its name");
+        assert_eq!(
+            Format::detect("letter.doc", b"Dear Sir,\n"),
+            Some(Format::Text),
+            "text named .doc, as Word reads it"
+        );
+        for name in ["it.msg", "notes.xls", "deck.pptx", "scan.pdf", "archive.zip"] {
+            assert_eq!(Format::detect(name, b"set msg \"Fichier\"\n"), Some(Format::Text), "{name}");
+        }
+        assert_eq!(Format::detect("broken.eml", b"no headers here\n"), Some(Format::Email), "its reader says why");
+        let truncated = [&b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1"[..], &[0u8; 64]].concat();
+        assert_eq!(Format::detect("letter.doc", &truncated), Some(Format::Doc), "a damaged compound file is no text");
         let mhtml = b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=\"x\"\r\n";
         assert!(what_it_holds(mhtml).unwrap().contains("MHTML"));
         assert_eq!(Format::detect("wiki-export.doc", mhtml), Some(Format::Mhtml), "an export \"to Word\"");
