@@ -31,16 +31,18 @@ CREATE OR REPLACE FUNCTION kb_fold(t text) RETURNS text
 -- The stored chunks holding such text re-tokenised, when there are any, as tenant migration
 -- 10 does (its comment says why the search indexes are dropped and built once), and the
 -- lexeme statistics recounted. A tenant without them keeps its indexes and its counts.
+-- Hangul stored decomposed (conjoining jamo, which `kb_fold` composes into syllables)
+-- counts as such text.
 SELECT pg_advisory_xact_lock(hashtext('aegis.kb_tsv.' || current_schema()));
 DO $$
 BEGIN
-    IF EXISTS (SELECT 1 FROM chunks WHERE text ~ '[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]') THEN
+    IF EXISTS (SELECT 1 FROM chunks WHERE text ~ '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]') THEN
         DROP INDEX IF EXISTS chunks_tsv;
         DROP INDEX IF EXISTS chunks_embedding_hnsw;
         UPDATE chunks SET tsv = to_tsvector(
             COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig,
             kb_fold(text))
-        WHERE text ~ '[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]';
+        WHERE text ~ '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]';
         CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
             USING hnsw ((embedding::halfvec(768)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64);
         CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv) WITH (fastupdate = off);

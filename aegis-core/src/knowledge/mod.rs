@@ -8,11 +8,11 @@
 mod archives;
 pub mod bulk;
 pub mod chunk;
+mod cjk;
 pub mod extract;
 mod ingest;
 pub mod queue;
 mod search;
-mod span;
 mod store;
 mod text_search;
 

@@ -106,7 +106,8 @@ const SEARCH: &str = "
 WITH cfg AS (
   SELECT COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig AS cfg
 ), words AS (
-  -- The query folded as the chunks were (`kb_fold`, tenant migration 10: no diacritics).
+  -- The query folded as the chunks were (`kb_fold`: no diacritics, tenant migration 10; CJK
+  -- runs as their character pairs, migration 11, which `cjk::pair_query` wrote already).
   SELECT websearch_to_tsquery(cfg.cfg, kb_fold($3)) AS all_words,
          replace(websearch_to_tsquery(cfg.cfg, kb_fold($3))::text, ' & ', ' | ')::tsquery AS any_word,
          phraseto_tsquery(cfg.cfg, kb_fold($10)) AS phrase,
@@ -190,7 +191,7 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
                                        OR (strpos(lf.folded, ' ') > 0
                                            AND tsvector_to_array(to_tsvector(cfg.cfg, lf.folded)) && words.folded))),
                                CASE WHEN f.phrase THEN words.phrase ELSE q.tq END),
-                   'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=**, StopSel=**') AS span,
+                   'MaxWords=35, MinWords=12, MaxFragments=1, StartSel=\u{FDD0}, StopSel=\u{FDD1}') AS span,
        f.score, f.vector_rank, f.keyword_rank, f.phrase, (SELECT count(*) FROM vec) AS vector_found
 FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d ON d.id = c.document_id, cfg, q, words
 ORDER BY f.phrase DESC, f.score DESC, f.keyword_rank NULLS LAST, c.id LIMIT $6";
@@ -470,7 +471,7 @@ impl Knowledge {
                 title: r.title,
                 anchor: serde_json::from_value(r.anchor).unwrap_or_default(),
                 text: r.text,
-                span: super::span::narrow(&r.span, query),
+                span: super::cjk::narrow_span(&r.span, query),
                 score: r.score,
                 vector_rank: r.vector_rank,
                 keyword_rank: r.keyword_rank,
@@ -530,7 +531,8 @@ impl Knowledge {
             SearchMode::Vector => (candidates, 0),
             SearchMode::Keyword => (0, candidates),
         };
-        let keywords = keyword_query(query);
+        // CJK runs as their character pairs, web-search syntax kept (`cjk::pair_query`).
+        let keywords = super::cjk::pair_query(&keyword_query(query));
         let mut tx = scope.begin().await?;
         if let Some(documents) = &options.documents {
             // A filter naming a document the tenant lacks is a mistake, not "no hits".

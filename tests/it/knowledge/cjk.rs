@@ -50,6 +50,13 @@ async fn a_cjk_word_is_found_inside_the_run_that_holds_it() {
         assert_eq!(hybrid.first().map(|h| h.source_key.as_str()), Some(key), "{query}: {hybrid:#?}");
         assert_eq!(hybrid[0].keyword_rank, Some(1), "{query}: found by its words, not only by the vector");
     }
+    // Web-search syntax around runs: a negated run excludes the chunks holding it whole.
+    let hits = search(&aegis, &scope, "会議 -東京都", SearchMode::Keyword).await;
+    assert!(hits.is_empty(), "ja.txt holds 東京都: {hits:#?}");
+    let hits = search(&aegis, &scope, "会議 -大阪", SearchMode::Keyword).await;
+    assert_eq!(keys(&hits), ["ja.txt"], "{hits:#?}");
+    let hits = search(&aegis, &scope, "東京-会議", SearchMode::Keyword).await;
+    assert_eq!(keys(&hits), ["ja.txt"], "a hyphen against a run negates nothing: {hits:#?}");
     let hits = search(&aegis, &scope, "退款", SearchMode::Keyword).await;
     assert!(hits[0].span.contains("本公司的**退款**政策规定"), "the word within its run: {}", hits[0].span);
     assert!(hits[0].span.contains("全额**退款**"), "every run holding it: {}", hits[0].span);
@@ -85,9 +92,14 @@ async fn chunks_stored_before_the_migration_are_re_tokenised_by_it() {
     let before = MigrationSet::new(MigrationSet::tenant().migrations()[..10].to_vec()).unwrap();
     let old = Aegis::builder().config(config_for(&db)).tenant_migrations(before).build().await.unwrap();
     let scope = tenant(&old, "acme").await;
-    let dir = workdir(FILES);
+    let mut files = FILES.to_vec();
+    // 부산에서 ("in Busan") stored decomposed, as conjoining jamo: `kb_fold` composes it.
+    files.push(("ko-nfd.txt", "\u{1107}\u{116E}\u{1109}\u{1161}\u{11AB}\u{110B}\u{1166}\u{1109}\u{1165} meeting."));
+    let dir = workdir(&files);
     ingest_dir(&old, &scope, &dir).await;
-    assert!(search(&old, &scope, "東京都", SearchMode::Keyword).await.is_empty(), "one token per run before");
+    for query in ["東京都", "부산"] {
+        assert!(search(&old, &scope, query, SearchMode::Keyword).await.is_empty(), "{query}: one token per run before");
+    }
 
     let new = Aegis::builder().config(config_for(&db)).build().await.unwrap();
     let report = new.migrate(2, &Caller::system("test")).await.unwrap();
@@ -95,6 +107,8 @@ async fn chunks_stored_before_the_migration_are_re_tokenised_by_it() {
     let scope = new.tenants().scope(scope.tenant(), Caller::system("test")).await.unwrap();
     let hits = search(&new, &scope, "東京都", SearchMode::Keyword).await;
     assert_eq!(keys(&hits), ["ja.txt"], "{hits:#?}");
+    let hits = search(&new, &scope, "부산", SearchMode::Keyword).await;
+    assert_eq!(keys(&hits), ["ko-nfd.txt"], "decomposed Hangul is re-tokenised too: {hits:#?}");
     let (kept, counted) = super::term_counts(&new).await;
     assert_eq!(kept, counted, "the statistics follow the new tokens");
     let kept: Vec<&str> = kept.iter().map(|(lexeme, _)| lexeme.as_str()).collect();
