@@ -93,8 +93,13 @@ api_key_env = "OPENROUTER_API_KEY"
 type = "openai"
 base_url = "http://127.0.0.1:11434/v1"
 enabled = false                   # enable when an Ollama server runs here
-# A server with a certificate of an internal CA: trust that CA's PEM file for this provider
-# (besides the public roots; a relative path is from the working directory).
+
+# A server on a private network whose certificate an internal CA signed: trust that CA's
+# PEM file for this provider, besides the public roots (an absolute path; a relative one
+# is read from the working directory).
+# [models.providers.vllm]
+# type = "openai"
+# base_url = "https://llm.internal.example:8000/v1"
 # ca_file = "/etc/aegis/internal-ca.pem"
 
 [models.providers.offline]

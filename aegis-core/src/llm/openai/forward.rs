@@ -17,6 +17,8 @@ use hyper_util::{
     rt::TokioIo,
 };
 
+use super::transport::describe;
+
 type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// A connector to an HTTP proxy, whatever the destination, whose connections say they are
@@ -40,8 +42,14 @@ impl tower_service::Service<Uri> for Forward {
     }
 
     fn call(&mut self, _destination: Uri) -> Self::Future {
-        let connecting = self.connector.call(self.proxy.clone());
-        Box::pin(async move { Ok(Proxied(connecting.await?)) })
+        let proxy = self.proxy.clone();
+        let connecting = self.connector.call(proxy.clone());
+        Box::pin(async move {
+            // Said as the proxy's failure: a certificate refused here is the proxy's.
+            let connected =
+                connecting.await.map_err(|e| format!("cannot reach the proxy {proxy}: {}", describe(&*e)))?;
+            Ok(Proxied(connected))
+        })
     }
 }
 

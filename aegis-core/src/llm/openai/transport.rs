@@ -122,7 +122,7 @@ impl ProviderHttp {
         if base.scheme_str() == Some("http") {
             let forward = Forward { proxy: proxy.uri().clone(), connector: to_proxy(tls.clone()) };
             let client = builder().build(Bounded { inner: forward, timeout: self.connect_timeout });
-            return Transport(Kind::Forward(client, auth));
+            return Transport(Kind::Forward { client, auth, proxy: proxy.uri().clone() });
         }
         let mut tunnel = Tunnel::new(proxy.uri().clone(), to_proxy(tls.clone()));
         if let Some(auth) = auth {
@@ -136,8 +136,10 @@ impl ProviderHttp {
 fn tls_config(extra: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for certificate in extra {
-        roots.add(certificate.clone()).map_err(|e| format!("a certificate cannot be a trust anchor: {e}"))?;
+    for (n, certificate) in extra.iter().enumerate() {
+        roots
+            .add(certificate.clone())
+            .map_err(|e| format!("certificate {} of the file cannot be a trust anchor: {e}", n + 1))?;
     }
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
@@ -227,8 +229,12 @@ pub struct Transport(Kind);
 enum Kind {
     Direct(DirectClient),
     Tunnel(TunnelClient),
-    /// With the proxy's credentials, sent on every request.
-    Forward(ForwardClient, Option<HeaderValue>),
+    /// With the proxy's credentials, sent on every request, and the proxy (without them).
+    Forward {
+        client: ForwardClient,
+        auth: Option<HeaderValue>,
+        proxy: Uri,
+    },
     Unusable(Arc<str>),
 }
 
@@ -243,7 +249,7 @@ impl Transport {
             let pending: ResponseFuture = match &self.0 {
                 Kind::Direct(client) => client.request(build()),
                 Kind::Tunnel(client) => client.request(build()),
-                Kind::Forward(client, auth) => {
+                Kind::Forward { client, auth, .. } => {
                     let mut request = build();
                     if let Some(auth) = auth {
                         request.headers_mut().insert(PROXY_AUTHORIZATION, auth.clone());
@@ -253,6 +259,16 @@ impl Transport {
                 Kind::Unusable(message) => return Err(message.to_string()),
             };
             match pending.await {
+                // A forwarding proxy answers for itself: that is no answer of the provider's.
+                Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+                    if let Kind::Forward { proxy, .. } = &self.0 {
+                        return Err(format!(
+                            "the proxy {proxy} refused the request: 407 Proxy Authentication Required \
+                             (the credentials in its URL are missing or wrong)"
+                        ));
+                    }
+                    return Ok(response);
+                }
                 Ok(response) => return Ok(response),
                 Err(e) if refused < 2 && refused_unprocessed(&e) => refused += 1,
                 Err(e) => return Err(describe(&e)),
@@ -322,12 +338,7 @@ pub(super) mod tests {
             if request.is_empty() {
                 break;
             }
-            let length = request
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
-                .and_then(|v| v.parse::<usize>().ok())
-                .unwrap_or(0);
-            let mut body = vec![0u8; length];
+            let mut body = vec![0u8; content_length(&request)];
             let _ = stream.read_exact(&mut body).await;
             if stream.write_all(reply.as_bytes()).await.is_err() {
                 break;
@@ -393,53 +404,80 @@ pub(super) mod tests {
         port
     }
 
+    /// The heads a proxy double was sent, each with the number of its connection.
+    type Seen = Arc<Mutex<Vec<(usize, String)>>>;
+
     /// An HTTP proxy (over TLS when `tls`) that records the head of each request it is
     /// sent: it tunnels a `CONNECT`, and forwards a request in absolute form in origin form.
-    async fn proxy(seen: Arc<Mutex<Vec<String>>>, tls: bool) -> u16 {
+    async fn proxy(seen: Seen, tls: bool) -> u16 {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("bind: {e}"));
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let acceptor = tls_acceptor();
         tokio::spawn(async move {
+            let mut connection = 0;
             while let Ok((client, _)) = listener.accept().await {
                 let (seen, acceptor) = (seen.clone(), acceptor.clone());
                 tokio::spawn(async move {
                     if !tls {
-                        relay(client, seen).await;
+                        relay(client, seen, connection).await;
                     } else if let Ok(client) = acceptor.accept(client).await {
-                        relay(client, seen).await;
+                        relay(client, seen, connection).await;
                     }
                 });
+                connection += 1;
             }
         });
         port
     }
 
-    /// The proxy's side of one client connection.
-    async fn relay<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, seen: Arc<Mutex<Vec<String>>>) {
-        let request = head(&mut client).await;
-        seen.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
-        let line = request.lines().next().unwrap_or_default().to_owned();
-        let mut parts = line.split(' ');
-        let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-        let (address, forwarded) = if method == "CONNECT" {
-            (target.to_owned(), None)
-        } else {
+    /// The proxy's side of one client connection: a tunnel after a `CONNECT`, else each
+    /// request forwarded (and its head recorded) and its answer passed back.
+    async fn relay<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, seen: Seen, connection: usize) {
+        let mut server: Option<TcpStream> = None;
+        loop {
+            let request = head(&mut client).await;
+            if request.is_empty() {
+                return;
+            }
+            seen.lock().unwrap_or_else(|e| e.into_inner()).push((connection, request.clone()));
+            let line = request.lines().next().unwrap_or_default().to_owned();
+            let mut parts = line.split(' ');
+            let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            if method == "CONNECT" {
+                let Ok(mut server) = TcpStream::connect(target).await else { return };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                return;
+            }
             let uri: Uri = target.parse().unwrap_or_default();
             let origin = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             let rest = request.split_once("\r\n").map(|(_, rest)| rest).unwrap_or_default();
-            let address = uri.authority().map(|a| a.to_string()).unwrap_or_default();
-            (address, Some(format!("{method} {origin} HTTP/1.1\r\n{rest}")))
-        };
-        let Ok(mut server) = TcpStream::connect(address).await else { return };
-        match forwarded {
-            Some(head) => {
-                let _ = server.write_all(head.as_bytes()).await;
+            if server.is_none() {
+                let address = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+                server = TcpStream::connect(address).await.ok();
             }
-            None => {
-                let _ = client.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n").await;
+            let Some(upstream) = server.as_mut() else { return };
+            let mut body = vec![0u8; content_length(&request)];
+            let _ = client.read_exact(&mut body).await;
+            let forwarded = [format!("{method} {origin} HTTP/1.1\r\n{rest}").as_bytes(), &body].concat();
+            if upstream.write_all(&forwarded).await.is_err() {
+                return;
+            }
+            let answer = head(upstream).await;
+            let mut answer_body = vec![0u8; content_length(&answer)];
+            let _ = upstream.read_exact(&mut answer_body).await;
+            if client.write_all(&[answer.as_bytes(), &answer_body].concat()).await.is_err() {
+                return;
             }
         }
-        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    }
+
+    /// The `content-length` of a head (0 without one).
+    fn content_length(head: &str) -> usize {
+        head.lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 
     /// The proxies of a proxy at `port` with the credentials `user:secret`, reached over
@@ -488,8 +526,8 @@ pub(super) mod tests {
             assert_eq!(response.status(), 200, "proxy over TLS: {tls}");
             let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
             assert_eq!(seen.len(), 1, "{seen:?}");
-            assert!(seen[0].starts_with(&format!("CONNECT localhost:{upstream} HTTP/1.1\r\n")), "{seen:?}");
-            assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+            assert!(seen[0].1.starts_with(&format!("CONNECT localhost:{upstream} HTTP/1.1\r\n")), "{seen:?}");
+            assert!(seen[0].1.to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
         }
     }
 
@@ -505,6 +543,8 @@ pub(super) mod tests {
         assert_eq!(response.status(), 200);
         let body = http_body_util::BodyExt::collect(response.into_body()).await.map(|b| b.to_bytes());
         assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
+        let err = http.transport(request().uri()).send(&request).await.err().unwrap_or_default();
+        assert!(err.contains("certificate"), "the trust stays with the client that has the CA file: {err}");
     }
 
     #[test]
@@ -535,11 +575,36 @@ pub(super) mod tests {
                 assert_eq!(body.ok().as_deref(), Some(&b"{}"[..]));
             }
             let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            assert_eq!(seen.len(), 1, "the connection to the proxy is reused: {seen:?}");
+            assert_eq!(seen.len(), 2, "{seen:?}");
             let line = format!("POST http://127.0.0.1:{upstream}/v1/chat/completions HTTP/1.1\r\n");
-            assert!(seen[0].starts_with(&line), "{seen:?}");
-            assert!(seen[0].to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()), "{seen:?}");
+            for (connection, head) in &seen {
+                assert_eq!(*connection, 0, "the connection to the proxy is reused: {seen:?}");
+                assert!(head.starts_with(&line), "{seen:?}");
+                assert!(
+                    head.to_ascii_lowercase().contains(&CREDENTIALS.to_ascii_lowercase()),
+                    "each request: {seen:?}"
+                );
+            }
         }
+    }
+
+    #[tokio::test]
+    async fn a_forwarding_proxy_s_refusal_is_an_error_naming_the_proxy_not_the_provider_s_answer() {
+        let proxy = upstream_replying("HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n").await;
+        let proxies = Matcher::builder().all(format!("http://127.0.0.1:{proxy}")).build();
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
+        let request = post(9);
+        let err = http.transport(request().uri()).send(request).await.err().unwrap_or_default();
+        assert!(err.contains(&format!("the proxy http://127.0.0.1:{proxy}/ refused")) && err.contains("407"), "{err}");
+        // A proxy that cannot be reached is named as such.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let proxies = Matcher::builder().all(format!("http://127.0.0.1:{port}")).build();
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies);
+        let request = post(9);
+        let err = http.transport(request().uri()).send(request).await.err().unwrap_or_default();
+        assert!(err.contains(&format!("cannot reach the proxy http://127.0.0.1:{port}/")), "{err}");
     }
 
     #[tokio::test]
