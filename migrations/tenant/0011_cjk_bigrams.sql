@@ -10,23 +10,31 @@
 -- syllables are paired; the other scripts are as they were.
 CREATE FUNCTION kb_bigrams(t text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN t !~ '[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]' THEN t
     -- Each run between marks (U+0002, U+0003); each of its characters written twice, with
     -- a space between (`AB` → `A AB B`); the first and the last character of each run,
     -- left alone by that, dropped with the marks, which become spaces. A run of one
     -- character keeps it. (Three passes without look-ahead: a third of the time of an
     -- equivalent with it, which cost ~2 ms per 1,000 characters.)
-    ELSE regexp_replace(regexp_replace(regexp_replace(t, '([\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]+)', E'\x02\\1\x03', 'g'),
+    RETURN regexp_replace(regexp_replace(regexp_replace(t, '([\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]+)', E'\x02\\1\x03', 'g'),
         '([\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f])', '\1 \1', 'g'),
-        E'\x02[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f] |\x02| [\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]\x03|\x03', ' ', 'g') END;
+        E'\x02[\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f] |\x02| [\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f]\x03|\x03', ' ', 'g');
 
 -- `kb_fold` (tenant migration 10) pairs the runs after folding diacritics; chunks and
--- queries go through it, so both are paired alike.
+-- queries go through it, so both are paired alike. Only text with such characters (or
+-- Hangul stored decomposed, as conjoining jamo, which the fold composes) is paired, and
+-- the test is on `t` itself: `kb_bigrams` names its argument once and `t` is a column or
+-- a parameter where `kb_fold` is called, so both are inlined into the calling statement
+-- (a SQL function naming an expensive argument more than once is not, and runs through
+-- the function executor at ~40 µs a call against ~6 µs, measured on 20,000 words).
 CREATE OR REPLACE FUNCTION kb_fold(t text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    RETURN CASE WHEN octet_length(t) = length(t) THEN t ELSE kb_bigrams(normalize(regexp_replace(normalize(t, NFD),
-        '[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]',
-        '', 'g'), NFC)) END;
+    RETURN CASE WHEN octet_length(t) = length(t) THEN t
+                WHEN t ~ '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]' THEN kb_bigrams(normalize(regexp_replace(normalize(t, NFD),
+                    '[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]',
+                    '', 'g'), NFC))
+                ELSE normalize(regexp_replace(normalize(t, NFD),
+                    '[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e4\u06e7\u06e8\u06ea-\u06ed]',
+                    '', 'g'), NFC) END;
 
 -- The stored chunks holding such text re-tokenised, when there are any, as tenant migration
 -- 10 does (its comment says why the search indexes are dropped and built once), and the

@@ -180,12 +180,14 @@ SELECT c.id AS chunk_id, c.document_id, d.source_key, d.title, c.anchor, c.text,
        -- a pattern and tokenised alone, which costs a tenth of tokenising the whole chunk.
        -- A run of CJK text is one word as written and several character pairs folded
        -- (tenant migration 11): it is marked whole when one of its pairs is the query's.
+       -- Each lexeme is folded once (`OFFSET 0` keeps the planner from copying the fold
+       -- into every condition that reads it).
        ts_headline(cfg.cfg, c.text,
                    CASE WHEN f.phrase THEN words.phrase || phraseto_tsquery(cfg.cfg, $10) ELSE q.tq END
                    || COALESCE((SELECT string_agg(quote_literal(l.lexeme), ' | ')::tsquery
                                 FROM unnest(to_tsvector(cfg.cfg, array_to_string(ARRAY(
                                        SELECT (regexp_matches(c.text, '\\S*[^\\x01-\\x7f]\\S*', 'g'))[1]), ' '))) l,
-                                     LATERAL (SELECT kb_fold(l.lexeme) AS folded) lf
+                                     LATERAL (SELECT kb_fold(l.lexeme) AS folded OFFSET 0) lf
                                 WHERE l.lexeme <> lf.folded
                                   AND (lf.folded = ANY (words.folded)
                                        OR (strpos(lf.folded, ' ') > 0
