@@ -87,10 +87,9 @@ pub async fn launch_with_listener(
     let worker = aegis.config().workers.enabled.then(|| {
         let mut options = WorkerOptions::from_config(&aegis.config().workers, "serve");
         options.leader_key = Some(LEADER_KEY);
-        let kept_days = aegis.models().config().premium.finished_reservations_kept_days;
         let sweeper = Arc::new(ReservationSweeper {
             meters: aegis.models().meters().clone(),
-            keep_finished: (kept_days > 0).then(|| Duration::from_secs(u64::from(kept_days) * 86_400)),
+            keep_finished: aegis.models().config().premium.finished_reservations_kept(),
         });
         let ingest = Arc::new(IngestHandler { knowledge: aegis.knowledge().clone(), tenants: aegis.tenants().clone() });
         let index_repair = Arc::new(IndexRepair(aegis.db().clone()));

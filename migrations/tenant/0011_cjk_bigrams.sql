@@ -43,14 +43,17 @@ CREATE OR REPLACE FUNCTION kb_fold(t text) RETURNS text
 -- counts as such text.
 SELECT pg_advisory_xact_lock(hashtext('aegis.kb_tsv.' || current_schema()));
 DO $$
+DECLARE
+    -- The characters `kb_fold` tests for, as above.
+    paired CONSTANT text := '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]';
 BEGIN
-    IF EXISTS (SELECT 1 FROM chunks WHERE text ~ '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]') THEN
+    IF EXISTS (SELECT 1 FROM chunks WHERE text ~ paired) THEN
         DROP INDEX IF EXISTS chunks_tsv;
         DROP INDEX IF EXISTS chunks_embedding_hnsw;
         UPDATE chunks SET tsv = to_tsvector(
             COALESCE((SELECT value #>> '{}' FROM settings WHERE key = 'kb.text_search_config'), 'simple')::regconfig,
             kb_fold(text))
-        WHERE text ~ '[\u1100-\u11ff\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0002fa1f]';
+        WHERE text ~ paired;
         CREATE INDEX IF NOT EXISTS chunks_embedding_hnsw ON chunks
             USING hnsw ((embedding::halfvec(768)) halfvec_cosine_ops) WITH (m = 16, ef_construction = 64);
         CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin (tsv) WITH (fastupdate = off);

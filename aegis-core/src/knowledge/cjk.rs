@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use unicode_normalization::UnicodeNormalization;
 
 /// How the search statement has `ts_headline` mark a match (two noncharacters, which no
-/// text holds), so that a chunk's own `**` is never taken for a mark.
+/// text holds), so that a chunk's own `**` is never taken for a mark. The statement writes
+/// them as `\u{FDD0}` and `\u{FDD1}`; a test in `search` holds the two to agreement.
 pub(super) const START_MARK: char = '\u{FDD0}';
 /// The end of a match (see [`START_MARK`]).
 pub(super) const STOP_MARK: char = '\u{FDD1}';
@@ -21,7 +22,7 @@ const MARK: &str = "**";
 
 /// Whether `kb_bigrams` pairs `c`: Han (with its extensions and compatibility forms), kana,
 /// Hangul syllables and the iteration mark, the ranges of tenant migration 11.
-pub(super) fn is_paired(c: char) -> bool {
+fn is_paired(c: char) -> bool {
     matches!(c,
         '\u{3005}' | '\u{3040}'..='\u{30ff}' | '\u{3400}'..='\u{4dbf}' | '\u{4e00}'..='\u{9fff}'
         | '\u{ac00}'..='\u{d7af}' | '\u{f900}'..='\u{faff}' | '\u{20000}'..='\u{2fa1f}')
@@ -90,15 +91,8 @@ pub(super) fn pair_query(query: &str) -> String {
             before = &before[..before.len() - 1];
         }
         push_between(&mut out, before, at > 0);
-        if run.negated {
-            out.push_str(" -\"");
-            out.push_str(&pairs_text(&chars[run.start..run.end]));
-            out.push_str("\" ");
-        } else {
-            out.push(' ');
-            out.push_str(&pairs_text(&chars[run.start..run.end]));
-            out.push(' ');
-        }
+        let pairs = pairs_text(&chars[run.start..run.end]);
+        out.push_str(&if run.negated { format!(" -\"{pairs}\" ") } else { format!(" {pairs} ") });
         at = run.end;
         if chars.get(at) == Some(&'-') {
             at += 1;
@@ -129,7 +123,7 @@ fn query_pairs(query: &str) -> HashSet<(char, char)> {
     runs(&chars)
         .iter()
         .filter(|run| !run.negated)
-        .flat_map(|run| chars[run.start..run.end].windows(2).map(|w| (w[0], w[1])).collect::<Vec<_>>())
+        .flat_map(|run| chars[run.start..run.end].windows(2).map(|w| (w[0], w[1])))
         .collect()
 }
 

@@ -605,6 +605,12 @@ impl Knowledge {
 mod tests {
     use super::Candidates;
 
+    #[test]
+    fn the_statement_marks_matches_as_the_span_narrowing_reads_them() {
+        use super::super::cjk::{START_MARK, STOP_MARK};
+        assert!(super::SEARCH.contains(&format!("StartSel={START_MARK}, StopSel={STOP_MARK}")));
+    }
+
     fn counts(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
         pairs.iter().map(|(l, n)| ((*l).to_owned(), *n)).collect()
     }

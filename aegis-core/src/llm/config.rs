@@ -149,6 +149,15 @@ pub struct PremiumBudgets {
     pub default_max_output_tokens: u32,
 }
 
+impl PremiumBudgets {
+    /// How long the sweeper keeps finished reservations (`finished_reservations_kept_days`);
+    /// `None` keeps them for ever.
+    pub fn finished_reservations_kept(&self) -> Option<std::time::Duration> {
+        let days = u64::from(self.finished_reservations_kept_days);
+        (days > 0).then(|| std::time::Duration::from_secs(days * 86_400))
+    }
+}
+
 impl Default for PremiumBudgets {
     fn default() -> Self {
         Self {

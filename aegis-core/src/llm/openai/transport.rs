@@ -260,14 +260,14 @@ impl Transport {
             };
             match pending.await {
                 // A forwarding proxy answers for itself: that is no answer of the provider's.
-                Ok(response) if response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
-                    if let Kind::Forward { proxy, .. } = &self.0 {
-                        return Err(format!(
-                            "the proxy {proxy} refused the request: 407 Proxy Authentication Required \
-                             (the credentials in its URL are missing or wrong)"
-                        ));
-                    }
-                    return Ok(response);
+                Ok(response)
+                    if let Kind::Forward { proxy, .. } = &self.0
+                        && response.status() == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED =>
+                {
+                    return Err(format!(
+                        "the proxy {proxy} refused the request: 407 Proxy Authentication Required \
+                         (the credentials in its URL are missing or wrong)"
+                    ));
                 }
                 Ok(response) => return Ok(response),
                 Err(e) if refused < 2 && refused_unprocessed(&e) => refused += 1,
@@ -494,22 +494,33 @@ pub(super) mod tests {
     /// `Basic base64(user:secret)`.
     const CREDENTIALS: &str = "proxy-authorization: Basic dXNlcjpzZWNyZXQ=";
 
-    /// A request to `https://localhost:{port}`.
-    fn post_https(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
+    /// A `POST` of `{}` to `uri`, as often as it is asked for.
+    fn post_to(uri: String) -> impl Fn() -> Request<Full<Bytes>> {
+        let uri: Uri = uri.parse().unwrap();
         move || {
-            let mut request = post(port)();
-            *request.uri_mut() = format!("https://localhost:{port}/v1/chat/completions").parse().unwrap();
+            let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
+            *request.method_mut() = http::Method::POST;
+            *request.uri_mut() = uri.clone();
             request
         }
     }
 
+    /// A request to `http://127.0.0.1:{port}`.
     fn post(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
-        move || {
-            let mut request = Request::new(Full::new(Bytes::from_static(b"{}")));
-            *request.method_mut() = http::Method::POST;
-            *request.uri_mut() = format!("http://127.0.0.1:{port}/v1/chat/completions").parse().unwrap_or_default();
-            request
-        }
+        post_to(format!("http://127.0.0.1:{port}/v1/chat/completions"))
+    }
+
+    /// A request to `https://localhost:{port}`.
+    fn post_https(port: u16) -> impl Fn() -> Request<Full<Bytes>> {
+        post_to(format!("https://localhost:{port}/v1/chat/completions"))
+    }
+
+    /// Provider calls through a proxy double (over TLS when `tls`) with the credentials
+    /// `user:secret`, trusting the test CA; and what the proxy is sent.
+    async fn through_proxy(tls: bool) -> (ProviderHttp, Seen) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone(), tls).await, tls));
+        (http.trusting(&test_ca()).unwrap(), seen)
     }
 
     /// Through an `http://` proxy and an `https://` one (TLS to the proxy, and TLS to the
@@ -518,9 +529,7 @@ pub(super) mod tests {
     async fn a_proxied_https_provider_is_reached_through_a_connect_tunnel() {
         for tls in [false, true] {
             let upstream = tls_upstream().await;
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone(), tls).await, tls));
-            let http = http.trusting(&test_ca()).unwrap();
+            let (http, seen) = through_proxy(tls).await;
             let request = post_https(upstream);
             let response = http.transport(request().uri()).send(request).await.unwrap();
             assert_eq!(response.status(), 200, "proxy over TLS: {tls}");
@@ -563,9 +572,7 @@ pub(super) mod tests {
     async fn a_proxied_plain_http_provider_has_its_requests_forwarded_in_absolute_form() {
         for tls in [false, true] {
             let upstream = upstream().await;
-            let seen = Arc::new(Mutex::new(Vec::new()));
-            let http = ProviderHttp::with_proxies(Duration::from_secs(5), proxies(proxy(seen.clone(), tls).await, tls));
-            let http = http.trusting(&test_ca()).unwrap();
+            let (http, seen) = through_proxy(tls).await;
             let request = post(upstream);
             let transport = http.transport(request().uri());
             for _ in 0..2 {
@@ -635,11 +642,7 @@ pub(super) mod tests {
             }
         });
         let http = ProviderHttp::with_proxies(Duration::from_millis(300), Matcher::builder().build());
-        let build = move || {
-            let mut request = post(port)();
-            *request.uri_mut() = format!("https://127.0.0.1:{port}/v1/chat/completions").parse().unwrap_or_default();
-            request
-        };
+        let build = post_to(format!("https://127.0.0.1:{port}/v1/chat/completions"));
         let sent = tokio::time::timeout(Duration::from_secs(5), http.transport(build().uri()).send(build)).await;
         let err = sent.unwrap_or_else(|_| panic!("the handshake was not bounded")).err().unwrap_or_default();
         assert!(err.contains("no connection within"), "{err}");

@@ -70,12 +70,12 @@ pub(super) fn build(config: &ModelsConfig, http: &ProviderHttp) -> HashMap<Strin
                 };
                 let timeouts = Timeouts { request: Duration::from_secs(*timeout_secs), ..Timeouts::default() };
                 key.and_then(|key| {
-                    let trusting = ca_file.as_deref().map(|path| http.trusting(path)).transpose();
-                    trusting
-                        .and_then(|trusting| {
-                            OpenAiClient::new(trusting.as_ref().unwrap_or(http), name.clone(), base_url, key, timeouts)
-                        })
-                        .map_err(|e| format!("provider `{name}`: {e}"))
+                    let client = |http: &ProviderHttp| OpenAiClient::new(http, name.clone(), base_url, key, timeouts);
+                    match ca_file {
+                        Some(path) => http.trusting(path).and_then(|trusting| client(&trusting)),
+                        None => client(http),
+                    }
+                    .map_err(|e| format!("provider `{name}`: {e}"))
                 })
             };
             clients.insert(name.clone(), client);
